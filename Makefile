@@ -1,0 +1,81 @@
+# eventflow — entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+export EVENTFLOW_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/eventflow
+export CARGO_TARGET_DIR ?= $(EVENTFLOW_CACHE)/target
+export CLUSTER ?= local
+# Counts of each tier land here; `make test` prints them at the end.
+export EVENTFLOW_TEST_SUMMARY ?= $(EVENTFLOW_CACHE)/test-summary.txt
+
+CLUSTER_DIR := e2e/cluster
+
+.PHONY: help deps tools lint fmt unit integration e2e test test-summary \
+        services-up services-down control-plane-up control-plane-down cluster-up cluster-down \
+        cluster-check-clean images crds demo
+
+help:
+	@echo "make demo        bring up a cluster and run the example system"
+	@echo "make test        every test tier (what CI runs)"
+	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
+
+deps: ## Debian packages the tests need (installed when missing)
+	@$(CLUSTER_DIR)/deps.sh
+
+tools: deps ## Kubernetes, etcd, CoreDNS, local-path-provisioner, Helm (cached by version)
+	@$(CLUSTER_DIR)/build-kube.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+services-up: deps
+	@$(CLUSTER_DIR)/services.sh up
+services-down:
+	@$(CLUSTER_DIR)/services.sh down
+
+control-plane-up: tools
+	@$(CLUSTER_DIR)/control-plane.sh up
+control-plane-down:
+	@$(CLUSTER_DIR)/control-plane.sh down
+
+cluster-up: tools
+	@$(CLUSTER_DIR)/cluster.sh up
+cluster-down:
+	@$(CLUSTER_DIR)/cluster.sh down
+cluster-check-clean:
+	@$(CLUSTER_DIR)/cluster.sh check-clean
+
+images: tools
+	@$(CLUSTER_DIR)/images.sh
+
+# Tier 1: pure tests, no services.
+unit:
+	@e2e/run-tier.sh unit cargo test --workspace --exclude eventflow-e2e --all-features
+
+# Tier 2: against private RabbitMQ/PostgreSQL and the control-plane-only Kubernetes.
+integration: services-up control-plane-up
+	@eval "$$($(CLUSTER_DIR)/services.sh env)"; eval "$$($(CLUSTER_DIR)/control-plane.sh env)"; \
+	  e2e/run-tier.sh integration cargo test --workspace --exclude eventflow-e2e --all-features -- --include-ignored
+
+# Tier 3: the real node.
+e2e: cluster-up images
+	@eval "$$($(CLUSTER_DIR)/cluster.sh env)"; \
+	  e2e/run-tier.sh e2e cargo test -p eventflow-e2e -- --include-ignored --test-threads=1
+
+test:
+	@rm -f $(EVENTFLOW_TEST_SUMMARY)
+	$(MAKE) deps tools lint unit
+	$(MAKE) integration || { $(MAKE) services-down control-plane-down; exit 1; }
+	$(MAKE) services-down control-plane-down
+	$(MAKE) e2e || { $(MAKE) cluster-down; exit 1; }
+	$(MAKE) cluster-down cluster-check-clean
+	@$(MAKE) --no-print-directory test-summary
+
+test-summary:
+	@echo "== tests run =="; cat $(EVENTFLOW_TEST_SUMMARY)
+	@awk '{p+=$$2; f+=$$4; i+=$$6} END {printf "total: %d passed, %d failed, %d ignored\n", p, f, i}' $(EVENTFLOW_TEST_SUMMARY)

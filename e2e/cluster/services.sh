@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Private RabbitMQ and PostgreSQL servers for the integration tests, on
+# non-default loopback ports so they never meet a developer's own servers.
+#   services.sh up     start both (idempotent), print their addresses as exports
+#   services.sh down   stop exactly what `up` started (PID files)
+#   services.sh env    print the exports only
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+AMQP_PORT=${EVENTFLOW_TEST_AMQP_PORT:-35672}
+EPMD_PORT=${EVENTFLOW_TEST_EPMD_PORT:-35369}
+DIST_PORT=$((AMQP_PORT + 20000))
+PG_PORT=${EVENTFLOW_TEST_PG_PORT:-35432}
+SVC=$EVENTFLOW_STATE/services
+RMQ=$SVC/rabbitmq
+PG=$SVC/postgres
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+
+exports() {
+  echo "export EVENTFLOW_TEST_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$AMQP_PORT/%2f"
+  echo "export EVENTFLOW_TEST_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$PG_PORT/eventflow"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_port() { # port seconds what
+  local i
+  for ((i = 0; i < $2 * 5; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  die "$3 did not listen on 127.0.0.1:$1 within $2 s (logs: $LOG_DIR)"
+}
+
+rabbit_env() {
+  export HOME=$RMQ RABBITMQ_HOME=/usr/lib/rabbitmq
+  export RABBITMQ_NODENAME=eventflow-test@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT
+  export RABBITMQ_MNESIA_BASE=$RMQ/mnesia RABBITMQ_LOG_BASE=$RMQ/log RABBITMQ_LOGS=-
+  export RABBITMQ_CONFIG_FILE=$RMQ/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ/enabled_plugins
+  export RABBITMQ_ENABLED_PLUGINS=""
+}
+
+rabbit_up() {
+  if alive "$RMQ/server.pid"; then return 0; fi
+  mkdir -p "$RMQ/mnesia" "$RMQ/log" "$LOG_DIR"
+  # A server killed without `down` leaves its data behind: start clean.
+  rm -rf "$RMQ/mnesia"/*
+  cat > "$RMQ/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+default_user = eventflow
+default_pass = eventflow
+loopback_users = none
+CONF
+  echo "[]." > "$RMQ/enabled_plugins"
+  [ -f "$RMQ/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$RMQ/.erlang.cookie"; }
+  chmod 600 "$RMQ/.erlang.cookie"
+  chown -R rabbitmq:rabbitmq "$RMQ"
+  rabbit_env
+  # epmd is started by us, in the foreground, so that its PID is ours to stop.
+  if ! alive "$RMQ/epmd.pid"; then
+    setpriv --reuid rabbitmq --regid rabbitmq --init-groups epmd -port "$EPMD_PORT" -address 127.0.0.1 \
+      >>"$LOG_DIR/epmd.log" 2>&1 &
+    echo $! > "$RMQ/epmd.pid"
+  fi
+  setsid setpriv --reuid rabbitmq --regid rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server \
+    >>"$LOG_DIR/rabbitmq.log" 2>&1 &
+  echo $! > "$RMQ/server.pid"
+  wait_port "$AMQP_PORT" 90 RabbitMQ
+  log "RabbitMQ on 127.0.0.1:$AMQP_PORT"
+}
+
+rabbit_down() {
+  if alive "$RMQ/server.pid"; then
+    local pid; pid=$(cat "$RMQ/server.pid")
+    # The server runs in its own session (setsid): its process group is its PID.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  if alive "$RMQ/epmd.pid"; then kill "$(cat "$RMQ/epmd.pid")" 2>/dev/null || true; fi
+  rm -f "$RMQ/server.pid" "$RMQ/epmd.pid"
+}
+
+pg_up() {
+  if alive "$PG/server.pid"; then return 0; fi
+  [ -n "$PGBIN" ] || die "PostgreSQL is not installed (make deps)"
+  mkdir -p "$PG" "$LOG_DIR"
+  chown postgres:postgres "$PG"
+  if [ ! -f "$PG/data/PG_VERSION" ]; then
+    rm -rf "$PG/data"
+    echo eventflow > "$PG/pwfile"; chown postgres "$PG/pwfile"
+    setpriv --reuid postgres --regid postgres --init-groups "$PGBIN/initdb" -D "$PG/data" -U eventflow \
+      --pwfile="$PG/pwfile" -A scram-sha-256 >>"$LOG_DIR/postgres.log" 2>&1
+  fi
+  rm -f "$PG/data/postmaster.pid"  # stale after a kill without `down`
+  setpriv --reuid postgres --regid postgres --init-groups "$PGBIN/postgres" -D "$PG/data" \
+    -c listen_addresses=127.0.0.1 -p "$PG_PORT" -c unix_socket_directories="$PG" \
+    -c max_connections=300 -c fsync=off -c synchronous_commit=off \
+    >>"$LOG_DIR/postgres.log" 2>&1 &
+  echo $! > "$PG/server.pid"
+  wait_port "$PG_PORT" 30 PostgreSQL
+  for _ in $(seq 50); do
+    if PGPASSWORD=eventflow psql -h 127.0.0.1 -p "$PG_PORT" -U eventflow -d postgres -qtAc 'select 1' >/dev/null 2>&1; then break; fi
+    sleep 0.2
+  done
+  PGPASSWORD=eventflow psql -h 127.0.0.1 -p "$PG_PORT" -U eventflow -d postgres -qtAc \
+    "select 1 from pg_database where datname='eventflow'" | grep -q 1 ||
+    PGPASSWORD=eventflow psql -h 127.0.0.1 -p "$PG_PORT" -U eventflow -d postgres -qc 'create database eventflow'
+  log "PostgreSQL on 127.0.0.1:$PG_PORT"
+}
+
+pg_down() {
+  if alive "$PG/server.pid"; then
+    local pid; pid=$(cat "$PG/server.pid")
+    kill -INT "$pid" 2>/dev/null || true   # PostgreSQL's "fast shutdown"
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  fi
+  rm -f "$PG/server.pid"
+}
+
+case "${1:-}" in
+  up) rabbit_up; pg_up; exports ;;
+  down) rabbit_down; pg_down; log "services stopped" ;;
+  env) exports ;;
+  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+esac
