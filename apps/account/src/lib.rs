@@ -1,0 +1,1 @@
+//! eventflow-account (being written).

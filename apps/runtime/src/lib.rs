@@ -1,0 +1,1 @@
+//! eventflow-runtime (being written).

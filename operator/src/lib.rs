@@ -1,0 +1,1 @@
+//! eventflow-operator (being written).
