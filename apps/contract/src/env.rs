@@ -23,6 +23,10 @@ pub const ADMIN_ADDR: &str = "EVENTFLOW_ADMIN_ADDR";
 pub const DATA_DIR: &str = "EVENTFLOW_DATA_DIR";
 /// Event store URL (`sqlite:` or `postgres:`).
 pub const DATABASE_URL: &str = "DATABASE_URL";
+/// Worker: messages the broker may deliver before they are acknowledged.
+pub const PREFETCH: &str = "EVENTFLOW_PREFETCH";
+/// Worker: messages handled at the same time by one replica.
+pub const CONCURRENCY: &str = "EVENTFLOW_CONCURRENCY";
 
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_ADMIN_PORT: u16 = 9090;

@@ -1,0 +1,230 @@
+//! The consumer of one subscription (worker role): manual acks, a prefetch
+//! window, at most `concurrency` messages handled at once, retries through
+//! the group's retry queue and dead-lettering once `maxAttempts` is reached,
+//! and a graceful drain (stop taking messages, finish the ones in hand).
+//!
+//! A failed message is republished — with publisher confirm — to the retry
+//! queue with `x-eventflow-attempt` incremented, then acked; the retry queue's
+//! TTL returns it to the group queue after the backoff. The attempt that
+//! reaches `maxAttempts` is nacked without requeue, so the broker moves it to
+//! the dead-letter exchange and queue (names from the contract crate).
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use eventflow_contract::{Subscription, names::ATTEMPT_HEADER};
+use futures_lite::StreamExt;
+use lapin::{
+    BasicProperties, Channel, Connection,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    },
+    types::{AMQPValue, FieldTable, ShortString},
+};
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{cloudevent::CloudEvent, metrics::Metrics};
+
+/// Longest wait for in-flight messages on shutdown.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Why handling failed; the message is retried, then dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("not a CloudEvent: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What handling did (`Ignored` when no function subscribes to the event).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handled {
+    Done,
+    Ignored,
+}
+
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Handled, HandlerError>> + Send>>;
+/// Handles one event; must tolerate redelivery.
+pub type Handler = Arc<dyn Fn(CloudEvent) -> HandlerFuture + Send + Sync>;
+
+pub struct Consumer {
+    pub subscription: Subscription,
+    pub handler: Handler,
+    pub prefetch: u16,
+    pub concurrency: usize,
+    pub metrics: Metrics,
+}
+
+/// The attempts already made, from the message header (0 on first delivery).
+pub fn attempts(properties: &BasicProperties) -> u32 {
+    let value = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ATTEMPT_HEADER).cloned());
+    match value {
+        Some(AMQPValue::LongUInt(n)) => n,
+        Some(AMQPValue::LongInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::LongLongInt(n)) => u32::try_from(n).unwrap_or(0),
+        Some(AMQPValue::ShortUInt(n)) => n.into(),
+        Some(AMQPValue::ShortInt(n)) => u32::try_from(n).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+impl Consumer {
+    /// Consumes until `cancel`, then drains.
+    pub async fn run(
+        self,
+        connection: Arc<Connection>,
+        cancel: CancellationToken,
+    ) -> lapin::Result<()> {
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let tag = format!("{}-{}", self.subscription.group, uuid::Uuid::new_v4());
+        let mut deliveries = channel
+            .basic_consume(
+                self.subscription.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.subscription.queue, prefetch = self.prefetch, concurrency = self.concurrency, "consuming");
+        let permits = Arc::new(Semaphore::new(self.concurrency));
+        let tracker = TaskTracker::new();
+        let this = Arc::new(self);
+        loop {
+            let permit = tokio::select! {
+                () = cancel.cancelled() => break,
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            };
+            let delivery = tokio::select! {
+                () = cancel.cancelled() => break,
+                d = deliveries.next() => d,
+            };
+            match delivery {
+                Some(Ok(delivery)) => {
+                    let (this, channel) = (this.clone(), channel.clone());
+                    tracker.spawn(async move {
+                        this.handle(&channel, delivery).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "consumer failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let _ = channel
+            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+        tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("drain timed out; unacknowledged messages return to the queue");
+        }
+        // Closing returns prefetched, unhandled messages to the queue.
+        let _ = channel.close(200, "drained".into()).await;
+        Ok(())
+    }
+
+    async fn handle(&self, channel: &Channel, delivery: Delivery) {
+        let result = match serde_json::from_slice::<CloudEvent>(&delivery.data) {
+            Ok(ce) => (self.handler)(ce).await,
+            Err(e) => Err(HandlerError::Malformed(e.to_string())),
+        };
+        let outcome = match result {
+            Ok(Handled::Done) => self.ack(&delivery, "ok").await,
+            Ok(Handled::Ignored) => self.ack(&delivery, "ignored").await,
+            Err(e) => self.fail(channel, &delivery, &e).await,
+        };
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "could not settle a message; the broker will redeliver it");
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery, outcome: &'static str) -> lapin::Result<()> {
+        delivery.ack(BasicAckOptions::default()).await?;
+        self.metrics.message(outcome);
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        error: &HandlerError,
+    ) -> lapin::Result<()> {
+        let attempt = attempts(&delivery.properties) + 1;
+        let max = self.subscription.max_attempts;
+        if attempt >= max {
+            tracing::warn!(%error, attempt, max, routing_key = %delivery.routing_key, "dead-lettering");
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: false,
+                    ..Default::default()
+                })
+                .await?;
+            self.metrics.message("dead_lettered");
+            return Ok(());
+        }
+        tracing::info!(%error, attempt, max, routing_key = %delivery.routing_key, "retrying after backoff");
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            ShortString::from(ATTEMPT_HEADER),
+            AMQPValue::LongUInt(attempt),
+        );
+        let props = delivery.properties.clone().with_headers(headers);
+        let confirmed = channel
+            .basic_publish(
+                "".into(),
+                self.subscription.retry_queue.as_str().into(),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                props,
+            )
+            .await?
+            .await?;
+        if confirmed.is_ack() {
+            delivery.ack(BasicAckOptions::default()).await?;
+            self.metrics.message("retried");
+        } else {
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_delivery_has_made_no_attempt_yet() {
+        assert_eq!(attempts(&BasicProperties::default()), 0);
+    }
+
+    #[test]
+    fn the_attempt_header_is_read_whatever_integer_type_carries_it() {
+        let mut h = FieldTable::default();
+        h.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(3));
+        assert_eq!(attempts(&BasicProperties::default().with_headers(h)), 3);
+    }
+}

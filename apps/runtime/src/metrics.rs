@@ -1,0 +1,110 @@
+//! Prometheus metrics of an app (served at `/metrics` on the admin address).
+//! Labels are low-cardinality on purpose: an outcome, never an id.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// What happened to a consumed message.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    pub events_appended: Counter,
+    pub events_published: Counter,
+    pub outbox_pending: Gauge,
+    pub commands_refused: Counter,
+    pub concurrency_conflicts: Counter,
+    /// `ok`, `retried`, `dead_lettered`, `ignored`.
+    pub messages: Family<Outcome, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut r = Registry::with_prefix("eventflow");
+        let m = Self {
+            registry: Arc::new(Registry::default()),
+            events_appended: Counter::default(),
+            events_published: Counter::default(),
+            outbox_pending: Gauge::default(),
+            commands_refused: Counter::default(),
+            concurrency_conflicts: Counter::default(),
+            messages: Family::default(),
+        };
+        r.register(
+            "events_appended",
+            "Events committed to the store",
+            m.events_appended.clone(),
+        );
+        r.register(
+            "events_published",
+            "Events confirmed by the broker",
+            m.events_published.clone(),
+        );
+        r.register(
+            "outbox_pending",
+            "Committed events not yet confirmed by the broker",
+            m.outbox_pending.clone(),
+        );
+        r.register(
+            "commands_refused",
+            "Commands refused by the state machine",
+            m.commands_refused.clone(),
+        );
+        r.register(
+            "concurrency_conflicts",
+            "Commands decided again after losing an optimistic-concurrency race",
+            m.concurrency_conflicts.clone(),
+        );
+        r.register(
+            "messages",
+            "Consumed messages by outcome",
+            m.messages.clone(),
+        );
+        Self {
+            registry: Arc::new(r),
+            ..m
+        }
+    }
+}
+
+impl Metrics {
+    pub fn message(&self, outcome: &'static str) {
+        self.messages.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_metrics_carry_the_prefix_and_outcome_label() {
+        let m = Metrics::default();
+        m.events_appended.inc_by(3);
+        m.message("dead_lettered");
+        let text = m.render();
+        assert!(text.contains("eventflow_events_appended_total 3"), "{text}");
+        assert!(
+            text.contains("eventflow_messages_total{outcome=\"dead_lettered\"} 1"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The event store's schema and its migrations, applied in order at start.
+//!
+//! One SQL text serves SQLite and PostgreSQL (plain `TEXT`/`BIGINT`, no
+//! autoincrement: positions come from the `store_position` counter, whose row
+//! lock also makes positions visible in commit order — the global feed never
+//! skips an event that commits late). Each migration runs once, recorded in
+//! `eventflow_schema`; concurrent starts on PostgreSQL serialize on an
+//! advisory lock, on SQLite on the database's write lock.
+
+use sqlx::AnyPool;
+
+use super::{Backend, StoreError};
+
+/// Migrations in order; the index + 1 is the recorded version. Never edit a
+/// released entry: append a new one.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS events (
+        position BIGINT PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        aggregate_type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        event_type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        UNIQUE (aggregate_type, aggregate_id, version))",
+    "CREATE TABLE IF NOT EXISTS store_position (id BIGINT PRIMARY KEY, last BIGINT NOT NULL)",
+    "INSERT INTO store_position (id, last) VALUES (1, 0) ON CONFLICT DO NOTHING",
+    "CREATE TABLE IF NOT EXISTS aggregates (
+        aggregate_type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        created_position BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (aggregate_type, aggregate_id))",
+    "CREATE INDEX IF NOT EXISTS aggregates_by_creation ON aggregates (aggregate_type, created_position)",
+    "CREATE TABLE IF NOT EXISTS outbox (position BIGINT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS claims (
+        scope TEXT NOT NULL,
+        value TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        PRIMARY KEY (scope, value))",
+    "CREATE TABLE IF NOT EXISTS idempotency (
+        key TEXT PRIMARY KEY,
+        status BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        recorded_at TEXT NOT NULL)",
+]];
+
+/// Arbitrary constant identifying the migration lock on PostgreSQL.
+const PG_MIGRATION_LOCK: i64 = 0x6576_656e_7466_6c6f;
+
+pub(super) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS eventflow_schema (version BIGINT PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM eventflow_schema")
+        .fetch_one(&mut *tx)
+        .await?;
+    let applied = usize::try_from(applied.unwrap_or(0)).unwrap_or(0);
+    for (index, statements) in MIGRATIONS.iter().enumerate().skip(applied) {
+        for statement in *statements {
+            sqlx::query(*statement).execute(&mut *tx).await?;
+        }
+        let version = i64::try_from(index + 1).unwrap_or(i64::MAX);
+        sqlx::query("INSERT INTO eventflow_schema (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
