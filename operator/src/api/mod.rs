@@ -1,0 +1,38 @@
+//! The custom resources of eventflow (`eventflow.dev/v1alpha1`): [`Stream`]
+//! and [`EventBroker`]. Admission does most of the validation: every string
+//! and list is bounded (so CEL rules have a bounded cost), CEL rules name
+//! the offending field, and names are short enough that every object the
+//! operator derives from them fits a 63-character DNS label.
+
+mod broker;
+mod condition;
+mod stream;
+
+pub use broker::{
+    BrokerPhase, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus, ExternalBroker, ManagedBroker,
+    Storage,
+};
+pub use condition::{conditions_schema, set_condition};
+pub use stream::{
+    App, DeletionPolicy, DestinationStatus, Packaging, Stream, StreamPhase, StreamSpec, StreamStatus, Subscribe,
+    WebRole, WorkerRole, WorkloadStatus,
+};
+
+/// API group of every eventflow resource.
+pub const GROUP: &str = "eventflow.dev";
+
+/// Longest Stream name: `<stream>-<app>-worker` must fit 63 characters with
+/// the longest app name ([`MAX_APP_NAME`]).
+pub const MAX_STREAM_NAME: usize = 30;
+/// Longest app name (30 + 1 + 25 + 7 = 63).
+pub const MAX_APP_NAME: usize = 25;
+/// Longest EventBroker name: a StatefulSet's pods carry a
+/// `controller-revision-hash` label of `<name>-<10 chars>`, so 52 is the
+/// real limit; 40 leaves room for `-erlang-cookie` and `-credentials`.
+pub const MAX_BROKER_NAME: usize = 40;
+/// Longest destination or group name (queue names are `<ns>.<dest>.<group>.retry`,
+/// well under AMQP's 255 bytes).
+pub const MAX_DESTINATION_NAME: usize = 63;
+
+/// A DNS-1035 label (starts with a letter): valid for Services and Deployments alike.
+pub(crate) const DNS_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";

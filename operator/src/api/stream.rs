@@ -1,0 +1,290 @@
+//! `Stream`: one event-driven system — a set of microservices (apps) and the
+//! destinations that connect them, deployed against one EventBroker.
+
+use k8s_openapi::{
+    api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements},
+    apimachinery::pkg::apis::meta::v1::Condition,
+};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{DNS_LABEL_PATTERN, MAX_APP_NAME, MAX_BROKER_NAME, MAX_DESTINATION_NAME};
+
+/// A set of microservices and the broker destinations that wire them together.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "eventflow.dev",
+    version = "v1alpha1",
+    kind = "Stream",
+    namespaced,
+    status = "StreamStatus",
+    shortname = "efs",
+    category = "eventflow",
+    doc = "An event-driven system: microservices (web and worker roles) and the broker destinations that connect them.",
+    printcolumn(name = "Broker", type_ = "string", json_path = ".spec.broker", description = "EventBroker the Stream uses"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
+    printcolumn(name = "Apps Ready", type_ = "string", json_path = ".status.appsReady", description = "Ready workloads / all workloads"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 30 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS label of at most 30 characters starting with a letter (workload names are <stream>-<app>-worker, at most 63)")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamSpec {
+    /// Name of the EventBroker (same namespace) whose broker carries this Stream's destinations.
+    #[schemars(length(min = 1, max = MAX_BROKER_NAME), pattern(DNS_LABEL_PATTERN))]
+    pub broker: String,
+
+    /// The microservices of the Stream, unique by name.
+    #[schemars(length(min = 1, max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub apps: Vec<App>,
+
+    /// What happens to the Stream's broker queues and exchanges when the Stream is deleted:
+    /// `Delete` removes those no other Stream of the namespace uses, `Retain` keeps them all.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// What to do with broker topology when its Stream is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the Stream's queues and exchanges unless another Stream still uses them.
+    #[default]
+    Delete,
+    /// Leave every queue and exchange on the broker.
+    Retain,
+}
+
+/// How an app's roles are packaged into Deployments.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Packaging {
+    /// One Deployment per role (`<stream>-<app>-web`, `<stream>-<app>-worker`), scaled independently.
+    #[default]
+    Separate,
+    /// One Deployment `<stream>-<app>` running role `all` with the app's image and the web replicas.
+    Combined,
+}
+
+/// One bounded-context microservice with a web role, a worker role or both.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.web) || has(self.worker)", "message": "an app needs a web role, a worker role or both"},
+    {"rule": "!has(self.worker) || (has(self.subscribes) && size(self.subscribes) > 0)",
+     "message": "a worker needs at least one subscription", "fieldPath": ".subscribes", "reason": "FieldValueRequired"},
+    {"rule": "self.packaging != 'Combined' || ((!has(self.web) || (!has(self.web.image) && !has(self.web.resources))) && (!has(self.worker) || (!has(self.worker.image) && !has(self.worker.replicas) && !has(self.worker.resources))))",
+     "message": "Combined packaging runs one Deployment with the app's image and the web replicas: per-role image, worker replicas and per-role resources are not allowed", "fieldPath": ".packaging"},
+    {"rule": "has(self.image) || ((!has(self.web) || has(self.web.image)) && (!has(self.worker) || has(self.worker.image)))",
+     "message": "set image (or an image on every role)", "fieldPath": ".image", "reason": "FieldValueRequired"},
+]))]
+pub struct App {
+    /// Name of the app, unique in the Stream; part of its Deployment and Service names.
+    #[schemars(length(min = 1, max = MAX_APP_NAME), pattern(DNS_LABEL_PATTERN))]
+    pub name: String,
+
+    /// Container image of every role (e.g. `eventflow/account:0.1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// `Separate` (a Deployment per role) or `Combined` (one Deployment running role `all`).
+    #[serde(default)]
+    pub packaging: Packaging,
+
+    /// The HTTP API role: a Deployment and a Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebRole>,
+
+    /// The event-processing role: a Deployment consuming the app's subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerRole>,
+
+    /// Extra environment variables of every container of the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub env: Vec<EnvVar>,
+
+    /// Extra environment sources (ConfigMaps, Secrets) of every container of the app.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// Compute resources of every container of the app (a role may override them with Separate packaging).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Destinations the app publishes its events to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = MAX_DESTINATION_NAME), pattern(DNS_LABEL_PATTERN)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    pub publishes: Vec<String>,
+
+    /// Destinations the app's worker consumes, each through a consumer group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub subscribes: Vec<Subscribe>,
+}
+
+/// The web role of an app.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebRole {
+    /// Number of pods (default 1). With Combined packaging this is the app's replica count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: Option<i32>,
+
+    /// Container port of the HTTP API (default 8080; 9090 is the admin port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self != 9090", "message": "port 9090 is the admin port of every role"}]))]
+    pub port: Option<i32>,
+
+    /// Image of the web role (Separate packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Compute resources of the web role (Separate packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The worker role of an app.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerRole {
+    /// Number of pods (default 1; Separate packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub replicas: Option<i32>,
+
+    /// Messages a worker may hold unacknowledged (AMQP prefetch, default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub prefetch: Option<i32>,
+
+    /// Messages a worker processes at once (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub concurrency: Option<i32>,
+
+    /// Image of the worker role (Separate packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Compute resources of the worker role (Separate packaging only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A subscription of an app's worker to a destination.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscribe {
+    /// Destination to consume.
+    #[schemars(length(min = 1, max = MAX_DESTINATION_NAME), pattern(DNS_LABEL_PATTERN))]
+    pub destination: String,
+
+    /// Consumer group (default: the app name). Every group gets its own copy of each event;
+    /// the replicas of a group share the work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_DESTINATION_NAME), pattern(DNS_LABEL_PATTERN))]
+    pub group: Option<String>,
+
+    /// Routing-key patterns (`<aggregate>.<EVENT>`, with `*` and `#` wildcards) the group receives;
+    /// empty means every event of the destination.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9_*#-]+(\.[A-Za-z0-9_*#-]+)*$")))]
+    pub event_types: Vec<String>,
+
+    /// Deliveries of one message before it is dead-lettered (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_attempts: Option<u32>,
+
+    /// Delay in milliseconds before a failed message is delivered again (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86_400_000))]
+    pub backoff_ms: Option<u32>,
+}
+
+/// Lifecycle phase of a Stream.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum StreamPhase {
+    /// Not reconciled yet, or waiting for its EventBroker.
+    #[default]
+    Pending,
+    /// Workloads applied, not all ready yet.
+    Deploying,
+    /// Every workload ready and the topology declared.
+    Running,
+    /// Was running; something is not ready any more.
+    Degraded,
+    /// The spec cannot be deployed (see the Ready condition).
+    Failed,
+    /// Being deleted; the finalizer removes its broker topology.
+    Deleting,
+}
+
+/// Observed state of a Stream.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamStatus {
+    /// Lifecycle phase: Pending, Deploying, Running, Degraded, Failed or Deleting.
+    #[serde(default)]
+    pub phase: StreamPhase,
+
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// BrokerReady, TopologyReady, AppsReady and Ready.
+    #[serde(default)]
+    #[schemars(schema_with = "super::conditions_schema")]
+    pub conditions: Vec<Condition>,
+
+    /// Ready workloads out of all workloads, e.g. `2/3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps_ready: Option<String>,
+
+    /// One entry per Deployment of the Stream.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadStatus>,
+
+    /// The broker objects of every destination the Stream uses.
+    #[serde(default)]
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// Replica counts of one Deployment of a Stream.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// App name.
+    pub app: String,
+    /// Role the Deployment runs: web, worker or all.
+    pub role: String,
+    /// Deployment name.
+    pub deployment: String,
+    /// Desired pods.
+    pub replicas: i32,
+    /// Ready pods.
+    pub ready_replicas: i32,
+    /// Pods running the current pod template.
+    pub updated_replicas: i32,
+}
+
+/// Broker objects of one destination.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationStatus {
+    /// Destination name.
+    pub name: String,
+    /// Topic exchange of the destination.
+    pub exchange: String,
+    /// Group, retry and dead-letter queues of the destination's consumer groups.
+    #[serde(default)]
+    pub queues: Vec<String>,
+}

@@ -1,0 +1,12 @@
+//! Pure construction of the desired Kubernetes objects from the custom
+//! resources: no I/O, so every rendering is unit-tested from YAML fixtures.
+//! [`stream`] builds an app's Deployments and Services with the wiring
+//! contract; [`broker`] builds a managed RabbitMQ.
+
+pub mod broker;
+pub mod security;
+pub mod stream;
+pub mod wiring;
+
+pub use broker::{BrokerObjects, BrokerWiring, build_broker, broker_wiring};
+pub use stream::{StreamObjects, build_stream};

@@ -1,0 +1,177 @@
+//! Pure validation of a Stream, beyond what admission already enforces:
+//! rules CEL cannot express cheaply (conflicting queue arguments across
+//! apps, environment variables that would shadow the wiring contract) and a
+//! second guard for the admission rules, since objects may predate the CRD
+//! that now rejects them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use eventflow_contract::{bindings::DEFAULT_BACKOFF_MS, env};
+
+use crate::{
+    api::{Packaging, StreamSpec},
+    naming,
+};
+
+/// One reason a spec cannot be deployed, with the field it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Joins problems into one condition message.
+pub fn describe(problems: &[Problem]) -> String {
+    problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// Environment variables the operator sets; a user value would silently lose or win.
+fn reserved(name: &str) -> bool {
+    [
+        env::ROLE,
+        env::APP,
+        env::STREAM,
+        env::POD_NAMESPACE,
+        env::BROKER_URI,
+        env::BINDINGS,
+        env::SELF_URL,
+        env::HTTP_ADDR,
+        env::ADMIN_ADDR,
+        env::DATA_DIR,
+    ]
+    .contains(&name)
+        || (name.starts_with("EVENTFLOW_PEER_") && name.ends_with("_URL"))
+}
+
+/// Every problem of `spec` for a Stream named `stream`; empty when it can be deployed.
+pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut p = |field: String, message: &str| problems.push(Problem { field, message: message.to_owned() });
+    let mut names = BTreeSet::new();
+    // (destination, group) -> (backoff, first field that set it)
+    let mut retry_ttls: BTreeMap<(String, String), (u32, String)> = BTreeMap::new();
+
+    for (i, app) in spec.apps.iter().enumerate() {
+        let at = format!("spec.apps[{i}]");
+        if !names.insert(app.name.as_str()) {
+            p(format!("{at}.name"), "duplicate app name");
+        }
+        if app.web.is_none() && app.worker.is_none() {
+            p(at.clone(), "an app needs a web role, a worker role or both");
+        }
+        if app.worker.is_some() && app.subscribes.is_empty() {
+            p(format!("{at}.subscribes"), "a worker needs at least one subscription");
+        }
+        if app.packaging == Packaging::Combined {
+            let per_role_image = app.web.as_ref().is_some_and(|w| w.image.is_some())
+                || app.worker.as_ref().is_some_and(|w| w.image.is_some() || w.replicas.is_some());
+            if per_role_image {
+                p(format!("{at}.packaging"), "Combined packaging forbids per-role image and worker replicas");
+            }
+        }
+        let role_images = app.web.as_ref().is_none_or(|w| w.image.is_some())
+            && app.worker.as_ref().is_none_or(|w| w.image.is_some());
+        if app.image.is_none() && !role_images {
+            p(format!("{at}.image"), "set image (or an image on every role)");
+        }
+        for workload in naming::workloads(stream, app) {
+            if workload.name.len() > 63 {
+                p(format!("{at}.name"), "the Deployment name <stream>-<app>-<role> exceeds 63 characters");
+            }
+        }
+        for (j, var) in app.env.iter().enumerate() {
+            if reserved(&var.name) {
+                p(format!("{at}.env[{j}].name"), "reserved by the wiring contract (set by the operator)");
+            }
+        }
+        for (j, sub) in app.subscribes.iter().enumerate() {
+            let group = sub.group.clone().unwrap_or_else(|| app.name.clone());
+            let backoff = sub.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
+            let field = format!("{at}.subscribes[{j}].backoffMs");
+            match retry_ttls.get(&(sub.destination.clone(), group.clone())) {
+                Some((other, first)) if *other != backoff => p(
+                    field,
+                    &format!("group {group} of {} already has backoffMs {other} at {first}: one retry queue cannot have two TTLs", sub.destination),
+                ),
+                Some(_) => {}
+                None => {
+                    retry_ttls.insert((sub.destination.clone(), group), (backoff, field));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Stream;
+
+    fn stream(yaml: &str) -> Stream {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const BASE: &str = r#"
+apiVersion: eventflow.dev/v1alpha1
+kind: Stream
+metadata: {name: shop, namespace: demo}
+spec:
+  broker: rabbit
+  apps:
+  - name: account
+    image: eventflow/account:0.1.0
+    web: {}
+    worker: {}
+    subscribes: [{destination: account, eventTypes: ["account.*"]}]
+"#;
+
+    #[test]
+    fn a_valid_stream_has_no_problems() {
+        let s = stream(BASE);
+        assert_eq!(validate_stream("shop", &s.spec), vec![]);
+    }
+
+    #[test]
+    fn an_env_var_of_the_wiring_contract_is_rejected_with_its_field() {
+        let mut s = stream(BASE);
+        s.spec.apps[0].env.push(k8s_openapi::api::core::v1::EnvVar {
+            name: "EVENTFLOW_BINDINGS".into(),
+            value: Some("{}".into()),
+            ..Default::default()
+        });
+        let problems = validate_stream("shop", &s.spec);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].field, "spec.apps[0].env[0].name");
+    }
+
+    #[test]
+    fn two_apps_sharing_a_group_with_different_backoffs_conflict() {
+        let mut s = stream(BASE);
+        let mut other = s.spec.apps[0].clone();
+        other.name = "audit".into();
+        other.subscribes[0].group = Some("account".into());
+        other.subscribes[0].backoff_ms = Some(5_000);
+        s.spec.apps.push(other);
+        let problems = validate_stream("shop", &s.spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "spec.apps[1].subscribes[0].backoffMs");
+        assert!(describe(&problems).contains("two TTLs"));
+    }
+
+    #[test]
+    fn duplicate_apps_and_workers_without_subscriptions_are_reported() {
+        let mut s = stream(BASE);
+        let mut dup = s.spec.apps[0].clone();
+        dup.subscribes.clear();
+        s.spec.apps.push(dup);
+        let fields: Vec<_> = validate_stream("shop", &s.spec).into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["spec.apps[1].name", "spec.apps[1].subscribes"]);
+    }
+}
