@@ -26,3 +26,5 @@ pub mod web;
 
 pub use aggregate::{Aggregate, Creation, DomainError};
 pub use store::{NewEvent, RecordedEvent};
+#[cfg(feature = "testing")]
+pub mod testing;

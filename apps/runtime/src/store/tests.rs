@@ -1,1 +1,189 @@
+//! The store's guarantees, checked on SQLite (always) and PostgreSQL (with
+//! the private services): optimistic concurrency, unique claims, idempotency
+//! keys, feed order and the outbox.
 
+use serde_json::json;
+
+use super::*;
+
+fn sqlite_url() -> String {
+    let dir =
+        std::env::temp_dir().join(format!("eventflow-store-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    format!("sqlite://{}?mode=rwc", dir.join("s.db").display())
+}
+
+async fn postgres_url() -> String {
+    let url = std::env::var("EVENTFLOW_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .expect(
+            "EVENTFLOW_TEST_DATABASE_URL is not set: start the private services (make test does)",
+        );
+    use sqlx::Connection;
+    let name = format!("eftest_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    format!("{}/{name}", url.rsplit_once('/').unwrap().0)
+}
+
+fn write(id: &str, expected: i64, types: &[&str]) -> StreamWrite {
+    StreamWrite {
+        aggregate_type: "thing".into(),
+        aggregate_id: id.into(),
+        expected_version: expected,
+        events: types
+            .iter()
+            .map(|t| NewEvent::new(*t, json!({ "id": id })))
+            .collect(),
+        snapshot: json!({ "id": id }),
+    }
+}
+
+fn commit(w: StreamWrite) -> Commit {
+    Commit {
+        writes: vec![w],
+        ..Commit::default()
+    }
+}
+
+async fn a_stale_version_is_refused_and_writes_nothing(store: &EventStore) {
+    store
+        .append(&commit(write("a", 0, &["MADE", "CHANGED"])))
+        .await
+        .unwrap();
+    let stale = store.append(&commit(write("a", 1, &["CHANGED"]))).await;
+    assert!(
+        matches!(stale, Err(AppendError::Conflict { .. })),
+        "{stale:?}"
+    );
+    let events = store.load("thing", "a").await.unwrap();
+    assert_eq!(events.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2]);
+    store
+        .append(&commit(write("a", 2, &["CHANGED"])))
+        .await
+        .unwrap();
+    assert_eq!(store.load("thing", "a").await.unwrap().len(), 3);
+}
+
+async fn racing_writers_to_one_stream_produce_exactly_one_winner(store: &EventStore) {
+    store
+        .append(&commit(write("r", 0, &["MADE"])))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(&commit(write("r", 1, &["CHANGED"]))).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(AppendError::Conflict { .. }) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(store.load("thing", "r").await.unwrap().len(), 2);
+}
+
+async fn a_taken_claim_and_a_used_key_refuse_the_whole_commit(store: &EventStore) {
+    let claim = |id: &str| Claim {
+        scope: "thing.email".into(),
+        value: "x@y".into(),
+        aggregate_id: id.into(),
+    };
+    let first = Commit {
+        writes: vec![write("c1", 0, &["MADE"])],
+        claims: vec![claim("c1")],
+        idempotency: None,
+    };
+    store.append(&first).await.unwrap();
+    let second = Commit {
+        writes: vec![write("c2", 0, &["MADE"])],
+        claims: vec![claim("c2")],
+        idempotency: None,
+    };
+    assert!(matches!(
+        store.append(&second).await,
+        Err(AppendError::ClaimTaken { .. })
+    ));
+    assert!(store.load("thing", "c2").await.unwrap().is_empty());
+
+    let keyed = |id: &str| Commit {
+        writes: vec![write(id, 0, &["MADE"])],
+        claims: vec![],
+        idempotency: Some(IdempotentResult {
+            key: "k1".into(),
+            status: 201,
+            body: json!({ "id": id }),
+        }),
+    };
+    store.append(&keyed("k-first")).await.unwrap();
+    assert!(matches!(
+        store.append(&keyed("k-second")).await,
+        Err(AppendError::DuplicateKey(_))
+    ));
+    let first = store.idempotent_result("k1").await.unwrap().unwrap();
+    assert_eq!(
+        (first.status, first.body),
+        (201, json!({ "id": "k-first" }))
+    );
+    assert!(store.load("thing", "k-second").await.unwrap().is_empty());
+}
+
+async fn the_feed_and_the_outbox_follow_commit_order(store: &EventStore) {
+    let before = store.feed(0, 1000).await.unwrap().len();
+    store
+        .append(&commit(write("f1", 0, &["MADE"])))
+        .await
+        .unwrap();
+    store
+        .append(&commit(write("f2", 0, &["MADE", "CHANGED"])))
+        .await
+        .unwrap();
+    let feed = store.feed(0, 1000).await.unwrap();
+    assert_eq!(feed.len(), before + 3);
+    assert!(
+        feed.windows(2).all(|w| w[1].position == w[0].position + 1),
+        "positions have gaps"
+    );
+    let tail = store.feed(feed[feed.len() - 2].position, 10).await.unwrap();
+    assert_eq!(tail.len(), 1);
+    let pending = store.outbox_batch(1000).await.unwrap();
+    assert_eq!(pending.len(), feed.len());
+    store
+        .outbox_done(&pending.iter().map(|e| e.position).collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_pending().await.unwrap(), 0);
+    let listed = store.list("thing", 0, 1000).await.unwrap();
+    assert!(listed.iter().any(|(_, id, _)| id == "f2"));
+}
+
+async fn all_guarantees(url: &str) {
+    let store = EventStore::connect(url).await.unwrap();
+    // Migrations run again on every start without harm.
+    let store2 = EventStore::connect(url).await.unwrap();
+    assert!(store2.ping().await);
+    a_stale_version_is_refused_and_writes_nothing(&store).await;
+    racing_writers_to_one_stream_produce_exactly_one_winner(&store).await;
+    a_taken_claim_and_a_used_key_refuse_the_whole_commit(&store).await;
+    the_feed_and_the_outbox_follow_commit_order(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_keeps_every_guarantee() {
+    all_guarantees(&sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs postgres"]
+async fn postgres_store_keeps_every_guarantee() {
+    all_guarantees(&postgres_url().await).await;
+}

@@ -1,0 +1,493 @@
+//! The account web API's HTTP shape, in-process (tower `oneshot`, no port):
+//! HAL links from the request's Host, problem+json errors naming the field,
+//! the state rules, idempotency keys and concurrent commands. SQLite always;
+//! the tests where the database matters run on PostgreSQL too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    http::{Request, StatusCode},
+};
+use eventflow_runtime::{
+    app::web_router,
+    metrics::Metrics,
+    store::EventStore,
+    testing::{fresh_postgres, fresh_sqlite},
+    web::WebContext,
+};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Api {
+    router: Router,
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    body: Value,
+}
+
+impl Api {
+    async fn new(url: &str) -> Self {
+        let store = EventStore::connect(url).await.unwrap();
+        let ctx = WebContext {
+            store,
+            metrics: Metrics::default(),
+            relay: Arc::new(tokio::sync::Notify::new()),
+        };
+        Self {
+            router: web_router(&eventflow_account::spec(), ctx),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "accounts.test:8080");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    async fn create(&self, email: &str) -> Value {
+        let body =
+            json!({ "firstName": "Grace", "lastName": "Hopper", "email": email }).to_string();
+        let r = self.call("POST", "/v1/accounts", Some(&body), &[]).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+
+    async fn command(&self, account: &Value, name: &str) -> Reply {
+        let id = account["accountId"].as_str().unwrap();
+        self.call(
+            "POST",
+            &format!("/v1/accounts/{id}/commands/{name}"),
+            None,
+            &[],
+        )
+        .await
+    }
+
+    async fn active(&self, email: &str) -> Value {
+        let a = self.create(email).await;
+        for c in ["markPending", "confirm", "activate"] {
+            assert_eq!(self.command(&a, c).await.status, StatusCode::OK);
+        }
+        a
+    }
+
+    async fn events(&self, account: &Value) -> Vec<String> {
+        let id = account["accountId"].as_str().unwrap();
+        let r = self
+            .call("GET", &format!("/v1/accounts/{id}/events"), None, &[])
+            .await;
+        r.body["_embedded"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["eventType"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn is_problem(r: &Reply, status: StatusCode) {
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.content_type, "application/problem+json");
+    assert_eq!(r.body["status"], status.as_u16());
+}
+
+#[tokio::test]
+async fn a_created_account_links_to_itself_its_events_and_commands_through_the_callers_host() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let a = api.create("grace@example.com").await;
+    let id = a["accountId"].as_str().unwrap();
+    assert_eq!(a["status"], "CREATED");
+    let base = format!("http://accounts.test:8080/v1/accounts/{id}");
+    assert_eq!(a["_links"]["self"]["href"], base);
+    assert_eq!(a["_links"]["events"]["href"], format!("{base}/events"));
+    assert_eq!(a["_links"]["commands"]["href"], format!("{base}/commands"));
+    let got = api
+        .call(
+            "GET",
+            &format!("/v1/accounts/{id}"),
+            None,
+            &[("x-forwarded-host", "shop.example")],
+        )
+        .await;
+    assert_eq!(got.content_type, "application/hal+json");
+    assert_eq!(got.body["email"], "grace@example.com");
+    assert_eq!(
+        got.body["_links"]["self"]["href"],
+        format!("http://shop.example/v1/accounts/{id}")
+    );
+}
+
+#[tokio::test]
+async fn the_account_list_pages_with_next_links_until_the_end() {
+    let api = Api::new(&fresh_sqlite()).await;
+    for i in 0..5 {
+        api.create(&format!("p{i}@example.com")).await;
+    }
+    let mut uri = "/v1/accounts?limit=2".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let r = api.call("GET", &uri, None, &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        for a in r.body["_embedded"]["accounts"].as_array().unwrap() {
+            seen.push(a["email"].as_str().unwrap().to_owned());
+        }
+        match r.body["_links"]["next"]["href"].as_str() {
+            Some(next) => {
+                uri = next
+                    .trim_start_matches("http://accounts.test:8080")
+                    .to_owned()
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..5)
+            .map(|i| format!("p{i}@example.com"))
+            .collect::<Vec<_>>()
+    );
+    is_problem(
+        &api.call("GET", "/v1/accounts?limit=0", None, &[]).await,
+        StatusCode::BAD_REQUEST,
+    );
+}
+
+#[tokio::test]
+async fn suspend_activate_and_archive_follow_the_state_rules() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let a = api.create("rules@example.com").await;
+    let forbidden = api.command(&a, "suspend").await;
+    is_problem(&forbidden, StatusCode::CONFLICT);
+    assert!(
+        forbidden.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CREATED"),
+        "{}",
+        forbidden.body
+    );
+    for c in ["markPending", "confirm", "activate", "suspend"] {
+        assert_eq!(api.command(&a, c).await.status, StatusCode::OK, "{c}");
+    }
+    is_problem(&api.command(&a, "archive").await, StatusCode::CONFLICT);
+    assert_eq!(api.command(&a, "activate").await.body["status"], "ACTIVE");
+    assert_eq!(api.command(&a, "archive").await.body["status"], "ARCHIVED");
+    is_problem(&api.command(&a, "suspend").await, StatusCode::CONFLICT);
+    assert_eq!(
+        api.events(&a).await,
+        [
+            "ACCOUNT_CREATED",
+            "ACCOUNT_PENDING",
+            "ACCOUNT_CONFIRMED",
+            "ACCOUNT_ACTIVATED",
+            "ACCOUNT_SUSPENDED",
+            "ACCOUNT_ACTIVATED",
+            "ACCOUNT_ARCHIVED"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn commands_lists_only_what_is_valid_now_as_links() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let a = api.active("cmds@example.com").await;
+    let id = a["accountId"].as_str().unwrap();
+    let r = api
+        .call("GET", &format!("/v1/accounts/{id}/commands"), None, &[])
+        .await;
+    assert_eq!(
+        r.body["commands"],
+        json!(["suspend", "archive", "postOrder"])
+    );
+    assert_eq!(
+        r.body["_links"]["suspend"]["href"],
+        format!("http://accounts.test:8080/v1/accounts/{id}/commands/suspend")
+    );
+    assert!(r.body["_links"].get("activate").is_none());
+    let post_order = api.command(&a, "postOrder").await;
+    is_problem(&post_order, StatusCode::NOT_IMPLEMENTED);
+}
+
+#[tokio::test]
+async fn malformed_json_and_missing_fields_are_400_problems_naming_the_field() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let r = api
+        .call("POST", "/v1/accounts", Some("{\"firstName\": "), &[])
+        .await;
+    is_problem(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["field"], "body");
+    let r = api
+        .call(
+            "POST",
+            "/v1/accounts",
+            Some(r#"{"firstName":"A","lastName":"B"}"#),
+            &[],
+        )
+        .await;
+    is_problem(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["field"], "email");
+    let r = api
+        .call(
+            "POST",
+            "/v1/accounts",
+            Some(r#"{"firstName":"A","lastName":7,"email":"a@b"}"#),
+            &[],
+        )
+        .await;
+    assert_eq!(r.body["field"], "lastName");
+    let r = api
+        .call(
+            "POST",
+            "/v1/accounts",
+            Some(r#"{"firstName":"A","lastName":"B","email":"nope"}"#),
+            &[],
+        )
+        .await;
+    is_problem(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["field"], "email");
+}
+
+#[tokio::test]
+async fn unknown_accounts_events_and_commands_are_404_problems() {
+    let api = Api::new(&fresh_sqlite()).await;
+    is_problem(
+        &api.call("GET", "/v1/accounts/nobody", None, &[]).await,
+        StatusCode::NOT_FOUND,
+    );
+    is_problem(
+        &api.call("GET", "/v1/accounts/nobody/events", None, &[])
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    is_problem(
+        &api.call("POST", "/v1/accounts/nobody/commands/suspend", None, &[])
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    let a = api.create("known@example.com").await;
+    let id = a["accountId"].as_str().unwrap();
+    is_problem(&api.command(&a, "explode").await, StatusCode::NOT_FOUND);
+    is_problem(
+        &api.call("GET", &format!("/v1/accounts/{id}/events/nope"), None, &[])
+            .await,
+        StatusCode::NOT_FOUND,
+    );
+    is_problem(
+        &api.call("GET", "/v2/anything", None, &[]).await,
+        StatusCode::NOT_FOUND,
+    );
+}
+
+#[tokio::test]
+async fn an_email_can_belong_to_one_account_only() {
+    let api = Api::new(&fresh_sqlite()).await;
+    api.create("once@example.com").await;
+    let body =
+        json!({ "firstName": "X", "lastName": "Y", "email": "ONCE@example.com" }).to_string();
+    let r = api.call("POST", "/v1/accounts", Some(&body), &[]).await;
+    is_problem(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["field"], "email");
+}
+
+#[tokio::test]
+async fn each_event_has_self_and_account_links_and_the_global_feed_replays_everything() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let a = api.active("feed@example.com").await;
+    let b = api.create("feed2@example.com").await;
+    let id = a["accountId"].as_str().unwrap();
+    let log = api
+        .call("GET", &format!("/v1/accounts/{id}/events"), None, &[])
+        .await
+        .body;
+    let first = &log["_embedded"]["events"][0];
+    let self_href = first["_links"]["self"]["href"].as_str().unwrap();
+    assert_eq!(
+        first["_links"]["account"]["href"],
+        format!("http://accounts.test:8080/v1/accounts/{id}")
+    );
+    let one = api
+        .call(
+            "GET",
+            self_href.trim_start_matches("http://accounts.test:8080"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(one.body["eventType"], "ACCOUNT_CREATED");
+    assert_eq!(one.body["payload"]["email"], "feed@example.com");
+
+    let mut uri = "/v1/events?after=0&limit=2".to_owned();
+    let mut types = Vec::new();
+    loop {
+        let page = api.call("GET", &uri, None, &[]).await.body;
+        for e in page["_embedded"]["events"].as_array().unwrap() {
+            types.push((
+                e["aggregateId"].as_str().unwrap().to_owned(),
+                e["eventType"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match page["_links"]["next"]["href"].as_str() {
+            Some(next) => {
+                uri = next
+                    .trim_start_matches("http://accounts.test:8080")
+                    .to_owned()
+            }
+            None => break,
+        }
+    }
+    assert_eq!(types.len(), 5);
+    assert_eq!(
+        types[4],
+        (
+            b["accountId"].as_str().unwrap().to_owned(),
+            "ACCOUNT_CREATED".to_owned()
+        )
+    );
+}
+
+async fn a_repeated_idempotency_key_returns_the_first_result_and_appends_nothing(url: &str) {
+    let api = Api::new(url).await;
+    let a = api.create("idem@example.com").await;
+    let id = a["accountId"].as_str().unwrap();
+    let uri = format!("/v1/accounts/{id}/commands/markPending");
+    let key = [("idempotency-key", "evt-1:markPending:acc")];
+    let first = api.call("POST", &uri, None, &key).await;
+    assert_eq!(first.status, StatusCode::OK);
+    let again = api.call("POST", &uri, None, &key).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, first.body);
+    assert_eq!(api.events(&a).await.len(), 2);
+    // Without the key the same command is a forbidden transition now.
+    is_problem(
+        &api.call("POST", &uri, None, &[]).await,
+        StatusCode::CONFLICT,
+    );
+
+    let body =
+        json!({ "firstName": "I", "lastName": "D", "email": "idem2@example.com" }).to_string();
+    let key = [("idempotency-key", "create-1")];
+    let c1 = api.call("POST", "/v1/accounts", Some(&body), &key).await;
+    let c2 = api.call("POST", "/v1/accounts", Some(&body), &key).await;
+    assert_eq!(c1.status, StatusCode::CREATED);
+    assert_eq!(c2.body["accountId"], c1.body["accountId"]);
+}
+
+async fn concurrent_suspend_and_archive_yield_one_success_one_conflict_and_one_event(url: &str) {
+    let api = Arc::new(Api::new(url).await);
+    for round in 0..5 {
+        let a = api.active(&format!("race{round}@example.com")).await;
+        let (s, r) = tokio::join!(
+            {
+                let (api, a) = (api.clone(), a.clone());
+                tokio::spawn(async move { api.command(&a, "suspend").await.status })
+            },
+            {
+                let (api, a) = (api.clone(), a.clone());
+                tokio::spawn(async move { api.command(&a, "archive").await.status })
+            }
+        );
+        let mut statuses = [s.unwrap().as_u16(), r.unwrap().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "round {round}");
+        let events = api.events(&a).await;
+        assert_eq!(events.len(), 5, "{events:?}");
+        assert!(matches!(
+            events[4].as_str(),
+            "ACCOUNT_SUSPENDED" | "ACCOUNT_ARCHIVED"
+        ));
+    }
+}
+
+#[tokio::test]
+async fn sqlite_a_repeated_idempotency_key_returns_the_first_result_and_appends_nothing() {
+    a_repeated_idempotency_key_returns_the_first_result_and_appends_nothing(&fresh_sqlite()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs postgres"]
+async fn postgres_a_repeated_idempotency_key_returns_the_first_result_and_appends_nothing() {
+    a_repeated_idempotency_key_returns_the_first_result_and_appends_nothing(
+        &fresh_postgres().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_suspend_and_archive_yield_one_success_one_conflict_and_one_event() {
+    concurrent_suspend_and_archive_yield_one_success_one_conflict_and_one_event(&fresh_sqlite())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs postgres"]
+async fn postgres_concurrent_suspend_and_archive_yield_one_success_one_conflict_and_one_event() {
+    concurrent_suspend_and_archive_yield_one_success_one_conflict_and_one_event(
+        &fresh_postgres().await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_account_route() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let doc = api.call("GET", "/openapi.json", None, &[]).await.body;
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for p in [
+        "/v1/accounts",
+        "/v1/accounts/{id}",
+        "/v1/accounts/{id}/events",
+        "/v1/accounts/{id}/events/{eventId}",
+        "/v1/accounts/{id}/commands",
+        "/v1/accounts/{id}/commands/{command}",
+        "/v1/events",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert_eq!(
+        doc["components"]["schemas"]["NewAccount"]["required"],
+        json!(["firstName", "lastName", "email"])
+    );
+}
