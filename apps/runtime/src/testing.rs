@@ -85,7 +85,8 @@ pub struct AppProcess {
 }
 
 impl AppProcess {
-    /// Starts `binary role` with `env` plus fresh HTTP/admin ports; logs go to a file.
+    /// Starts `binary role` with `env` plus fresh HTTP/admin ports (and its
+    /// own URL as `EVENTFLOW_SELF_URL` unless `env` sets it); logs go to a file.
     pub fn spawn(binary: &str, role: &str, env: &[(&str, String)]) -> Self {
         let (http_port, admin_port) = (free_port(), free_port());
         let log = temp_dir().join(format!("{role}.log"));
@@ -97,6 +98,10 @@ impl AppProcess {
             .env("RUST_LOG", "info")
             .env("EVENTFLOW_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
             .env("EVENTFLOW_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
+            .env(
+                "EVENTFLOW_SELF_URL",
+                format!("http://127.0.0.1:{http_port}"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);

@@ -1,0 +1,312 @@
+//! The real `account` binary against real RabbitMQ, SQLite and PostgreSQL:
+//! both packagings, the outbox across a crash, redelivery, poison messages,
+//! the functions role and a graceful stop.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use eventflow_runtime::testing::{
+    AppProcess, amqp_uri, fresh_postgres, fresh_sqlite, temp_dir, unique_namespace,
+};
+use serde_json::{Value, json};
+
+const LIFECYCLE: [&str; 4] = [
+    "ACCOUNT_CREATED",
+    "ACCOUNT_PENDING",
+    "ACCOUNT_CONFIRMED",
+    "ACCOUNT_ACTIVATED",
+];
+
+async fn assert_reaches_active_with_a_linked_event_log(
+    web: &AppProcess,
+    worker: &AppProcess,
+    email: &str,
+) -> Value {
+    let created = create(web, email).await;
+    let url = created["_links"]["self"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active = wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[web, worker]).await;
+    let log = get(active["_links"]["events"]["href"].as_str().unwrap()).await;
+    let events = log["_embedded"]["events"].as_array().unwrap();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, LIFECYCLE);
+    for e in events {
+        assert!(
+            e["_links"]["self"]["href"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{url}/events/")),
+            "{e}"
+        );
+        assert_eq!(e["_links"]["account"]["href"], url);
+    }
+    active
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn separate_web_and_worker_processes_make_a_new_account_active_through_the_broker() {
+    let broker = Broker::prepared(5, 200).await;
+    let env = broker.env(&fresh_sqlite());
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    web.wait_ready(READY_TIMEOUT).await;
+    worker.wait_ready(READY_TIMEOUT).await;
+    let active =
+        assert_reaches_active_with_a_linked_event_log(&web, &worker, "separate@example.com").await;
+    let id = active["accountId"].as_str().unwrap();
+
+    // The CloudEvent on the broker is the documented shape, linking back
+    // through the web role's own URL.
+    let ce = broker.next_tapped("ACCOUNT_CONFIRMED", id).await;
+    assert_eq!(ce.event_type, "dev.eventflow.account.ACCOUNT_CONFIRMED");
+    assert_eq!(ce.sequence.as_deref(), Some("00000000000000000003"));
+    assert_eq!(
+        ce.data["_links"]["account"]["href"],
+        format!("{}/v1/accounts/{id}", web.http)
+    );
+
+    // SIGTERM drains and exits cleanly.
+    assert!(
+        worker
+            .terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "{}",
+        worker.log_text()
+    );
+    assert!(
+        web.terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "{}",
+        web.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn one_all_process_on_postgres_declares_its_own_topology_and_makes_an_account_active() {
+    // No EVENTFLOW_BINDINGS: the app runs standalone and declares its own topology.
+    let env = vec![
+        ("EVENTFLOW_BROKER_URI", amqp_uri()),
+        ("POD_NAMESPACE", unique_namespace()),
+        ("DATABASE_URL", fresh_postgres().await),
+    ];
+    let mut all = AppProcess::spawn(BIN, "all", &env);
+    all.wait_ready(READY_TIMEOUT).await;
+    assert_reaches_active_with_a_linked_event_log(&all, &all, "all-in-one@example.com").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn one_all_process_with_embedded_sqlite_makes_an_account_active() {
+    let data = temp_dir();
+    let env = vec![
+        ("EVENTFLOW_BROKER_URI", amqp_uri()),
+        ("POD_NAMESPACE", unique_namespace()),
+        ("EVENTFLOW_DATA_DIR", data.display().to_string()),
+    ];
+    let mut all = AppProcess::spawn(BIN, "all", &env);
+    all.wait_ready(READY_TIMEOUT).await;
+    assert_reaches_active_with_a_linked_event_log(&all, &all, "embedded@example.com").await;
+    assert!(
+        data.join("account.db").exists(),
+        "the default store lives in EVENTFLOW_DATA_DIR"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn the_same_event_delivered_twice_changes_nothing_the_second_time() {
+    let broker = Broker::prepared(5, 200).await;
+    let env = broker.env(&fresh_sqlite());
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    web.wait_ready(READY_TIMEOUT).await;
+    worker.wait_ready(READY_TIMEOUT).await;
+    let active =
+        assert_reaches_active_with_a_linked_event_log(&web, &worker, "twice@example.com").await;
+    let id = active["accountId"].as_str().unwrap();
+    let created = broker.next_tapped("ACCOUNT_CREATED", id).await;
+    let confirmed = broker.next_tapped("ACCOUNT_CONFIRMED", id).await;
+    let handled = metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await;
+    for ce in [&created, &confirmed] {
+        broker.publish(&ce.routing_key(), &ce.to_json()).await;
+    }
+    let start = std::time::Instant::now();
+    while metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await < handled + 2.0 {
+        assert!(
+            start.elapsed() < ACTIVE_TIMEOUT,
+            "redeliveries not handled:\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(event_types(&active).await, LIFECYCLE);
+    assert_eq!(
+        get(active["_links"]["self"]["href"].as_str().unwrap()).await["status"],
+        "ACTIVE"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn an_event_committed_before_the_web_role_dies_is_published_after_restart() {
+    let broker = Broker::prepared(5, 200).await;
+    let env = broker.env(&fresh_sqlite());
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    worker.wait_ready(READY_TIMEOUT).await;
+    let mut faulty_env = env.clone();
+    faulty_env.push(("EVENTFLOW_FAULT_EXIT_AFTER_COMMIT", "1".into()));
+    let mut web = AppProcess::spawn(BIN, "web", &faulty_env);
+    web.wait_ready(READY_TIMEOUT).await;
+    let _ = reqwest::Client::new()
+        .post(format!("{}/v1/accounts", web.http))
+        .json(&json!({ "firstName": "Out", "lastName": "Box", "email": "outbox@example.com" }))
+        .send()
+        .await;
+    let status = tokio::task::block_in_place(|| {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(s) = web.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the fault hook did not fire"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert_eq!(status.code(), Some(86), "{}", web.log_text());
+    assert_eq!(
+        metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await,
+        0.0,
+        "published before the crash"
+    );
+
+    let mut restarted = AppProcess::spawn(BIN, "web", &env);
+    restarted.wait_ready(READY_TIMEOUT).await;
+    let list = get(&format!("{}/v1/accounts", restarted.http)).await;
+    let account = &list["_embedded"]["accounts"][0];
+    assert_eq!(
+        account["email"], "outbox@example.com",
+        "the commit survived the crash: {list}"
+    );
+    let url = account["_links"]["self"]["href"].as_str().unwrap();
+    wait_status(url, "ACTIVE", ACTIVE_TIMEOUT, &[&restarted, &worker]).await;
+    assert_eq!(event_types(account).await, LIFECYCLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn a_poison_message_is_dead_lettered_after_max_attempts_and_the_worker_keeps_serving() {
+    let broker = Broker::prepared(3, 100).await;
+    let env = broker.env(&fresh_sqlite());
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    web.wait_ready(READY_TIMEOUT).await;
+    worker.wait_ready(READY_TIMEOUT).await;
+    broker
+        .publish("account.ACCOUNT_CREATED", b"{ this is not a CloudEvent")
+        .await;
+    let dlq = broker.bindings.subscribes[0].dead_letter_queue.clone();
+    let start = std::time::Instant::now();
+    while broker.depth(&dlq).await < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "nothing dead-lettered:\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        metric(&worker, "eventflow_messages_total{outcome=\"retried\"}").await,
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &worker,
+            "eventflow_messages_total{outcome=\"dead_lettered\"}"
+        )
+        .await,
+        1.0
+    );
+    // Two retries went through the retry queue before the third attempt failed.
+    assert_eq!(
+        broker.dead_letter_attempts().await.as_deref(),
+        Some("LongUInt(2)")
+    );
+    assert_eq!(broker.depth(&broker.bindings.subscribes[0].queue).await, 0);
+    assert_reaches_active_with_a_linked_event_log(&web, &worker, "after-poison@example.com").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn the_functions_role_performs_what_the_worker_would() {
+    let broker = Broker::prepared(5, 200).await;
+    let env = broker.env(&fresh_sqlite());
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut functions = AppProcess::spawn(BIN, "functions", &[]);
+    web.wait_ready(READY_TIMEOUT).await;
+    functions.wait_ready(READY_TIMEOUT).await;
+    let account = create(&web, "functions@example.com").await;
+    let id = account["accountId"].as_str().unwrap();
+    let url = account["_links"]["self"]["href"].as_str().unwrap();
+    let http = reqwest::Client::new();
+
+    // Structured mode.
+    let created = broker.next_tapped("ACCOUNT_CREATED", id).await;
+    let invoke = |name: &str| format!("{}/functions/{name}", functions.http);
+    let r = http
+        .post(invoke("accountCreated"))
+        .header("content-type", "application/cloudevents+json")
+        .body(created.to_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["ran"],
+        json!(["markPending", "confirm"])
+    );
+    assert_eq!(get(url).await["status"], "CONFIRMED");
+
+    // Binary mode: attributes in ce-* headers, data as the body.
+    let confirmed = broker.next_tapped("ACCOUNT_CONFIRMED", id).await;
+    let r = http
+        .post(invoke("accountConfirmed"))
+        .header("content-type", "application/json")
+        .header("ce-specversion", "1.0")
+        .header("ce-id", &confirmed.id)
+        .header("ce-source", &confirmed.source)
+        .header("ce-type", &confirmed.event_type)
+        .header("ce-subject", id)
+        .body(confirmed.data.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get(url).await["status"], "ACTIVE");
+
+    // Invoking again is harmless, and an unknown function is a 404 problem.
+    let r = http
+        .post(invoke("accountCreated"))
+        .header("content-type", "application/cloudevents+json")
+        .body(created.to_json())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["ran"], json!([]));
+    assert_eq!(event_types(&account).await, LIFECYCLE);
+    let r = http.post(invoke("nope")).body("{}").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
