@@ -39,3 +39,4 @@ go_tool() { # name module version
 go_tool coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_tool local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
 go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+go_tool crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"

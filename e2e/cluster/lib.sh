@@ -10,6 +10,7 @@ EVENTFLOW_CACHE=${EVENTFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eventflow}
 # Runtime state (certificates, data, PID files, logs) of the running cluster.
 EVENTFLOW_STATE=${EVENTFLOW_STATE:-/var/lib/eventflow-e2e}
 LOG_DIR=${EVENTFLOW_LOG_DIR:-$EVENTFLOW_STATE/logs}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$EVENTFLOW_CACHE/target}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -1,1 +1,222 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a client for the cluster under
+//! test, throw-away namespaces that enforce Pod Security "restricted", waits
+//! with deadlines, and port-forwards to pods. The same test binary runs on
+//! the local node and on kind: nothing here knows which one it talks to.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{DeleteParams, LogParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+/// Tag of the images built from this repository (`EVENTFLOW_IMAGE_TAG`, default `dev`).
+pub fn image_tag() -> String {
+    std::env::var("EVENTFLOW_IMAGE_TAG").unwrap_or_else(|_| "dev".into())
+}
+
+/// An image of ours, e.g. `image("e2e-smoke")` -> `docker.io/eventflow/e2e-smoke:dev`.
+pub fn image(name: &str) -> String {
+    format!("docker.io/eventflow/{name}:{}", image_tag())
+}
+
+pub const RABBITMQ_IMAGE: &str = "docker.io/eventflow/rabbitmq:3.10-management";
+pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";
+
+/// A client for the cluster in `KUBECONFIG`. Fails loudly when it is unset:
+/// an e2e test must never pass without a cluster.
+pub async fn client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: the e2e tests need a cluster (make cluster-up, or make e2e)"
+    );
+    Client::try_default()
+        .await
+        .expect("cannot build a client from KUBECONFIG")
+}
+
+/// A namespace for one test, enforcing Pod Security "restricted"; deleted by [`TestNamespace::delete`].
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl TestNamespace {
+    pub async fn create(client: &Client, prefix: &str) -> Result<Self> {
+        let suffix: String = format!("{:08x}", rand_u32());
+        let name = format!("e2e-{prefix}-{suffix}");
+        let ns: Namespace = serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                    "eventflow.dev/e2e": "true",
+                }
+            }
+        }))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+        // Pods need the namespace's default ServiceAccount, made by a controller.
+        let sa: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        wait_for(
+            Duration::from_secs(30),
+            "the default ServiceAccount",
+            || async { Ok(sa.get_opt("default").await?.is_some()) },
+        )
+        .await?;
+        Ok(Self {
+            name,
+            client: client.clone(),
+        })
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    pub async fn delete(self) -> Result<()> {
+        Api::<Namespace>::all(self.client.clone())
+            .delete(&self.name, &DeleteParams::default())
+            .await?;
+        Ok(())
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+/// Polls `check` every half second until it returns true; fails naming `what` after `timeout`.
+pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(match last_error {
+                Some(e) => e.context(format!("timed out after {timeout:?} waiting for {what}")),
+                None => anyhow!("timed out after {timeout:?} waiting for {what}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The restricted-profile container security context every test pod uses.
+pub fn restricted_container_security() -> serde_json::Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": true,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    })
+}
+
+/// Waits until a pod has finished and returns its phase and log.
+pub async fn wait_pod_finished(
+    pods: &Api<Pod>,
+    name: &str,
+    timeout: Duration,
+) -> Result<(String, String)> {
+    wait_for(timeout, &format!("pod {name} to finish"), || async {
+        let phase = pods
+            .get(name)
+            .await?
+            .status
+            .and_then(|s| s.phase)
+            .unwrap_or_default();
+        Ok(phase == "Succeeded" || phase == "Failed")
+    })
+    .await?;
+    let phase = pods
+        .get(name)
+        .await?
+        .status
+        .and_then(|s| s.phase)
+        .unwrap_or_default();
+    let log = pods
+        .logs(name, &LogParams::default())
+        .await
+        .unwrap_or_default();
+    Ok((phase, log))
+}
+
+/// Waits until a pod is Ready.
+pub async fn wait_pod_ready(pods: &Api<Pod>, name: &str, timeout: Duration) -> Result<()> {
+    wait_for(timeout, &format!("pod {name} to be Ready"), || async {
+        let pod = pods.get(name).await?;
+        let status = pod.status.unwrap_or_default();
+        if status.phase.as_deref() == Some("Failed") {
+            bail!("pod {name} failed: {:?}", status.message);
+        }
+        Ok(status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await
+}
+
+/// Forwards a local loopback port to `port` of a pod through the API server
+/// (like `kubectl port-forward`), one stream per accepted connection.
+/// Returns the local address; the forwarder runs until the test ends.
+pub async fn port_forward(pods: Api<Pod>, pod: &str, port: u16) -> Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let pod = pod.to_owned();
+    tokio::spawn(async move {
+        while let Ok((mut local, _)) = listener.accept().await {
+            let pods = pods.clone();
+            let pod = pod.clone();
+            tokio::spawn(async move {
+                let mut forwarder = match pods.portforward(&pod, &[port]).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("port-forward to {pod}:{port}: {e}");
+                        return;
+                    }
+                };
+                if let Some(mut upstream) = forwarder.take_stream(port) {
+                    let _ = tokio::io::copy_bidirectional(&mut local, &mut upstream).await;
+                }
+                drop(forwarder);
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Describes a pod for failure messages: phase, conditions and container states.
+pub async fn describe_pod(pods: &Api<Pod>, name: &str) -> String {
+    match pods.get(name).await {
+        Ok(p) => serde_json::to_string_pretty(&p.status).unwrap_or_default(),
+        Err(e) => format!("cannot get pod {name}: {e}"),
+    }
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Images without a registry. Builds every image with buildah from Dockerfiles
+# that also build with plain `docker build`, on a debian:bookworm-slim made
+# with debootstrap, and loads them into the node's containerd (CLUSTER=local)
+# or builds them with docker and `kind load`s them (CLUSTER=kind).
+#   images.sh [all]      every image the tests and the examples need
+#   images.sh load-infra pause, CoreDNS, local-path-provisioner, the base (cluster.sh calls it)
+#   images.sh list       the image references
+# A build is skipped when its inputs (Dockerfile + context) are unchanged.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+CLUSTER=${CLUSTER:-local}
+IMG=$EVENTFLOW_CACHE/images
+BASE_REF=docker.io/library/debian:bookworm-slim
+PAUSE_REF=registry.k8s.io/pause:3.10
+CONTAINERD_SOCK=/run/eventflow-e2e/containerd/containerd.sock
+TOOLS=$(tools_bin_dir)
+# Tag of images built from this repository's own code.
+E2E_TAG=${EVENTFLOW_IMAGE_TAG:-dev}
+
+# Every reference the tests and examples use, by image directory.
+declare -A REFS=(
+  [pause]=$PAUSE_REF
+  [coredns]=docker.io/eventflow/coredns:$COREDNS_VERSION
+  [local-path-provisioner]=docker.io/eventflow/local-path-provisioner:$LOCAL_PATH_VERSION
+  [rabbitmq]=docker.io/eventflow/rabbitmq:3.10-management
+  [postgres]=docker.io/eventflow/postgres:15
+  [smoke]=docker.io/eventflow/e2e-smoke:$E2E_TAG
+)
+INFRA=(pause coredns local-path-provisioner)
+WORKLOADS=(rabbitmq postgres smoke)
+
+bh() {
+  buildah --root "$IMG/storage" --runroot /run/eventflow-e2e/buildah --storage-driver overlay "$@"
+}
+ctr_k8s() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+registries_conf() {
+  # Short names (FROM debian:bookworm-slim) resolve to docker.io, as in docker;
+  # --pull=never keeps every build offline.
+  mkdir -p "$IMG"
+  printf '%s\n' 'unqualified-search-registries = ["docker.io"]' 'short-name-mode = "permissive"' > "$IMG/registries.conf"
+  export CONTAINERS_REGISTRIES_CONF=$IMG/registries.conf
+}
+
+apt_mirror() {
+  # The Debian mirror this machine's apt uses (never written into the repo).
+  local f
+  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+    [ -f "$f" ] || continue
+    sed -nE 's#^(URIs:[[:space:]]*|deb[[:space:]]+)(https?://[^[:space:]]+/debian)/?([[:space:]].*)?$#\2#p' "$f" | head -1
+  done | head -1
+}
+
+base_image() {
+  local stamp="$IMG/stamps/base"
+  if [ -f "$stamp" ] && bh inspect "$BASE_REF" >/dev/null 2>&1; then return 0; fi
+  local rootfs="$IMG/debian-rootfs" mirror
+  mirror=$(apt_mirror); [ -n "$mirror" ] || die "no Debian mirror found in apt's sources"
+  if [ ! -x "$rootfs/usr/bin/apt-get" ]; then
+    log "debootstrap bookworm (minbase)"
+    rm -rf "$rootfs"
+    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$LOG_DIR/debootstrap.log" 2>&1 ||
+      die "debootstrap failed (log: $LOG_DIR/debootstrap.log)"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  fi
+  log "committing $BASE_REF"
+  local c; c=$(bh from scratch)
+  bh copy "$c" "$rootfs" / >/dev/null
+  bh config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
+  bh commit -q --rm "$c" "$BASE_REF" >/dev/null
+  mkdir -p "$IMG/stamps"; date > "$stamp"
+}
+
+# Files an image's context needs besides its Dockerfile directory.
+stage_context() { # name ctxdir
+  local name=$1 ctx=$2
+  case "$name" in
+    pause)
+      local src; src=$(go env GOMODCACHE)/k8s.io/kubernetes@$KUBE_VERSION/build/pause/linux/pause.c
+      [ -f "$src" ] || (cd "$CLUSTER_DIR/kube" && go mod download k8s.io/kubernetes >/dev/null)
+      gcc -Os -static -DVERSION=3.10 -o "$ctx/pause" "$src" && strip "$ctx/pause" ;;
+    coredns) cp "$TOOLS/coredns" "$ctx/coredns" ;;
+    local-path-provisioner) cp "$TOOLS/local-path-provisioner" "$ctx/local-path-provisioner" ;;
+    smoke)
+      (cd "$REPO_ROOT" && cargo build -q --release -p eventflow-e2e --bin e2e-smoke)
+      cp "$CARGO_TARGET_DIR/release/e2e-smoke" "$ctx/e2e-smoke" ;;
+  esac
+}
+
+build_one() { # name
+  local name=$1 ref=${REFS[$1]} ctx="$IMG/ctx/$1"
+  rm -rf "$ctx"; mkdir -p "$ctx"
+  cp -r "$REPO_ROOT/e2e/images/$name/." "$ctx/"
+  stage_context "$name" "$ctx"
+  local key; key=$(cd "$ctx" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  if [ "$CLUSTER" = kind ]; then
+    docker build -q -t "$ref" "$ctx" >/dev/null
+    return 0
+  fi
+  local stamp="$IMG/stamps/$name"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$key" ] && bh inspect "$ref" >/dev/null 2>&1; then return 0; fi
+  log "building $ref"
+  bh build -q --pull=never --isolation chroot --network host --layers -t "$ref" "$ctx" >"$LOG_DIR/image-$name.log" 2>&1 ||
+    die "building $ref failed (log: $LOG_DIR/image-$name.log)"
+  echo "$key" > "$stamp"
+}
+
+load_one() { # name
+  local name=$1 ref=${REFS[$1]:-$1}
+  if [ "$CLUSTER" = kind ]; then
+    kind load docker-image --name "${KIND_CLUSTER_NAME:-eventflow}" "$ref" >/dev/null
+    return 0
+  fi
+  local id; id=$(bh inspect --format '{{.FromImageID}}' "$ref")
+  if [ "$(cat "$IMG/stamps/$name.loaded" 2>/dev/null)" = "$id" ] && ctr_k8s images ls -q "name==$ref" | grep -q .; then
+    return 0
+  fi
+  local archive="$IMG/archive-$name.tar"
+  rm -f "$archive"
+  bh push -q "$ref" "docker-archive:$archive:$ref" >/dev/null
+  ctr_k8s images import --no-unpack=false "$archive" >/dev/null
+  rm -f "$archive"
+  echo "$id" > "$IMG/stamps/$name.loaded"
+  log "loaded $ref"
+}
+
+load_base() {
+  local id; id=$(bh inspect --format '{{.FromImageID}}' "$BASE_REF")
+  if [ "$(cat "$IMG/stamps/base.loaded" 2>/dev/null)" = "$id" ] && ctr_k8s images ls -q "name==$BASE_REF" | grep -q .; then
+    return 0
+  fi
+  local archive="$IMG/archive-base.tar"
+  bh push -q "$BASE_REF" "docker-archive:$archive:$BASE_REF" >/dev/null
+  ctr_k8s images import "$archive" >/dev/null
+  rm -f "$archive"; echo "$id" > "$IMG/stamps/base.loaded"
+  log "loaded $BASE_REF"
+}
+
+mkdir -p "$IMG/stamps" "$LOG_DIR"
+registries_conf
+case "${1:-all}" in
+  load-infra)
+    [ "$CLUSTER" = local ] || die "load-infra is for the local cluster only"
+    base_image
+    for n in "${INFRA[@]}"; do build_one "$n"; load_one "$n"; done
+    load_base ;;
+  all)
+    if [ "$CLUSTER" = local ]; then base_image; fi
+    for n in "${WORKLOADS[@]}"; do build_one "$n"; done
+    if [ "$CLUSTER" = local ]; then
+      [ -S "$CONTAINERD_SOCK" ] || die "the local cluster is not up (make cluster-up)"
+      for n in "${INFRA[@]}"; do build_one "$n"; load_one "$n"; done
+      load_base
+    fi
+    for n in "${WORKLOADS[@]}"; do load_one "$n"; done ;;
+  base) base_image ;;
+  build) base_image; shift; for n in "$@"; do build_one "$n"; done ;;
+  list) for n in "${!REFS[@]}"; do echo "${REFS[$n]}"; done ;;
+  *) echo "usage: $0 [all|load-infra|list]" >&2; exit 2 ;;
+esac
