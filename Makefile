@@ -10,6 +10,8 @@ export CLUSTER ?= local
 export EVENTFLOW_TEST_SUMMARY ?= $(EVENTFLOW_CACHE)/test-summary.txt
 
 CLUSTER_DIR := e2e/cluster
+# CLUSTER=local (default: e2e/cluster/cluster.sh) or CLUSTER=kind (e2e/cluster/kind.sh).
+CLUSTER_SCRIPT := $(CLUSTER_DIR)/$(if $(filter kind,$(CLUSTER)),kind.sh,cluster.sh)
 
 .PHONY: help deps tools lint fmt unit integration e2e test test-summary \
         services-up services-down control-plane-up control-plane-down cluster-up cluster-down \
@@ -44,11 +46,11 @@ control-plane-down:
 	@$(CLUSTER_DIR)/control-plane.sh down
 
 cluster-up: tools
-	@$(CLUSTER_DIR)/cluster.sh up
+	@$(CLUSTER_SCRIPT) up
 cluster-down:
-	@$(CLUSTER_DIR)/cluster.sh down
+	@$(CLUSTER_SCRIPT) down
 cluster-check-clean:
-	@$(CLUSTER_DIR)/cluster.sh check-clean
+	@$(CLUSTER_SCRIPT) check-clean
 
 images: tools
 	@$(CLUSTER_DIR)/images.sh
@@ -64,8 +66,8 @@ integration: services-up control-plane-up
 
 # Tier 3: the real node.
 e2e: cluster-up images
-	@eval "$$($(CLUSTER_DIR)/cluster.sh env)"; \
-	  e2e/run-tier.sh e2e cargo test -p eventflow-e2e -- --include-ignored --test-threads=1
+	@eval "$$($(CLUSTER_SCRIPT) env)"; \
+	  e2e/run-tier.sh e2e cargo test -p eventflow-e2e -- --include-ignored --test-threads=4
 
 test:
 	@rm -f $(EVENTFLOW_TEST_SUMMARY)

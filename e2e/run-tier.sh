@@ -15,5 +15,15 @@ rm -f "$out"
 summary=${EVENTFLOW_TEST_SUMMARY:-/dev/null}
 mkdir -p "$(dirname "$summary")"
 echo "$tier $passed passed $failed failed $ignored ignored" | tee -a "$summary"
-if [ "$status" -ne 0 ]; then exit "$status"; fi
+if [ "$status" -ne 0 ]; then
+  # Every component of the clusters and services logs into one folder.
+  logs=${EVENTFLOW_LOG_DIR:-${EVENTFLOW_STATE:-/var/lib/eventflow-e2e}/logs}
+  if [ -d "$logs" ]; then
+    for f in "$logs"/*.log; do
+      [ -f "$f" ] || continue
+      echo "===== last lines of $f"; tail -n 40 "$f"
+    done
+  fi
+  exit "$status"
+fi
 if [ "$passed" -eq 0 ]; then echo "tier $tier ran no tests" >&2; exit 1; fi

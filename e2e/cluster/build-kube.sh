@@ -40,3 +40,6 @@ go_tool coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_tool local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
 go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 go_tool crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
+if [ "${CLUSTER:-local}" = kind ]; then
+  go_tool kind sigs.k8s.io/kind "$KIND_VERSION"
+fi
