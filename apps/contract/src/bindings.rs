@@ -73,15 +73,21 @@ pub struct SubscriptionRequest<'a> {
 
 impl Publication {
     pub fn new(namespace: &str, destination: &str) -> Self {
-        Self { destination: destination.to_owned(), exchange: names::exchange(namespace, destination) }
+        Self {
+            destination: destination.to_owned(),
+            exchange: names::exchange(namespace, destination),
+        }
     }
 }
 
 impl Subscription {
     pub fn new(namespace: &str, request: &SubscriptionRequest<'_>, queue_type: QueueType) -> Self {
         let (d, g) = (request.destination, request.group);
-        let routing_keys =
-            if request.routing_keys.is_empty() { vec!["#".to_owned()] } else { request.routing_keys.clone() };
+        let routing_keys = if request.routing_keys.is_empty() {
+            vec!["#".to_owned()]
+        } else {
+            request.routing_keys.clone()
+        };
         Self {
             destination: d.to_owned(),
             group: g.to_owned(),
@@ -111,15 +117,28 @@ pub enum BindingsError {
 impl Bindings {
     /// Bindings for an app run by hand (no operator): names under `namespace`
     /// (e.g. `local`), classic queues.
-    pub fn standalone(namespace: &str, publishes: &[&str], subscribes: &[SubscriptionRequest<'_>]) -> Self {
+    pub fn standalone(
+        namespace: &str,
+        publishes: &[&str],
+        subscribes: &[SubscriptionRequest<'_>],
+    ) -> Self {
         Self {
-            publishes: publishes.iter().map(|d| Publication::new(namespace, d)).collect(),
-            subscribes: subscribes.iter().map(|s| Subscription::new(namespace, s, QueueType::Classic)).collect(),
+            publishes: publishes
+                .iter()
+                .map(|d| Publication::new(namespace, d))
+                .collect(),
+            subscribes: subscribes
+                .iter()
+                .map(|s| Subscription::new(namespace, s, QueueType::Classic))
+                .collect(),
         }
     }
 
     pub fn from_json(json: &str) -> Result<Self, BindingsError> {
-        serde_json::from_str(json).map_err(|source| BindingsError::Json { var: crate::env::BINDINGS, source })
+        serde_json::from_str(json).map_err(|source| BindingsError::Json {
+            var: crate::env::BINDINGS,
+            source,
+        })
     }
 
     pub fn to_json(&self) -> String {
@@ -129,7 +148,10 @@ impl Bindings {
 
     /// The exchange of a destination this app publishes to.
     pub fn exchange_for(&self, destination: &str) -> Option<&str> {
-        self.publishes.iter().find(|p| p.destination == destination).map(|p| p.exchange.as_str())
+        self.publishes
+            .iter()
+            .find(|p| p.destination == destination)
+            .map(|p| p.exchange.as_str())
     }
 }
 

@@ -38,12 +38,24 @@ pub async fn declare(channel: &Channel, topology: &Topology, passive: bool) -> l
             ExchangeKind::Topic => lapin::ExchangeKind::Topic,
             ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
         };
-        let options = ExchangeDeclareOptions { durable: true, passive, ..Default::default() };
-        channel.exchange_declare(e.name.as_str().into(), kind, options, FieldTable::default()).await?;
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            passive,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(e.name.as_str().into(), kind, options, FieldTable::default())
+            .await?;
     }
     for q in &topology.queues {
-        let options = QueueDeclareOptions { durable: true, passive, ..Default::default() };
-        channel.queue_declare(q.name.as_str().into(), options, queue_arguments(&q.args)).await?;
+        let options = QueueDeclareOptions {
+            durable: true,
+            passive,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(q.name.as_str().into(), options, queue_arguments(&q.args))
+            .await?;
     }
     if !passive {
         for b in &topology.bindings {

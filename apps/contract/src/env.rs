@@ -38,7 +38,10 @@ pub const IMAGE_DATA_DIR: &str = "/var/lib/eventflow";
 /// `EVENTFLOW_PEER_<APP>_URL`: the in-cluster URL of another app's web role
 /// in the same Stream. `<APP>` is the app name upper-cased with `-` -> `_`.
 pub fn peer_url_var(app: &str) -> String {
-    format!("EVENTFLOW_PEER_{}_URL", app.to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "EVENTFLOW_PEER_{}_URL",
+        app.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 #[cfg(test)]
@@ -47,7 +50,10 @@ mod tests {
 
     #[test]
     fn peer_url_variable_upper_cases_and_replaces_dashes() {
-        assert_eq!(peer_url_var("load-simulator"), "EVENTFLOW_PEER_LOAD_SIMULATOR_URL");
+        assert_eq!(
+            peer_url_var("load-simulator"),
+            "EVENTFLOW_PEER_LOAD_SIMULATOR_URL"
+        );
         assert_eq!(peer_url_var("account"), "EVENTFLOW_PEER_ACCOUNT_URL");
     }
 }

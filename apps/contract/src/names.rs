@@ -54,11 +54,26 @@ mod tests {
     #[test]
     fn names_are_namespaced_and_derived_from_the_group_queue() {
         assert_eq!(exchange("demo", "orders"), "demo.orders");
-        assert_eq!(queue("demo", "orders", "order-worker"), "demo.orders.order-worker");
+        assert_eq!(
+            queue("demo", "orders", "order-worker"),
+            "demo.orders.order-worker"
+        );
         assert_eq!(retry_queue("demo", "orders", "w"), "demo.orders.w.retry");
-        assert_eq!(dead_letter_exchange("demo", "orders", "w"), "demo.orders.w.dlx");
-        assert_eq!(dead_letter_queue("demo", "orders", "w"), "demo.orders.w.dlq");
-        assert_eq!(routing_key("account", "ACCOUNT_CREATED"), "account.ACCOUNT_CREATED");
-        assert_eq!(cloudevent_type("account", "ACCOUNT_CREATED"), "dev.eventflow.account.ACCOUNT_CREATED");
+        assert_eq!(
+            dead_letter_exchange("demo", "orders", "w"),
+            "demo.orders.w.dlx"
+        );
+        assert_eq!(
+            dead_letter_queue("demo", "orders", "w"),
+            "demo.orders.w.dlq"
+        );
+        assert_eq!(
+            routing_key("account", "ACCOUNT_CREATED"),
+            "account.ACCOUNT_CREATED"
+        );
+        assert_eq!(
+            cloudevent_type("account", "ACCOUNT_CREATED"),
+            "dev.eventflow.account.ACCOUNT_CREATED"
+        );
     }
 }

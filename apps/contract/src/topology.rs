@@ -65,11 +65,20 @@ impl Topology {
     pub fn of(bindings: &Bindings) -> Self {
         let mut t = Topology::default();
         for p in &bindings.publishes {
-            t.exchanges.push(Exchange { name: p.exchange.clone(), kind: ExchangeKind::Topic });
+            t.exchanges.push(Exchange {
+                name: p.exchange.clone(),
+                kind: ExchangeKind::Topic,
+            });
         }
         for s in &bindings.subscribes {
-            t.exchanges.push(Exchange { name: s.exchange.clone(), kind: ExchangeKind::Topic });
-            t.exchanges.push(Exchange { name: s.dead_letter_exchange.clone(), kind: ExchangeKind::Fanout });
+            t.exchanges.push(Exchange {
+                name: s.exchange.clone(),
+                kind: ExchangeKind::Topic,
+            });
+            t.exchanges.push(Exchange {
+                name: s.dead_letter_exchange.clone(),
+                kind: ExchangeKind::Fanout,
+            });
             // Rejected messages (attempts exhausted) dead-letter to the DLX.
             t.queues.push(Queue {
                 name: s.queue.clone(),
@@ -92,7 +101,10 @@ impl Topology {
             });
             t.queues.push(Queue {
                 name: s.dead_letter_queue.clone(),
-                args: QueueArgs { queue_type: s.queue_type, ..QueueArgs::default() },
+                args: QueueArgs {
+                    queue_type: s.queue_type,
+                    ..QueueArgs::default()
+                },
             });
             for key in &s.routing_keys {
                 t.bindings.push(Binding {
@@ -163,12 +175,21 @@ mod tests {
         let t = Topology::of(&b);
         let names: Vec<_> = t.exchanges.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["ns.orders", "ns.orders.w.dlx"]);
-        assert_eq!(t.queue_names().collect::<Vec<_>>(), ["ns.orders.w", "ns.orders.w.dlq", "ns.orders.w.retry"]);
+        assert_eq!(
+            t.queue_names().collect::<Vec<_>>(),
+            ["ns.orders.w", "ns.orders.w.dlq", "ns.orders.w.retry"]
+        );
         let retry = &t.queues[2].args;
         assert_eq!(retry.message_ttl_ms, Some(250));
         assert_eq!(retry.dead_letter_exchange.as_deref(), Some(""));
-        assert_eq!(retry.dead_letter_routing_key.as_deref(), Some("ns.orders.w"));
-        assert_eq!(t.queues[0].args.dead_letter_exchange.as_deref(), Some("ns.orders.w.dlx"));
+        assert_eq!(
+            retry.dead_letter_routing_key.as_deref(),
+            Some("ns.orders.w")
+        );
+        assert_eq!(
+            t.queues[0].args.dead_letter_exchange.as_deref(),
+            Some("ns.orders.w.dlx")
+        );
         assert_eq!(t.bindings.len(), 3);
     }
 
