@@ -1,0 +1,1 @@
+//! eventflow-counter (being written).

@@ -1,0 +1,1 @@
+//! eventflow-load-simulator (being written).

@@ -1,0 +1,1 @@
+//! eventflow-order (being written).

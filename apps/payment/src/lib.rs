@@ -1,0 +1,1 @@
+//! eventflow-payment (being written).

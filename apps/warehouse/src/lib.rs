@@ -1,0 +1,1 @@
+//! eventflow-warehouse (being written).
