@@ -2,10 +2,73 @@
 //! into Deployments, Services, a RabbitMQ broker and its topology.
 //!
 //! Reconcile is a pipeline, one module per step: [`resolve`] -> [`validate`]
-//! (pure) -> [`build`] (pure) -> [`apply`] -> [`topology`] -> [`status`].
+//! (pure) -> [`build`] (pure) -> [`apply`] -> [`topology`] -> [`status`];
+//! [`controller`] strings them together, [`run`] starts everything behind
+//! a [`leader`] Lease with [`metrics`] and the [`admin`] endpoints.
 
+pub mod admin;
 pub mod api;
-pub mod crd;
+pub mod apply;
 pub mod build;
+pub mod context;
+pub mod controller;
+pub mod crd;
+pub mod leader;
+pub mod metrics;
 pub mod naming;
+pub mod resolve;
+pub mod run;
+pub mod status;
+pub mod topology;
 pub mod validate;
+
+/// Everything a reconcile can fail with. [`Error::reason`] is the short,
+/// low-cardinality label used in metrics, conditions and Events.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+
+    #[error("broker {uri_host} refused or failed an AMQP operation: {source}")]
+    Amqp {
+        uri_host: String,
+        #[source]
+        source: lapin::Error,
+    },
+
+    #[error("broker {0} did not answer within the AMQP timeout")]
+    AmqpTimeout(String),
+
+    #[error("EventBroker {0} does not exist in this namespace")]
+    BrokerNotFound(String),
+
+    #[error("Secret {secret}: {problem}")]
+    Secret { secret: String, problem: String },
+
+    #[error("the object could not be read as its kind: {0}")]
+    Malformed(String),
+
+    #[error("could not generate a secret value: {0}")]
+    Random(String),
+
+    #[error("broker topology of this Stream is still on the broker: {0}")]
+    CleanupPending(String),
+}
+
+impl Error {
+    /// Short reason for metrics labels, condition reasons and Event reasons.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubeApiError",
+            Error::Amqp { .. } => "BrokerError",
+            Error::AmqpTimeout(_) => "BrokerUnreachable",
+            Error::BrokerNotFound(_) => "BrokerNotFound",
+            Error::Secret { .. } => "SecretUnusable",
+            Error::Malformed(_) => "MalformedObject",
+            Error::Random(_) => "RandomFailed",
+            Error::CleanupPending(_) => "CleanupPending",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -29,7 +29,11 @@ pub struct Workload {
 /// The Deployments an app becomes: Separate packaging gives one per role,
 /// Combined one running role `all`.
 pub fn workloads(stream: &str, app: &App) -> Vec<Workload> {
-    let w = |role: &'static str, name: String| Workload { app: app.name.clone(), role, name };
+    let w = |role: &'static str, name: String| Workload {
+        app: app.name.clone(),
+        role,
+        name,
+    };
     match app.packaging {
         Packaging::Combined => vec![w("all", format!("{stream}-{}", app.name))],
         Packaging::Separate => {
@@ -100,5 +104,8 @@ pub fn broker_labels(broker: &str) -> BTreeMap<String, String> {
 }
 
 pub fn broker_selector(broker: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([(LABEL_BROKER.to_owned(), broker.to_owned()), ("app.kubernetes.io/name".to_owned(), "rabbitmq".to_owned())])
+    BTreeMap::from([
+        (LABEL_BROKER.to_owned(), broker.to_owned()),
+        ("app.kubernetes.io/name".to_owned(), "rabbitmq".to_owned()),
+    ])
 }

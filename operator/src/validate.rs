@@ -28,7 +28,11 @@ impl std::fmt::Display for Problem {
 
 /// Joins problems into one condition message.
 pub fn describe(problems: &[Problem]) -> String {
-    problems.iter().map(Problem::to_string).collect::<Vec<_>>().join("; ")
+    problems
+        .iter()
+        .map(Problem::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Environment variables the operator sets; a user value would silently lose or win.
@@ -52,7 +56,12 @@ fn reserved(name: &str) -> bool {
 /// Every problem of `spec` for a Stream named `stream`; empty when it can be deployed.
 pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let mut p = |field: String, message: &str| problems.push(Problem { field, message: message.to_owned() });
+    let mut p = |field: String, message: &str| {
+        problems.push(Problem {
+            field,
+            message: message.to_owned(),
+        })
+    };
     let mut names = BTreeSet::new();
     // (destination, group) -> (backoff, first field that set it)
     let mut retry_ttls: BTreeMap<(String, String), (u32, String)> = BTreeMap::new();
@@ -66,28 +75,46 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
             p(at.clone(), "an app needs a web role, a worker role or both");
         }
         if app.worker.is_some() && app.subscribes.is_empty() {
-            p(format!("{at}.subscribes"), "a worker needs at least one subscription");
+            p(
+                format!("{at}.subscribes"),
+                "a worker needs at least one subscription",
+            );
         }
         if app.packaging == Packaging::Combined {
             let per_role_image = app.web.as_ref().is_some_and(|w| w.image.is_some())
-                || app.worker.as_ref().is_some_and(|w| w.image.is_some() || w.replicas.is_some());
+                || app
+                    .worker
+                    .as_ref()
+                    .is_some_and(|w| w.image.is_some() || w.replicas.is_some());
             if per_role_image {
-                p(format!("{at}.packaging"), "Combined packaging forbids per-role image and worker replicas");
+                p(
+                    format!("{at}.packaging"),
+                    "Combined packaging forbids per-role image and worker replicas",
+                );
             }
         }
         let role_images = app.web.as_ref().is_none_or(|w| w.image.is_some())
             && app.worker.as_ref().is_none_or(|w| w.image.is_some());
         if app.image.is_none() && !role_images {
-            p(format!("{at}.image"), "set image (or an image on every role)");
+            p(
+                format!("{at}.image"),
+                "set image (or an image on every role)",
+            );
         }
         for workload in naming::workloads(stream, app) {
             if workload.name.len() > 63 {
-                p(format!("{at}.name"), "the Deployment name <stream>-<app>-<role> exceeds 63 characters");
+                p(
+                    format!("{at}.name"),
+                    "the Deployment name <stream>-<app>-<role> exceeds 63 characters",
+                );
             }
         }
         for (j, var) in app.env.iter().enumerate() {
             if reserved(&var.name) {
-                p(format!("{at}.env[{j}].name"), "reserved by the wiring contract (set by the operator)");
+                p(
+                    format!("{at}.env[{j}].name"),
+                    "reserved by the wiring contract (set by the operator)",
+                );
             }
         }
         for (j, sub) in app.subscribes.iter().enumerate() {
@@ -97,7 +124,10 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
             match retry_ttls.get(&(sub.destination.clone(), group.clone())) {
                 Some((other, first)) if *other != backoff => p(
                     field,
-                    &format!("group {group} of {} already has backoffMs {other} at {first}: one retry queue cannot have two TTLs", sub.destination),
+                    &format!(
+                        "group {group} of {} already has backoffMs {other} at {first}: one retry queue cannot have two TTLs",
+                        sub.destination
+                    ),
                 ),
                 Some(_) => {}
                 None => {
@@ -171,7 +201,10 @@ spec:
         let mut dup = s.spec.apps[0].clone();
         dup.subscribes.clear();
         s.spec.apps.push(dup);
-        let fields: Vec<_> = validate_stream("shop", &s.spec).into_iter().map(|p| p.field).collect();
+        let fields: Vec<_> = validate_stream("shop", &s.spec)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
         assert_eq!(fields, ["spec.apps[1].name", "spec.apps[1].subscribes"]);
     }
 }

@@ -1,13 +1,18 @@
 //! Pure rendering tests: YAML fixtures in, the objects a user would see out.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 
 use eventflow_contract::{Bindings, QueueType};
 use eventflow_operator::{
     api::{EventBroker, Stream},
-    build::{broker_wiring, build_broker, build_stream, StreamObjects},
+    build::{StreamObjects, broker_wiring, build_broker, build_stream},
 };
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::{Container, PodSpec}};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Container, PodSpec},
+};
 
 fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
     let path = format!("{}/tests/fixtures/valid/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -22,7 +27,11 @@ fn shop() -> StreamObjects {
 }
 
 fn deployment<'a>(objects: &'a StreamObjects, name: &str) -> &'a Deployment {
-    objects.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(name)).unwrap()
+    objects
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some(name))
+        .unwrap()
 }
 
 fn pod(d: &Deployment) -> &PodSpec {
@@ -34,7 +43,12 @@ fn container(d: &Deployment) -> &Container {
 }
 
 fn env(c: &Container) -> BTreeMap<String, serde_json::Value> {
-    c.env.as_ref().unwrap().iter().map(|e| (e.name.clone(), serde_json::to_value(e).unwrap())).collect()
+    c.env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| (e.name.clone(), serde_json::to_value(e).unwrap()))
+        .collect()
 }
 
 fn value(c: &Container, name: &str) -> String {
@@ -44,19 +58,56 @@ fn value(c: &Container, name: &str) -> String {
 #[test]
 fn separate_packaging_gives_each_role_its_own_deployment_and_combined_gives_one_running_all() {
     let objects = shop();
-    let names: Vec<_> = objects.deployments.iter().map(|d| d.metadata.name.clone().unwrap()).collect();
-    assert_eq!(names, ["shop-account-web", "shop-account-worker", "shop-order-web", "shop-order-worker", "shop-audit"]);
-    let services: Vec<_> = objects.services.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
-    assert_eq!(services, ["shop-account-web", "shop-order-web", "shop-audit"]);
+    let names: Vec<_> = objects
+        .deployments
+        .iter()
+        .map(|d| d.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "shop-account-web",
+            "shop-account-worker",
+            "shop-order-web",
+            "shop-order-worker",
+            "shop-audit"
+        ]
+    );
+    let services: Vec<_> = objects
+        .services
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        ["shop-account-web", "shop-order-web", "shop-audit"]
+    );
 
     let replicas = |n: &str| deployment(&objects, n).spec.as_ref().unwrap().replicas;
     assert_eq!(replicas("shop-account-web"), Some(2));
     assert_eq!(replicas("shop-account-worker"), Some(3));
-    assert_eq!(replicas("shop-audit"), Some(2), "Combined runs the web replicas");
-    assert_eq!(value(container(deployment(&objects, "shop-audit")), "EVENTFLOW_ROLE"), "all");
-    assert_eq!(container(deployment(&objects, "shop-order-web")).image.as_deref(), Some("eventflow/order-web:0.1.0"));
     assert_eq!(
-        container(deployment(&objects, "shop-order-worker")).image.as_deref(),
+        replicas("shop-audit"),
+        Some(2),
+        "Combined runs the web replicas"
+    );
+    assert_eq!(
+        value(
+            container(deployment(&objects, "shop-audit")),
+            "EVENTFLOW_ROLE"
+        ),
+        "all"
+    );
+    assert_eq!(
+        container(deployment(&objects, "shop-order-web"))
+            .image
+            .as_deref(),
+        Some("eventflow/order-web:0.1.0")
+    );
+    assert_eq!(
+        container(deployment(&objects, "shop-order-worker"))
+            .image
+            .as_deref(),
         Some("eventflow/order-worker:0.1.0")
     );
 }
@@ -69,14 +120,38 @@ fn every_container_gets_the_whole_wiring_contract() {
     assert_eq!(value(c, "EVENTFLOW_ROLE"), "worker");
     assert_eq!(value(c, "EVENTFLOW_APP"), "account");
     assert_eq!(value(c, "EVENTFLOW_STREAM"), "shop");
-    assert_eq!(e["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
-    assert_eq!(e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["name"], "rabbit-uri");
-    assert_eq!(e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["key"], "amqp");
-    assert!(e["EVENTFLOW_BROKER_URI"].get("value").is_none(), "the URI is never a literal");
-    assert_eq!(value(c, "EVENTFLOW_SELF_URL"), "http://shop-account-web.demo.svc:8080");
-    assert_eq!(value(c, "EVENTFLOW_PEER_ACCOUNT_URL"), "http://shop-account-web.demo.svc:8080");
-    assert_eq!(value(c, "EVENTFLOW_PEER_ORDER_URL"), "http://shop-order-web.demo.svc:8081");
-    assert_eq!(value(c, "EVENTFLOW_PEER_AUDIT_URL"), "http://shop-audit.demo.svc:8080");
+    assert_eq!(
+        e["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(
+        e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["name"],
+        "rabbit-uri"
+    );
+    assert_eq!(
+        e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["key"],
+        "amqp"
+    );
+    assert!(
+        e["EVENTFLOW_BROKER_URI"].get("value").is_none(),
+        "the URI is never a literal"
+    );
+    assert_eq!(
+        value(c, "EVENTFLOW_SELF_URL"),
+        "http://shop-account-web.demo.svc:8080"
+    );
+    assert_eq!(
+        value(c, "EVENTFLOW_PEER_ACCOUNT_URL"),
+        "http://shop-account-web.demo.svc:8080"
+    );
+    assert_eq!(
+        value(c, "EVENTFLOW_PEER_ORDER_URL"),
+        "http://shop-order-web.demo.svc:8081"
+    );
+    assert_eq!(
+        value(c, "EVENTFLOW_PEER_AUDIT_URL"),
+        "http://shop-audit.demo.svc:8080"
+    );
     assert_eq!(value(c, "EVENTFLOW_HTTP_ADDR"), "0.0.0.0:8080");
     assert_eq!(value(c, "EVENTFLOW_ADMIN_ADDR"), "0.0.0.0:9090");
     assert_eq!(value(c, "EVENTFLOW_DATA_DIR"), "/var/lib/eventflow");
@@ -90,13 +165,19 @@ fn every_container_gets_the_whole_wiring_contract() {
     assert_eq!(sub.queue, "demo.account.account");
     assert_eq!(sub.retry_queue, "demo.account.account.retry");
     assert_eq!(sub.dead_letter_queue, "demo.account.account.dlq");
-    assert_eq!(sub.routing_keys, ["account.ACCOUNT_CREATED", "account.ACCOUNT_CONFIRMED"]);
+    assert_eq!(
+        sub.routing_keys,
+        ["account.ACCOUNT_CREATED", "account.ACCOUNT_CONFIRMED"]
+    );
     assert_eq!((sub.max_attempts, sub.backoff_ms), (3, 500));
     assert_eq!(sub.queue_type, QueueType::Classic);
 
     let web = container(deployment(&objects, "shop-order-web"));
     assert_eq!(value(web, "EVENTFLOW_HTTP_ADDR"), "0.0.0.0:8081");
-    assert!(!env(web).contains_key("EVENTFLOW_PREFETCH"), "a web role has no consumer settings");
+    assert!(
+        !env(web).contains_key("EVENTFLOW_PREFETCH"),
+        "a web role has no consumer settings"
+    );
 }
 
 #[test]
@@ -107,7 +188,12 @@ fn the_stream_topology_declares_every_group_queue_with_retry_and_dead_letter() {
     assert!(queues.contains(&"demo.order.audit.dlq"));
     assert!(queues.contains(&"demo.order.order.retry"));
     assert_eq!(queues.len(), 4 * 3, "4 groups x (queue, retry, dlq)");
-    let exchanges: Vec<_> = objects.topology.exchanges.iter().map(|e| e.name.as_str()).collect();
+    let exchanges: Vec<_> = objects
+        .topology
+        .exchanges
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
     assert!(exchanges.contains(&"demo.account") && exchanges.contains(&"demo.order"));
 }
 
@@ -124,14 +210,42 @@ fn every_app_pod_passes_pod_security_restricted_with_a_read_only_root() {
         let csc = c.security_context.as_ref().unwrap();
         assert_eq!(csc.allow_privilege_escalation, Some(false));
         assert_eq!(csc.read_only_root_filesystem, Some(true));
-        assert_eq!(csc.capabilities.as_ref().unwrap().drop.as_deref(), Some(&["ALL".to_owned()][..]));
-        let data = c.volume_mounts.as_ref().unwrap().iter().find(|m| m.name == "data").unwrap();
+        assert_eq!(
+            csc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_owned()][..])
+        );
+        let data = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "data")
+            .unwrap();
         assert_eq!(data.mount_path, "/var/lib/eventflow");
-        let probe = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        let probe = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
         assert_eq!(probe.path.as_deref(), Some("/readyz"));
-        assert_eq!(c.liveness_probe.as_ref().unwrap().http_get.as_ref().unwrap().path.as_deref(), Some("/livez"));
+        assert_eq!(
+            c.liveness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some("/livez")
+        );
         let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("Stream", "shop", Some(true)));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+            ("Stream", "shop", Some(true))
+        );
     }
 }
 
@@ -145,24 +259,64 @@ fn a_three_node_broker_clusters_through_the_headless_service_with_quorum_queues_
     let sts = objects.stateful_set.spec.as_ref().unwrap();
     assert_eq!(sts.replicas, Some(3));
     assert_eq!(sts.service_name.as_deref(), Some("rabbit-nodes"));
-    assert_eq!(objects.headless_service.spec.as_ref().unwrap().cluster_ip.as_deref(), Some("None"));
+    assert_eq!(
+        objects
+            .headless_service
+            .spec
+            .as_ref()
+            .unwrap()
+            .cluster_ip
+            .as_deref(),
+        Some("None")
+    );
     let conf = &objects.config.data.as_ref().unwrap()["rabbitmq.conf"];
-    assert!(conf.contains("rabbit_peer_discovery_classic_config"), "{conf}");
-    assert!(conf.contains("nodes.3 = rabbit@rabbit-2.rabbit-nodes.demo.svc.cluster.local"), "{conf}");
+    assert!(
+        conf.contains("rabbit_peer_discovery_classic_config"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("nodes.3 = rabbit@rabbit-2.rabbit-nodes.demo.svc.cluster.local"),
+        "{conf}"
+    );
     let plugins = &objects.config.data.as_ref().unwrap()["enabled_plugins"];
     assert!(plugins.contains("rabbitmq_management") && plugins.contains("rabbitmq_prometheus"));
     let pod = sts.template.spec.as_ref().unwrap();
-    let cookie = pod.volumes.as_ref().unwrap().iter().find(|v| v.name == "cookie").unwrap();
-    assert_eq!(cookie.secret.as_ref().unwrap().secret_name.as_deref(), Some("rabbit-erlang-cookie"));
+    let cookie = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "cookie")
+        .unwrap();
+    assert_eq!(
+        cookie.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("rabbit-erlang-cookie")
+    );
     let c = &pod.containers[0];
-    assert_eq!(c.image.as_deref(), Some("rabbitmq:4.1-management"), "official image by default");
+    assert_eq!(
+        c.image.as_deref(),
+        Some("rabbitmq:4.1-management"),
+        "official image by default"
+    );
     let e = env(c);
-    assert_eq!(e["RABBITMQ_DEFAULT_PASS"]["valueFrom"]["secretKeyRef"]["name"], "rabbit-credentials");
-    assert_eq!(e["RABBITMQ_NODENAME"]["value"], "rabbit@$(MY_POD_NAME).rabbit-nodes.demo.svc.cluster.local");
+    assert_eq!(
+        e["RABBITMQ_DEFAULT_PASS"]["valueFrom"]["secretKeyRef"]["name"],
+        "rabbit-credentials"
+    );
+    assert_eq!(
+        e["RABBITMQ_NODENAME"]["value"],
+        "rabbit@$(MY_POD_NAME).rabbit-nodes.demo.svc.cluster.local"
+    );
     assert!(c.readiness_probe.is_some());
     let claim = &sts.volume_claim_templates.as_ref().unwrap()[0];
-    assert_eq!(claim.spec.as_ref().unwrap().storage_class_name.as_deref(), Some("fast"));
-    assert_eq!(pod.security_context.as_ref().unwrap().run_as_user, Some(999));
+    assert_eq!(
+        claim.spec.as_ref().unwrap().storage_class_name.as_deref(),
+        Some("fast")
+    );
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_user,
+        Some(999)
+    );
 }
 
 #[test]
@@ -174,9 +328,22 @@ fn a_single_node_broker_runs_the_overridden_image_without_cluster_formation() {
     assert_eq!(sts.replicas, Some(1));
     assert!(sts.volume_claim_templates.is_none());
     let pod = sts.template.spec.as_ref().unwrap();
-    assert_eq!(pod.containers[0].image.as_deref(), Some("eventflow/rabbitmq:3.10-management"));
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some("eventflow/rabbitmq:3.10-management")
+    );
     assert!(!objects.config.data.as_ref().unwrap()["rabbitmq.conf"].contains("cluster_formation"));
-    let ports: Vec<_> = objects.client_service.spec.as_ref().unwrap().ports.as_ref().unwrap().iter().map(|p| p.port).collect();
+    let ports: Vec<_> = objects
+        .client_service
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.port)
+        .collect();
     assert_eq!(ports, [5672, 15672, 15692]);
 }
 
@@ -185,6 +352,9 @@ fn an_external_broker_is_not_built_and_streams_use_its_connection_secret() {
     let broker: EventBroker = fixture("broker-external.yaml");
     assert!(build_broker(&broker).is_none());
     let wiring = broker_wiring(&broker);
-    assert_eq!((wiring.secret.name.as_str(), wiring.secret.key.as_str()), ("rabbit-uri", "amqp"));
+    assert_eq!(
+        (wiring.secret.name.as_str(), wiring.secret.key.as_str()),
+        ("rabbit-uri", "amqp")
+    );
     assert_eq!(wiring.mode, "external");
 }

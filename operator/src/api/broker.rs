@@ -2,12 +2,12 @@
 //! either run by the operator (`managed`) or brought by the user
 //! (`external`), exactly one of the two.
 
-use k8s_openapi::{api::core::v1::ResourceRequirements, apimachinery::pkg::apis::meta::v1::Condition};
+use k8s_openapi::{
+    api::core::v1::ResourceRequirements, apimachinery::pkg::apis::meta::v1::Condition,
+};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-
 
 /// A RabbitMQ broker: managed by the operator or external.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -69,7 +69,10 @@ pub struct ManagedBroker {
 #[serde(rename_all = "camelCase")]
 pub struct Storage {
     /// Size of each node's volume, e.g. `1Gi`.
-    #[schemars(length(min = 1, max = 32), pattern(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    #[schemars(
+        length(min = 1, max = 32),
+        pattern(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    )]
     pub size: String,
 
     /// StorageClass of the volumes (default: the cluster's default StorageClass).
@@ -91,7 +94,10 @@ pub struct ExternalBroker {
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionSecret {
     /// Name of the Secret.
-    #[schemars(length(min = 1, max = 253), pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 253),
+        pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub name: String,
 
     /// Key of the AMQP URI in the Secret (default `uri`).
@@ -143,6 +149,3 @@ pub struct EventBrokerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
 }
-
-
-

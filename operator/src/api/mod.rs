@@ -9,13 +9,13 @@ mod condition;
 mod stream;
 
 pub use broker::{
-    BrokerPhase, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus, ExternalBroker, ManagedBroker,
-    Storage,
+    BrokerPhase, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus, ExternalBroker,
+    ManagedBroker, Storage,
 };
-pub use condition::{conditions_schema, set_condition};
+pub use condition::{conditions_schema, is_true, set_condition};
 pub use stream::{
-    App, DeletionPolicy, DestinationStatus, Packaging, Stream, StreamPhase, StreamSpec, StreamStatus, Subscribe,
-    WebRole, WorkerRole, WorkloadStatus,
+    App, DeletionPolicy, DestinationStatus, Packaging, Stream, StreamPhase, StreamSpec,
+    StreamStatus, Subscribe, WebRole, WorkerRole, WorkloadStatus,
 };
 
 /// API group of every eventflow resource.

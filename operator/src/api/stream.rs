@@ -196,7 +196,13 @@ pub struct Subscribe {
     /// Routing-key patterns (`<aggregate>.<EVENT>`, with `*` and `#` wildcards) the group receives;
     /// empty means every event of the destination.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 1, max = 255), pattern(r"^[A-Za-z0-9_*#-]+(\.[A-Za-z0-9_*#-]+)*$")))]
+    #[schemars(
+        length(max = 32),
+        inner(
+            length(min = 1, max = 255),
+            pattern(r"^[A-Za-z0-9_*#-]+(\.[A-Za-z0-9_*#-]+)*$")
+        )
+    )]
     pub event_types: Vec<String>,
 
     /// Deliveries of one message before it is dead-lettered (default 5).

@@ -12,9 +12,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetSpec},
         core::v1::{
-            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-            ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe,
-            SecretKeySelector, SecretVolumeSource, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
+            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+            EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim,
+            PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec, Probe, SecretKeySelector,
+            SecretVolumeSource, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume,
             VolumeMount, VolumeResourceRequirements,
         },
     },
@@ -59,8 +60,15 @@ pub fn broker_wiring(broker: &EventBroker) -> BrokerWiring {
     let namespace = broker.metadata.namespace.as_deref().unwrap_or_default();
     match (&broker.spec.managed, &broker.spec.external) {
         (Some(managed), _) => BrokerWiring {
-            secret: BrokerSecret { name: naming::broker(name).credentials, key: URI_KEY.into() },
-            queue_type: if managed.replicas.unwrap_or(1) >= 3 { QueueType::Quorum } else { QueueType::Classic },
+            secret: BrokerSecret {
+                name: naming::broker(name).credentials,
+                key: URI_KEY.into(),
+            },
+            queue_type: if managed.replicas.unwrap_or(1) >= 3 {
+                QueueType::Quorum
+            } else {
+                QueueType::Classic
+            },
             endpoint: Some(format!("{name}.{namespace}.svc:{AMQP_PORT}")),
             mode: "managed",
         },
@@ -69,7 +77,9 @@ pub fn broker_wiring(broker: &EventBroker) -> BrokerWiring {
             BrokerWiring {
                 secret: BrokerSecret {
                     name: secret.map(|s| s.name.clone()).unwrap_or_default(),
-                    key: secret.and_then(|s| s.key.clone()).unwrap_or_else(|| URI_KEY.into()),
+                    key: secret
+                        .and_then(|s| s.key.clone())
+                        .unwrap_or_else(|| URI_KEY.into()),
                 },
                 queue_type: QueueType::Classic,
                 endpoint: None,
@@ -98,7 +108,10 @@ pub fn credentials_data(broker: &EventBroker, password: &str) -> BTreeMap<String
         ("password".into(), password.into()),
         ("host".into(), host.clone()),
         ("port".into(), AMQP_PORT.to_string()),
-        (URI_KEY.into(), format!("amqp://{USERNAME}:{password}@{host}:{AMQP_PORT}/%2f")),
+        (
+            URI_KEY.into(),
+            format!("amqp://{USERNAME}:{password}@{host}:{AMQP_PORT}/%2f"),
+        ),
     ])
 }
 
@@ -120,11 +133,19 @@ fn meta(name: &str, namespace: &str, broker: &str, owner: &OwnerReference) -> Ob
 /// Metadata of a generated Secret of the broker (credentials or cookie).
 pub fn secret_meta(broker: &EventBroker, secret: &str) -> Option<ObjectMeta> {
     let owner = broker.controller_owner_ref(&())?;
-    Some(meta(secret, broker.metadata.namespace.as_deref()?, broker.metadata.name.as_deref()?, &owner))
+    Some(meta(
+        secret,
+        broker.metadata.namespace.as_deref()?,
+        broker.metadata.name.as_deref()?,
+        &owner,
+    ))
 }
 
 fn node_fqdn(names: &naming::BrokerNames, namespace: &str, ordinal: i32) -> String {
-    format!("{}-{ordinal}.{}.{namespace}.svc.cluster.local", names.name, names.headless)
+    format!(
+        "{}-{ordinal}.{}.{namespace}.svc.cluster.local",
+        names.name, names.headless
+    )
 }
 
 /// `rabbitmq.conf` of a managed broker.
@@ -141,7 +162,9 @@ pub fn rabbitmq_conf(broker: &str, namespace: &str, replicas: i32) -> String {
          log.file = false\n",
     );
     if replicas > 1 {
-        conf.push_str("cluster_formation.peer_discovery_backend = rabbit_peer_discovery_classic_config\n");
+        conf.push_str(
+            "cluster_formation.peer_discovery_backend = rabbit_peer_discovery_classic_config\n",
+        );
         for i in 0..replicas {
             conf.push_str(&format!(
                 "cluster_formation.classic_config.nodes.{} = rabbit@{}\n",
@@ -169,8 +192,14 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
     let config = ConfigMap {
         metadata: meta(&names.config, namespace, name, &owner),
         data: Some(BTreeMap::from([
-            ("rabbitmq.conf".into(), rabbitmq_conf(name, namespace, replicas)),
-            ("enabled_plugins".into(), "[rabbitmq_management,rabbitmq_prometheus].\n".into()),
+            (
+                "rabbitmq.conf".into(),
+                rabbitmq_conf(name, namespace, replicas),
+            ),
+            (
+                "enabled_plugins".into(),
+                "[rabbitmq_management,rabbitmq_prometheus].\n".into(),
+            ),
         ])),
         ..Default::default()
     };
@@ -199,7 +228,11 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
             selector: Some(selector.clone()),
-            ports: Some(vec![port("epmd", 4369), port("amqp", AMQP_PORT), port("dist", 25672)]),
+            ports: Some(vec![
+                port("epmd", 4369),
+                port("amqp", AMQP_PORT),
+                port("dist", 25672),
+            ]),
             ..Default::default()
         }),
         ..Default::default()
@@ -208,20 +241,34 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
     let secret_env = |var: &str, secret: &str, key: &str| EnvVar {
         name: var.into(),
         value_from: Some(EnvVarSource {
-            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: Some(false) }),
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: Some(false),
+            }),
             ..Default::default()
         }),
         ..Default::default()
     };
-    let plain = |var: &str, value: String| EnvVar { name: var.into(), value: Some(value), ..Default::default() };
+    let plain = |var: &str, value: String| EnvVar {
+        name: var.into(),
+        value: Some(value),
+        ..Default::default()
+    };
     let mount = |volume: &str, path: &str| VolumeMount {
         name: volume.into(),
         mount_path: path.into(),
         ..Default::default()
     };
-    let image = managed.image.clone().unwrap_or_else(|| DEFAULT_IMAGE.into());
+    let image = managed
+        .image
+        .clone()
+        .unwrap_or_else(|| DEFAULT_IMAGE.into());
     let tcp_probe = |period: i32, initial: i32| Probe {
-        tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(AMQP_PORT), ..Default::default() }),
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(AMQP_PORT),
+            ..Default::default()
+        }),
         period_seconds: Some(period),
         initial_delay_seconds: Some(initial),
         timeout_seconds: Some(5),
@@ -253,7 +300,10 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
             EnvVar {
                 name: "MY_POD_NAME".into(),
                 value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector { field_path: "metadata.name".into(), ..Default::default() }),
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.name".into(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -261,18 +311,44 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
             plain("RABBITMQ_USE_LONGNAME", "true".into()),
             plain(
                 "RABBITMQ_NODENAME",
-                format!("rabbit@$(MY_POD_NAME).{}.{namespace}.svc.cluster.local", names.headless),
+                format!(
+                    "rabbit@$(MY_POD_NAME).{}.{namespace}.svc.cluster.local",
+                    names.headless
+                ),
             ),
             plain("RABBITMQ_CONFIG_FILE", "/etc/rabbitmq/rabbitmq.conf".into()),
-            plain("RABBITMQ_ENABLED_PLUGINS_FILE", "/etc/rabbitmq/enabled_plugins".into()),
+            plain(
+                "RABBITMQ_ENABLED_PLUGINS_FILE",
+                "/etc/rabbitmq/enabled_plugins".into(),
+            ),
             plain("HOME", "/var/lib/rabbitmq".into()),
         ]),
         ports: Some(vec![
-            ContainerPort { name: Some("amqp".into()), container_port: AMQP_PORT, ..Default::default() },
-            ContainerPort { name: Some("management".into()), container_port: MANAGEMENT_PORT, ..Default::default() },
-            ContainerPort { name: Some("prometheus".into()), container_port: PROMETHEUS_PORT, ..Default::default() },
-            ContainerPort { name: Some("epmd".into()), container_port: 4369, ..Default::default() },
-            ContainerPort { name: Some("dist".into()), container_port: 25672, ..Default::default() },
+            ContainerPort {
+                name: Some("amqp".into()),
+                container_port: AMQP_PORT,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("management".into()),
+                container_port: MANAGEMENT_PORT,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("prometheus".into()),
+                container_port: PROMETHEUS_PORT,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("epmd".into()),
+                container_port: 4369,
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("dist".into()),
+                container_port: 25672,
+                ..Default::default()
+            },
         ]),
         readiness_probe: Some(tcp_probe(10, 10)),
         liveness_probe: Some(tcp_probe(30, 60)),
@@ -286,11 +362,18 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
         ]),
         ..Default::default()
     };
-    let empty = |n: &str| Volume { name: n.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() };
+    let empty = |n: &str| Volume {
+        name: n.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    };
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: names.config.clone(), ..Default::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names.config.clone(),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         Volume {
@@ -307,12 +390,19 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
     ];
     let claims = match &managed.storage {
         Some(storage) => Some(vec![PersistentVolumeClaim {
-            metadata: ObjectMeta { name: Some("data".into()), labels: Some(labels.clone()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("data".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            },
             spec: Some(PersistentVolumeClaimSpec {
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 storage_class_name: storage.storage_class_name.clone(),
                 resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([("storage".into(), Quantity(storage.size.clone()))])),
+                    requests: Some(BTreeMap::from([(
+                        "storage".into(),
+                        Quantity(storage.size.clone()),
+                    )])),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -331,9 +421,15 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
             service_name: Some(names.headless.clone()),
             // Cluster formation needs every node up at once.
             pod_management_policy: Some("Parallel".into()),
-            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     init_containers: Some(vec![init]),
                     containers: vec![container],
@@ -350,5 +446,10 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
         }),
         ..Default::default()
     };
-    Some(BrokerObjects { config, client_service, headless_service, stateful_set })
+    Some(BrokerObjects {
+        config,
+        client_service,
+        headless_service,
+        stateful_set,
+    })
 }

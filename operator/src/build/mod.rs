@@ -8,5 +8,5 @@ pub mod security;
 pub mod stream;
 pub mod wiring;
 
-pub use broker::{BrokerObjects, BrokerWiring, build_broker, broker_wiring};
+pub use broker::{BrokerObjects, BrokerWiring, broker_wiring, build_broker};
 pub use stream::{StreamObjects, build_stream};

@@ -10,8 +10,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+            Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec,
+            PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
+            Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -43,7 +44,12 @@ pub struct StreamObjects {
     pub topology: Topology,
 }
 
-fn metadata(name: &str, namespace: &str, labels: BTreeMap<String, String>, owner: &OwnerReference) -> ObjectMeta {
+fn metadata(
+    name: &str,
+    namespace: &str,
+    labels: BTreeMap<String, String>,
+    owner: &OwnerReference,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(namespace.to_owned()),
@@ -55,12 +61,22 @@ fn metadata(name: &str, namespace: &str, labels: BTreeMap<String, String>, owner
 
 /// The Stream's topology and bindings only (used when deleting, and to find shared destinations).
 pub fn stream_topology(stream: &Stream, namespace: &str, queue_type: QueueType) -> Topology {
-    Topology::merge(stream.spec.apps.iter().map(|a| Topology::of(&app_bindings(namespace, a, queue_type))))
+    Topology::merge(
+        stream
+            .spec
+            .apps
+            .iter()
+            .map(|a| Topology::of(&app_bindings(namespace, a, queue_type))),
+    )
 }
 
 /// Builds every object of `stream`. `None` when the Stream has no uid or
 /// namespace yet (it was never stored, so nothing can be owned by it).
-pub fn build_stream(stream: &Stream, broker: &BrokerSecret, queue_type: QueueType) -> Option<StreamObjects> {
+pub fn build_stream(
+    stream: &Stream,
+    broker: &BrokerSecret,
+    queue_type: QueueType,
+) -> Option<StreamObjects> {
     let owner = stream.controller_owner_ref(&())?;
     let namespace = stream.metadata.namespace.as_deref()?;
     let name = stream.metadata.name.as_deref()?;
@@ -69,9 +85,11 @@ pub fn build_stream(stream: &Stream, broker: &BrokerSecret, queue_type: QueueTyp
         let bindings = app_bindings(namespace, app, queue_type);
         for workload in naming::workloads(name, app) {
             let env = container_env(stream, namespace, app, workload.role, broker, &bindings);
-            out.deployments.push(deployment(name, namespace, app, &workload, env, &owner));
+            out.deployments
+                .push(deployment(name, namespace, app, &workload, env, &owner));
             if workload.role != "worker" && app.web.is_some() {
-                out.services.push(service(name, namespace, app, &workload, &owner));
+                out.services
+                    .push(service(name, namespace, app, &workload, &owner));
             }
             out.workloads.push(workload);
         }
@@ -133,14 +151,24 @@ fn deployment(
     let mut labels = naming::stream_labels(stream);
     labels.extend(selector.clone());
     labels.insert("app.kubernetes.io/name".into(), workload.app.clone());
-    labels.insert("app.kubernetes.io/component".into(), workload.role.to_owned());
+    labels.insert(
+        "app.kubernetes.io/component".into(),
+        workload.role.to_owned(),
+    );
     let mut ports = vec![ContainerPort {
         name: Some("admin".into()),
         container_port: i32::from(env::DEFAULT_ADMIN_PORT),
         ..Default::default()
     }];
     if workload.role != "worker" && app.web.is_some() {
-        ports.insert(0, ContainerPort { name: Some("http".into()), container_port: web_port(app), ..Default::default() });
+        ports.insert(
+            0,
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: web_port(app),
+                ..Default::default()
+            },
+        );
     }
     let container = Container {
         name: workload.app.clone(),
@@ -155,8 +183,16 @@ fn deployment(
         startup_probe: Some(admin_probe("/livez", 2, 60)),
         security_context: Some(container_security(APP_UID)),
         volume_mounts: Some(vec![
-            VolumeMount { name: "data".into(), mount_path: env::IMAGE_DATA_DIR.into(), ..Default::default() },
-            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..Default::default() },
+            VolumeMount {
+                name: "data".into(),
+                mount_path: env::IMAGE_DATA_DIR.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
         ]),
         ..Default::default()
     };
@@ -169,9 +205,15 @@ fn deployment(
         metadata: metadata(&workload.name, namespace, labels.clone(), owner),
         spec: Some(DeploymentSpec {
             replicas: Some(role_replicas(app, workload.role)),
-            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels), ..Default::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![container],
                     security_context: Some(pod_security(APP_UID)),
@@ -187,7 +229,13 @@ fn deployment(
     }
 }
 
-fn service(stream: &str, namespace: &str, app: &App, workload: &Workload, owner: &OwnerReference) -> Service {
+fn service(
+    stream: &str,
+    namespace: &str,
+    app: &App,
+    workload: &Workload,
+    owner: &OwnerReference,
+) -> Service {
     let selector = naming::workload_selector(stream, workload);
     let mut labels = naming::stream_labels(stream);
     labels.extend(selector.clone());

@@ -24,7 +24,11 @@ pub struct BrokerSecret {
 /// The bindings document of one app, names resolved under `namespace`.
 pub fn app_bindings(namespace: &str, app: &App, queue_type: QueueType) -> Bindings {
     Bindings {
-        publishes: app.publishes.iter().map(|d| Publication::new(namespace, d)).collect(),
+        publishes: app
+            .publishes
+            .iter()
+            .map(|d| Publication::new(namespace, d))
+            .collect(),
         subscribes: app
             .subscribes
             .iter()
@@ -45,17 +49,27 @@ pub fn app_bindings(namespace: &str, app: &App, queue_type: QueueType) -> Bindin
 
 /// Web port of an app (default 8080).
 pub fn web_port(app: &App) -> i32 {
-    app.web.as_ref().and_then(|w| w.port).unwrap_or(i32::from(env::DEFAULT_HTTP_PORT))
+    app.web
+        .as_ref()
+        .and_then(|w| w.port)
+        .unwrap_or(i32::from(env::DEFAULT_HTTP_PORT))
 }
 
 /// In-cluster URL of an app's web role.
 pub fn web_url(stream: &str, namespace: &str, app: &App) -> Option<String> {
     let service = naming::web_service(stream, app)?;
-    Some(format!("http://{service}.{namespace}.svc:{}", web_port(app)))
+    Some(format!(
+        "http://{service}.{namespace}.svc:{}",
+        web_port(app)
+    ))
 }
 
 fn plain(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.to_owned(), value: Some(value.into()), ..Default::default() }
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
 }
 
 /// The full environment of one container of `app` running `role`.
@@ -75,7 +89,10 @@ pub fn container_env(
         EnvVar {
             name: env::POD_NAMESPACE.to_owned(),
             value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), ..Default::default() }),
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.namespace".into(),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -106,8 +123,14 @@ pub fn container_env(
         }
     }
     if let Some(worker) = app.worker.as_ref().filter(|_| role != "web") {
-        vars.push(plain(env::PREFETCH, worker.prefetch.unwrap_or(10).to_string()));
-        vars.push(plain(env::CONCURRENCY, worker.concurrency.unwrap_or(4).to_string()));
+        vars.push(plain(
+            env::PREFETCH,
+            worker.prefetch.unwrap_or(10).to_string(),
+        ));
+        vars.push(plain(
+            env::CONCURRENCY,
+            worker.concurrency.unwrap_or(4).to_string(),
+        ));
     }
     vars.extend(app.env.iter().cloned());
     vars

@@ -1,0 +1,127 @@
+//! The apply step: server-side apply of desired objects with one field
+//! manager (so edits by others to fields we own are reverted, and a
+//! deleted object is recreated), removal of objects that carry our labels
+//! but are no longer desired, and create-once Secrets (generated passwords
+//! must never be regenerated).
+
+use std::{collections::BTreeMap, fmt::Debug};
+
+use k8s_openapi::{
+    ByteString, NamespaceResourceScope, api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Result, naming::MANAGER};
+
+/// Server-side applies `obj` (forcing our ownership of its fields) and returns the stored object.
+pub async fn apply<K>(client: &Client, obj: &K) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let namespace = obj.meta().namespace.as_deref().unwrap_or_default();
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    Ok(api
+        .patch(
+            &obj.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await?)
+}
+
+/// Deletes every object matching `selector` whose name is not in `keep`;
+/// returns the names deleted.
+pub async fn remove_orphans<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    keep: &[String],
+) -> Result<Vec<String>>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    let mut removed = Vec::new();
+    for obj in api
+        .list_metadata(&ListParams::default().labels(selector))
+        .await?
+    {
+        let name = obj.name_any();
+        if !keep.contains(&name) && obj.metadata.deletion_timestamp.is_none() {
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => removed.push(name),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Creates Secret `meta.name` with `data` unless it exists; an existing
+/// Secret is never changed. Returns whether it was created.
+pub async fn create_secret_once(
+    client: &Client,
+    meta: ObjectMeta,
+    data: BTreeMap<String, String>,
+) -> Result<bool> {
+    let api = Api::<Secret>::namespaced(
+        client.clone(),
+        meta.namespace.as_deref().unwrap_or_default(),
+    );
+    if api
+        .get_metadata_opt(&meta.name.clone().unwrap_or_default())
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let secret = Secret {
+        metadata: meta,
+        data: Some(
+            data.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect(),
+        ),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    match api
+        .create(
+            &PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            },
+            &secret,
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A random alphanumeric string of `len` characters (passwords, Erlang cookies).
+pub fn random_token(len: usize) -> Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).map_err(|e| crate::Error::Random(e.to_string()))?;
+    // 256 % 62 != 0 leaves a slight bias; irrelevant at 32+ characters of entropy.
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect())
+}

@@ -1,0 +1,118 @@
+//! State shared by every reconcile: the client, the Event recorder, the
+//! metrics, the AMQP connections and the tunable intervals; plus the
+//! per-object failure counts behind exponential error backoff.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use kube::{
+    Client, Resource,
+    runtime::{
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+    },
+};
+
+use crate::{metrics::Metrics, topology::Amqp};
+
+/// Intervals of the operator. Defaults are for production; tests shorten them.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How often a healthy Stream is reconciled again, re-declaring its topology:
+    /// anything deleted on the broker is back within twice this.
+    pub resync: Duration,
+    /// How often an EventBroker's AMQP connection is checked.
+    pub broker_check: Duration,
+    /// How long a deleted Stream waits for an unreachable broker before its
+    /// finalizer is released anyway (with a Warning Event naming what was left).
+    pub cleanup_give_up: Duration,
+    /// Timeout of one AMQP connection attempt.
+    pub amqp_timeout: Duration,
+    /// Longest error backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(30),
+            broker_check: Duration::from_secs(15),
+            cleanup_give_up: Duration::from_secs(180),
+            amqp_timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub amqp: Amqp,
+    pub settings: Settings,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, identity: &str, metrics: Metrics, settings: Settings) -> Self {
+        let reporter = Reporter {
+            controller: crate::naming::MANAGER.into(),
+            instance: Some(identity.to_owned()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            amqp: Amqp::new(settings.amqp_timeout),
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes a Kubernetes Event about `obj`; failing to record one never fails a reconcile.
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_owned(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not record an Event");
+        }
+    }
+
+    /// Exponential backoff for a failing object: 1 s, 2 s, 4 s, … up to `max_backoff`.
+    pub fn backoff(&self, key: &str) -> Action {
+        Action::requeue(self.backoff_delay(key))
+    }
+
+    /// Counts one more failure of `key` and returns how long to wait before the next try.
+    pub fn backoff_delay(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.to_owned()).or_insert(0);
+        *n = n.saturating_add(1);
+        let secs = 1u64
+            .checked_shl(n.saturating_sub(1).min(20))
+            .unwrap_or(u64::MAX);
+        Duration::from_secs(secs).min(self.settings.max_backoff)
+    }
+
+    /// Forgets the failures of an object after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}

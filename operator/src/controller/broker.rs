@@ -1,0 +1,136 @@
+//! Reconciles one EventBroker: for a managed broker, its generated Secrets
+//! (created once), ConfigMap, Services and StatefulSet; for both kinds, an
+//! AMQP connection check with the broker's credentials that decides the
+//! Ready condition — true only while a connection succeeds.
+
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::controller::Action,
+};
+use serde_json::json;
+
+use crate::{
+    Result,
+    api::{BrokerPhase, EventBroker, set_condition},
+    apply,
+    build::{
+        self,
+        broker::{cookie_data, credentials_data, secret_meta},
+    },
+    context::Context,
+    naming::{self, MANAGER},
+    resolve,
+    status::READY,
+    topology::redact,
+};
+
+pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Action> {
+    if broker.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let namespace = broker.namespace().unwrap_or_default();
+    let name = broker.name_any();
+    let wiring = build::broker_wiring(&broker);
+
+    if let Some(objects) = build::build_broker(&broker) {
+        let names = naming::broker(&name);
+        let password = apply::random_token(32)?;
+        if let Some(meta) = secret_meta(&broker, &names.credentials)
+            && apply::create_secret_once(&ctx.client, meta, credentials_data(&broker, &password))
+                .await?
+        {
+            ctx.event(
+                broker.as_ref(),
+                false,
+                "CredentialsGenerated",
+                format!("created Secret {}", names.credentials),
+            )
+            .await;
+        }
+        if let Some(meta) = secret_meta(&broker, &names.erlang_cookie) {
+            apply::create_secret_once(&ctx.client, meta, cookie_data(&apply::random_token(48)?))
+                .await?;
+        }
+        apply::apply(&ctx.client, &objects.config).await?;
+        apply::apply(&ctx.client, &objects.headless_service).await?;
+        apply::apply(&ctx.client, &objects.client_service).await?;
+        apply::apply(&ctx.client, &objects.stateful_set).await?;
+    }
+
+    let check = match resolve::broker_uri(&ctx.client, &namespace, &wiring).await {
+        Ok(uri) => ctx.amqp.check(&uri).await.map(|()| uri),
+        Err(e) => Err(e),
+    };
+    let old = broker.status.clone();
+    let mut status = old.clone().unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    let generation = broker.metadata.generation;
+    match &check {
+        Ok(uri) => {
+            status.phase = BrokerPhase::Ready;
+            status.endpoint = wiring.endpoint.clone().or_else(|| Some(redact(uri)));
+            set_condition(
+                &mut status.conditions,
+                READY,
+                true,
+                "Connected",
+                "an AMQP connection with the broker's credentials succeeded",
+                generation,
+                &now,
+            );
+        }
+        Err(e) => {
+            status.phase = if matches!(e, crate::Error::Secret { .. }) {
+                BrokerPhase::Failed
+            } else {
+                BrokerPhase::Unreachable
+            };
+            status.endpoint = wiring.endpoint.clone().or(status.endpoint);
+            set_condition(
+                &mut status.conditions,
+                READY,
+                false,
+                e.reason(),
+                e.to_string(),
+                generation,
+                &now,
+            );
+        }
+    }
+    status.mode = Some(wiring.mode.to_owned());
+    status.observed_generation = generation;
+    status.credentials_secret = Some(wiring.secret.name.clone());
+
+    if old.as_ref() != Some(&status) {
+        let api = Api::<EventBroker>::namespaced(ctx.client.clone(), &namespace);
+        let body = json!({"apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+        let was_ready = old.as_ref().is_some_and(|s| s.phase == BrokerPhase::Ready);
+        match (&check, was_ready) {
+            (Ok(_), false) => {
+                ctx.event(
+                    broker.as_ref(),
+                    false,
+                    "Connected",
+                    "an AMQP connection with the broker's credentials succeeded".into(),
+                )
+                .await
+            }
+            (Err(e), _) if was_ready || old.as_ref().is_none_or(|s| s.phase != status.phase) => {
+                ctx.event(broker.as_ref(), true, e.reason(), e.to_string())
+                    .await
+            }
+            _ => {}
+        }
+    }
+    Ok(Action::requeue(ctx.settings.broker_check))
+}

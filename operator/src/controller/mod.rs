@@ -1,0 +1,159 @@
+//! The two controllers and their watches. Streams are watched through
+//! `DeserializeGuard`, so one object that does not parse is reported with a
+//! Warning Event and never breaks the watch for the others. Owned
+//! Deployments, Services and StatefulSets trigger their owner (drift
+//! correction); an EventBroker change triggers the Streams that use it.
+
+pub mod broker;
+pub mod stream;
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::{Deployment, StatefulSet},
+    core::v1::{ConfigMap, Service},
+};
+use kube::{
+    Api, Client, Resource,
+    core::DeserializeGuard,
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+};
+
+use crate::{
+    Error, Result,
+    api::{EventBroker, Stream},
+    context::Context,
+};
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Runs a typed reconcile for a guarded object, with metrics and the malformed-object path.
+async fn guarded<K, F, Fut>(
+    obj: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    kind: &'static str,
+    f: F,
+) -> Result<Action>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    F: FnOnce(Arc<K>, Arc<Context>) -> Fut,
+    Fut: Future<Output = Result<Action>>,
+{
+    let started = Instant::now();
+    ctx.metrics.reconciled(kind);
+    let result = match &obj.0 {
+        Ok(inner) => f(Arc::new(inner.clone()), ctx.clone()).await,
+        Err(invalid) => {
+            ctx.event(
+                obj.as_ref(),
+                true,
+                "MalformedObject",
+                format!("ignored until fixed: {}", invalid.error),
+            )
+            .await;
+            Err(Error::Malformed(invalid.error.clone()))
+        }
+    };
+    ctx.metrics.observe(kind, started.elapsed());
+    if let Err(e) = &result {
+        ctx.metrics.failed(kind, e.reason());
+        tracing::warn!(kind, object = key(obj.as_ref()), reason = e.reason(), error = %e, "reconcile failed");
+    }
+    result
+}
+
+fn error_policy<K: Resource<DynamicType = ()>>(
+    obj: Arc<DeserializeGuard<K>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    if matches!(error, Error::Malformed(_)) {
+        return Action::await_change();
+    }
+    ctx.backoff(&format!("{}/{}", K::kind(&()), key(obj.as_ref())))
+}
+
+/// Runs both controllers until `stop` turns true (then they finish their current reconciles).
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let shutdown = move || {
+        let mut rx = stop.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let client = ctx.client.clone();
+    let ns = namespace.as_deref();
+    let wc = watcher::Config::default();
+    let owned = || {
+        watcher::Config::default().labels(&format!(
+            "{}={}",
+            crate::naming::LABEL_MANAGED_BY,
+            crate::naming::MANAGER
+        ))
+    };
+
+    let streams = Controller::new(api::<DeserializeGuard<Stream>>(&client, ns), wc.clone());
+    let store = streams.store();
+    let streams = streams
+        .owns(api::<Deployment>(&client, ns), owned())
+        .owns(api::<Service>(&client, ns), owned())
+        .watches(
+            api::<DeserializeGuard<EventBroker>>(&client, ns),
+            wc.clone(),
+            move |broker| {
+                let name = broker.meta().name.clone().unwrap_or_default();
+                let namespace = broker.meta().namespace.clone();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|s| {
+                        s.0.as_ref()
+                            .is_ok_and(|s| stream::uses_broker(s, namespace.as_deref(), &name))
+                    })
+                    .map(|s| ObjectRef::from_obj(s.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown())
+        .run(
+            |obj, ctx| guarded(obj, ctx, "Stream", stream::reconcile),
+            error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+
+    let brokers = Controller::new(api::<DeserializeGuard<EventBroker>>(&client, ns), wc)
+        .owns(api::<StatefulSet>(&client, ns), owned())
+        .owns(api::<Service>(&client, ns), owned())
+        .owns(api::<ConfigMap>(&client, ns), owned())
+        .graceful_shutdown_on(shutdown())
+        .run(
+            |obj, ctx| guarded(obj, ctx, "EventBroker", broker::reconcile),
+            error_policy,
+            ctx,
+        )
+        .for_each(|_| async {});
+
+    tokio::join!(streams, brokers);
+}

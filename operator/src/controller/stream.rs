@@ -1,0 +1,352 @@
+//! Reconciles one Stream through the pipeline resolve -> validate -> build
+//! -> apply -> topology -> status, and on deletion removes its broker
+//! topology through the finalizer (never what another Stream still uses,
+//! never stuck longer than `cleanup_give_up` on an unreachable broker).
+
+use std::sync::Arc;
+
+use eventflow_contract::{QueueType, Topology};
+use k8s_openapi::{
+    api::{apps::v1::Deployment, core::v1::Service},
+    apimachinery::pkg::apis::meta::v1::Time,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{ListParams, Patch, PatchParams},
+    runtime::controller::Action,
+};
+use serde_json::json;
+
+use crate::{
+    Error, Result,
+    api::{DeletionPolicy, DestinationStatus, Stream, StreamPhase, StreamStatus, is_true},
+    apply, build,
+    context::Context,
+    naming::{LABEL_STREAM, MANAGER, STREAM_FINALIZER},
+    resolve,
+    status::{self, BrokerState, Observed},
+    topology::unshared,
+    validate,
+};
+
+fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action> {
+    let namespace = stream.namespace().unwrap_or_default();
+    let key = format!("Stream/{namespace}/{}", stream.name_any());
+    if stream.metadata.deletion_timestamp.is_some() {
+        return cleanup(&stream, &namespace, &ctx).await;
+    }
+    if !stream.finalizers().iter().any(|f| f == STREAM_FINALIZER) {
+        set_finalizers(&ctx, &stream, true).await?;
+        // The update triggers the next reconcile.
+        return Ok(Action::await_change());
+    }
+    let action = deploy(&stream, &namespace, &ctx, &key).await?;
+    Ok(action)
+}
+
+async fn set_finalizers(ctx: &Context, stream: &Stream, present: bool) -> Result<()> {
+    let mut finalizers: Vec<String> = stream
+        .finalizers()
+        .iter()
+        .filter(|f| f.as_str() != STREAM_FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(STREAM_FINALIZER.to_owned());
+    }
+    let api =
+        Api::<Stream>::namespaced(ctx.client.clone(), &stream.namespace().unwrap_or_default());
+    // resourceVersion makes this a compare-and-swap: never drop someone else's finalizer.
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": stream.resource_version()}});
+    match api
+        .patch(
+            &stream.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn patch_status(ctx: &Context, stream: &Stream, status: &StreamStatus) -> Result<()> {
+    let api =
+        Api::<Stream>::namespaced(ctx.client.clone(), &stream.namespace().unwrap_or_default());
+    let body = json!({"apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream", "status": status});
+    api.patch_status(
+        &stream.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Publishes Events for the conditions that changed status.
+async fn announce(ctx: &Context, stream: &Stream, old: Option<&StreamStatus>, new: &StreamStatus) {
+    for c in &new.conditions {
+        let before = old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_));
+        if before.is_some_and(|b| b.status == c.status)
+            || (before.is_none() && c.status == "False" && c.type_ != status::READY)
+        {
+            continue;
+        }
+        let warning = c.status != "True";
+        ctx.event(
+            stream,
+            warning,
+            &c.reason,
+            format!("{} is {}: {}", c.type_, c.status, c.message),
+        )
+        .await;
+    }
+}
+
+async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> Result<Action> {
+    let name = stream.name_any();
+    let old = stream.status.as_ref();
+    let mut observed = Observed {
+        generation: stream.metadata.generation,
+        invalid: None,
+        broker: BrokerState::Ready,
+        workloads: vec![],
+        topology: None,
+        destinations: vec![],
+    };
+
+    let problems = validate::validate_stream(&name, &stream.spec);
+    if !problems.is_empty() {
+        observed.invalid = Some(validate::describe(&problems));
+        let new = status::stream_status(old, observed, &now());
+        patch_status(ctx, stream, &new).await?;
+        announce(ctx, stream, old, &new).await;
+        return Ok(Action::await_change());
+    }
+
+    let Some(broker) = resolve::broker(&ctx.client, namespace, &stream.spec.broker).await? else {
+        observed.broker = BrokerState::NotReady(
+            "BrokerNotFound",
+            format!("EventBroker {} does not exist", stream.spec.broker),
+        );
+        let new = status::stream_status(old, observed, &now());
+        patch_status(ctx, stream, &new).await?;
+        announce(ctx, stream, old, &new).await;
+        return Ok(Action::requeue(ctx.settings.resync));
+    };
+    let wiring = build::broker_wiring(&broker);
+    let broker_ready = broker
+        .status
+        .as_ref()
+        .is_some_and(|s| is_true(&s.conditions, status::READY));
+    if !broker_ready {
+        observed.broker = BrokerState::NotReady(
+            "BrokerNotReady",
+            format!("EventBroker {} is not Ready", stream.spec.broker),
+        );
+    }
+
+    let objects = build::build_stream(stream, &wiring.secret, wiring.queue_type)
+        .ok_or_else(|| Error::Malformed("a stored Stream has a uid and a namespace".into()))?;
+    for (deployment, workload) in objects.deployments.iter().zip(&objects.workloads) {
+        let applied = apply::apply(&ctx.client, deployment).await?;
+        observed
+            .workloads
+            .push(status::workload_status(workload, &applied));
+    }
+    for service in &objects.services {
+        apply::apply(&ctx.client, service).await?;
+    }
+    let selector = format!("{LABEL_STREAM}={name}");
+    let keep_deployments: Vec<String> = objects.workloads.iter().map(|w| w.name.clone()).collect();
+    let keep_services: Vec<String> = objects.services.iter().map(|s| s.name_any()).collect();
+    let mut removed =
+        apply::remove_orphans::<Deployment>(&ctx.client, namespace, &selector, &keep_deployments)
+            .await?;
+    removed.extend(
+        apply::remove_orphans::<Service>(&ctx.client, namespace, &selector, &keep_services).await?,
+    );
+    if !removed.is_empty() {
+        ctx.event(
+            stream,
+            false,
+            "OrphansRemoved",
+            format!(
+                "removed objects no longer in the spec: {}",
+                removed.join(", ")
+            ),
+        )
+        .await;
+    }
+
+    observed.destinations = destinations(&objects.topology, namespace);
+    let topology = match resolve::broker_uri(&ctx.client, namespace, &wiring).await {
+        Ok(uri) => ctx.amqp.declare(&uri, &objects.topology).await,
+        Err(e) => Err(e),
+    };
+    let action = match &topology {
+        Ok(()) => {
+            ctx.succeeded(key);
+            Action::requeue(ctx.settings.resync)
+        }
+        Err(e) => {
+            if broker_ready {
+                observed.broker = BrokerState::NotReady(e.reason(), e.to_string());
+            }
+            // Exponential, but never slower than the periodic re-declaration.
+            Action::requeue(ctx.backoff_delay(key).min(ctx.settings.resync))
+        }
+    };
+    observed.topology = Some(topology.map_err(|e| (e.reason(), e.to_string())));
+    let new = status::stream_status(old, observed, &now());
+    if old != Some(&new) {
+        patch_status(ctx, stream, &new).await?;
+        announce(ctx, stream, old, &new).await;
+    }
+    Ok(action)
+}
+
+/// Destination -> exchange and queues, for status.
+fn destinations(topology: &Topology, namespace: &str) -> Vec<DestinationStatus> {
+    let prefix = format!("{namespace}.");
+    let mut out: Vec<DestinationStatus> = Vec::new();
+    for e in topology
+        .exchanges
+        .iter()
+        .filter(|e| !e.name.ends_with(".dlx"))
+    {
+        let name = e.name.strip_prefix(&prefix).unwrap_or(&e.name).to_owned();
+        let queues = topology
+            .queue_names()
+            .filter(|q| q.starts_with(&format!("{}.", e.name)))
+            .map(str::to_owned)
+            .collect();
+        out.push(DestinationStatus {
+            name,
+            exchange: e.name.clone(),
+            queues,
+        });
+    }
+    out
+}
+
+fn describe_topology(t: &Topology) -> String {
+    let mut names: Vec<&str> = t.queue_names().collect();
+    names.extend(t.exchanges.iter().map(|e| e.name.as_str()));
+    if names.is_empty() {
+        "nothing".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<Action> {
+    if !stream.finalizers().iter().any(|f| f == STREAM_FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let name = stream.name_any();
+    let mine = build::stream::stream_topology(stream, namespace, QueueType::Classic);
+    if stream.spec.deletion_policy == DeletionPolicy::Retain {
+        ctx.event(
+            stream,
+            false,
+            "TopologyRetained",
+            format!("deletionPolicy Retain: kept {}", describe_topology(&mine)),
+        )
+        .await;
+        set_finalizers(ctx, stream, false).await?;
+        return Ok(Action::await_change());
+    }
+    // Destinations another live Stream on the same broker still uses stay.
+    let others = Api::<Stream>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?;
+    let others = Topology::merge(
+        others
+            .items
+            .iter()
+            .filter(|o| {
+                o.name_any() != name
+                    && o.metadata.deletion_timestamp.is_none()
+                    && o.spec.broker == stream.spec.broker
+            })
+            .map(|o| build::stream::stream_topology(o, namespace, QueueType::Classic)),
+    );
+    let doomed = unshared(&mine, &others);
+    let result = match resolve::broker(&ctx.client, namespace, &stream.spec.broker).await? {
+        None => Err(Error::BrokerNotFound(stream.spec.broker.clone())),
+        Some(broker) => {
+            match resolve::broker_uri(&ctx.client, namespace, &build::broker_wiring(&broker)).await
+            {
+                Ok(uri) => ctx.amqp.delete(&uri, &doomed).await,
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(()) => {
+            ctx.event(
+                stream,
+                false,
+                "TopologyDeleted",
+                format!("deleted {}", describe_topology(&doomed)),
+            )
+            .await;
+            set_finalizers(ctx, stream, false).await?;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            let since = stream
+                .metadata
+                .deletion_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .unwrap_or_else(jiff::Timestamp::now);
+            let waited = jiff::Timestamp::now().duration_since(since).unsigned_abs();
+            let give_up =
+                matches!(e, Error::BrokerNotFound(_)) || waited >= ctx.settings.cleanup_give_up;
+            if give_up {
+                ctx.event(
+                    stream,
+                    true,
+                    "TopologyLeftBehind",
+                    format!(
+                        "released the finalizer without deleting ({e}); left on the broker: {}",
+                        describe_topology(&doomed)
+                    ),
+                )
+                .await;
+                set_finalizers(ctx, stream, false).await?;
+                return Ok(Action::await_change());
+            }
+            let mut status = stream.status.clone().unwrap_or_default();
+            if status.phase != StreamPhase::Deleting {
+                status.phase = StreamPhase::Deleting;
+                patch_status(ctx, stream, &status).await?;
+                ctx.event(
+                    stream,
+                    true,
+                    e.reason(),
+                    format!("cannot delete the topology yet, retrying: {e}"),
+                )
+                .await;
+            }
+            let left = ctx.settings.cleanup_give_up.saturating_sub(waited);
+            Ok(Action::requeue(
+                left.min(std::time::Duration::from_secs(5))
+                    .max(std::time::Duration::from_millis(200)),
+            ))
+        }
+    }
+}
+
+/// The namespaces' Streams that use `broker` (to reconcile them when it changes).
+pub fn uses_broker(stream: &Stream, namespace: Option<&str>, broker: &str) -> bool {
+    stream.spec.broker == broker && stream.meta().namespace.as_deref() == namespace
+}

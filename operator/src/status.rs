@@ -1,0 +1,269 @@
+//! The status step: conditions and phase derived from what this reconcile
+//! applied and observed. Every condition carries the generation it
+//! describes, so a client can tell a fresh status from a stale one.
+
+use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::Time};
+
+use crate::{
+    api::{DestinationStatus, StreamPhase, StreamStatus, WorkloadStatus, set_condition},
+    naming::Workload,
+};
+
+pub const BROKER_READY: &str = "BrokerReady";
+pub const TOPOLOGY_READY: &str = "TopologyReady";
+pub const APPS_READY: &str = "AppsReady";
+pub const READY: &str = "Ready";
+
+/// The broker as a Stream sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BrokerState {
+    Ready,
+    /// Not usable; reason and message.
+    NotReady(&'static str, String),
+}
+
+/// What one reconcile of a Stream found out.
+#[derive(Clone, Debug)]
+pub struct Observed {
+    pub generation: Option<i64>,
+    /// Problems from validation; when set nothing was applied.
+    pub invalid: Option<String>,
+    pub broker: BrokerState,
+    pub workloads: Vec<WorkloadStatus>,
+    /// `None` when the topology was not attempted; `Some(Err(reason, message))` when it failed.
+    pub topology: Option<Result<(), (&'static str, String)>>,
+    pub destinations: Vec<DestinationStatus>,
+}
+
+/// Replica counts of an applied Deployment.
+pub fn workload_status(workload: &Workload, applied: &Deployment) -> WorkloadStatus {
+    let status = applied.status.clone().unwrap_or_default();
+    WorkloadStatus {
+        app: workload.app.clone(),
+        role: workload.role.to_owned(),
+        deployment: workload.name.clone(),
+        replicas: applied.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        ready_replicas: status.ready_replicas.unwrap_or(0),
+        updated_replicas: status.updated_replicas.unwrap_or(0),
+    }
+}
+
+/// The status after a reconcile, keeping transition times from `previous`.
+pub fn stream_status(
+    previous: Option<&StreamStatus>,
+    observed: Observed,
+    now: &Time,
+) -> StreamStatus {
+    let g = observed.generation;
+    let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
+    let was_running =
+        previous.is_some_and(|p| matches!(p.phase, StreamPhase::Running | StreamPhase::Degraded));
+
+    if let Some(problems) = observed.invalid {
+        set_condition(
+            &mut conditions,
+            READY,
+            false,
+            "InvalidSpec",
+            problems,
+            g,
+            now,
+        );
+        for t in [BROKER_READY, TOPOLOGY_READY, APPS_READY] {
+            set_condition(
+                &mut conditions,
+                t,
+                false,
+                "InvalidSpec",
+                "not deployed: the spec is invalid",
+                g,
+                now,
+            );
+        }
+        return StreamStatus {
+            phase: StreamPhase::Failed,
+            observed_generation: g,
+            conditions,
+            ..Default::default()
+        };
+    }
+
+    let broker_ok = observed.broker == BrokerState::Ready;
+    match &observed.broker {
+        BrokerState::Ready => set_condition(
+            &mut conditions,
+            BROKER_READY,
+            true,
+            "Connected",
+            "the EventBroker is ready",
+            g,
+            now,
+        ),
+        BrokerState::NotReady(reason, msg) => set_condition(
+            &mut conditions,
+            BROKER_READY,
+            false,
+            reason,
+            msg.clone(),
+            g,
+            now,
+        ),
+    }
+    let topology_ok = matches!(observed.topology, Some(Ok(())));
+    match &observed.topology {
+        Some(Ok(())) => set_condition(
+            &mut conditions,
+            TOPOLOGY_READY,
+            true,
+            "Declared",
+            "exchanges, queues and bindings are declared",
+            g,
+            now,
+        ),
+        Some(Err((reason, msg))) => set_condition(
+            &mut conditions,
+            TOPOLOGY_READY,
+            false,
+            reason,
+            msg.clone(),
+            g,
+            now,
+        ),
+        None => set_condition(
+            &mut conditions,
+            TOPOLOGY_READY,
+            false,
+            "WaitingForBroker",
+            "not declared yet",
+            g,
+            now,
+        ),
+    }
+    let total = observed.workloads.len();
+    let ready = observed
+        .workloads
+        .iter()
+        .filter(|w| w.ready_replicas >= w.replicas && w.updated_replicas >= w.replicas)
+        .count();
+    let apps_ok = total > 0 && ready == total;
+    set_condition(
+        &mut conditions,
+        APPS_READY,
+        apps_ok,
+        if apps_ok { "AllReady" } else { "Progressing" },
+        format!("{ready}/{total} workloads ready"),
+        g,
+        now,
+    );
+    let all_ok = broker_ok && topology_ok && apps_ok;
+    let not_ready: Vec<&str> = [
+        (BROKER_READY, broker_ok),
+        (TOPOLOGY_READY, topology_ok),
+        (APPS_READY, apps_ok),
+    ]
+    .iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(t, _)| *t)
+    .collect();
+    set_condition(
+        &mut conditions,
+        READY,
+        all_ok,
+        if all_ok { "Running" } else { "NotReady" },
+        if all_ok {
+            "everything is ready".to_owned()
+        } else {
+            format!("not ready: {}", not_ready.join(", "))
+        },
+        g,
+        now,
+    );
+    let phase = if all_ok {
+        StreamPhase::Running
+    } else if was_running {
+        StreamPhase::Degraded
+    } else if total == 0 || !broker_ok && observed.topology.is_none() {
+        StreamPhase::Pending
+    } else {
+        StreamPhase::Deploying
+    };
+    StreamStatus {
+        phase,
+        observed_generation: g,
+        conditions,
+        apps_ready: Some(format!("{ready}/{total}")),
+        workloads: observed.workloads,
+        destinations: observed.destinations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Time {
+        Time(jiff::Timestamp::from_second(1_700_000_000).unwrap())
+    }
+
+    fn workload(ready: i32) -> WorkloadStatus {
+        WorkloadStatus {
+            app: "a".into(),
+            role: "web".into(),
+            deployment: "s-a-web".into(),
+            replicas: 1,
+            ready_replicas: ready,
+            updated_replicas: ready,
+        }
+    }
+
+    fn observed(ready: i32, topology: Option<Result<(), (&'static str, String)>>) -> Observed {
+        Observed {
+            generation: Some(7),
+            invalid: None,
+            broker: BrokerState::Ready,
+            workloads: vec![workload(ready)],
+            topology,
+            destinations: vec![],
+        }
+    }
+
+    #[test]
+    fn every_condition_records_the_generation_it_describes() {
+        let s = stream_status(None, observed(0, Some(Ok(()))), &now());
+        assert_eq!(s.observed_generation, Some(7));
+        assert_eq!(s.conditions.len(), 4);
+        assert!(
+            s.conditions
+                .iter()
+                .all(|c| c.observed_generation == Some(7))
+        );
+        assert_eq!(s.phase, StreamPhase::Deploying);
+        assert_eq!(s.apps_ready.as_deref(), Some("0/1"));
+    }
+
+    #[test]
+    fn a_running_stream_whose_topology_fails_is_degraded_not_ready() {
+        let running = stream_status(None, observed(1, Some(Ok(()))), &now());
+        assert_eq!(running.phase, StreamPhase::Running);
+        let failed = stream_status(
+            Some(&running),
+            observed(1, Some(Err(("BrokerUnreachable", "timeout".into())))),
+            &now(),
+        );
+        assert_eq!(failed.phase, StreamPhase::Degraded);
+        let ready = failed.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.status, "False");
+        assert!(ready.message.contains(TOPOLOGY_READY));
+    }
+
+    #[test]
+    fn an_invalid_spec_fails_with_the_problem_in_the_ready_condition() {
+        let mut o = observed(0, None);
+        o.invalid = Some("spec.apps[0].env[0].name: reserved".into());
+        let s = stream_status(None, o, &now());
+        assert_eq!(s.phase, StreamPhase::Failed);
+        let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(ready.reason, "InvalidSpec");
+        assert!(ready.message.contains("spec.apps[0].env[0].name"));
+    }
+}
