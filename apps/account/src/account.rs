@@ -155,11 +155,24 @@ impl Aggregate for Account {
             Status::Pending => vec!["confirm"],
             Status::Confirmed | Status::Archived => vec!["activate"],
             Status::Suspended => vec!["activate"],
-            Status::Active => vec!["suspend", "archive", "postOrder"],
+            // postOrder joins once the order context ships (see README).
+            Status::Active => vec!["suspend", "archive"],
         }
     }
 
     fn execute(&self, command: &str, _input: &Value) -> Result<Vec<NewEvent>, DomainError> {
+        if command == "postOrder" {
+            // Offered nowhere yet: it needs the order context. A 409 rather
+            // than a 5xx, since the deployment, not the server, forbids it.
+            return Err(DomainError::Forbidden {
+                kind: Self::KIND,
+                command: command.to_owned(),
+                state: format!(
+                    "{} (postOrder needs the order context, not deployed yet)",
+                    self.status.name()
+                ),
+            });
+        }
         if !self.commands().contains(&command) {
             return Err(forbidden(self, command));
         }
@@ -169,12 +182,7 @@ impl Aggregate for Account {
             "activate" => (ACCOUNT_ACTIVATED, Status::Active),
             "suspend" => (ACCOUNT_SUSPENDED, Status::Suspended),
             "archive" => (ACCOUNT_ARCHIVED, Status::Archived),
-            _ => {
-                return Err(DomainError::NotImplemented(
-                    "postOrder needs the order context, which this release does not ship yet"
-                        .into(),
-                ));
-            }
+            _ => return Err(forbidden(self, command)),
         };
         Ok(vec![NewEvent::new(
             event,
@@ -247,7 +255,7 @@ mod tests {
         let a = history(&["markPending", "confirm", "activate"]).unwrap();
         assert_eq!(a.status, Status::Active);
         assert_eq!(a.email, "ada@example.com");
-        assert_eq!(a.commands(), ["suspend", "archive", "postOrder"]);
+        assert_eq!(a.commands(), ["suspend", "archive"]);
     }
 
     #[test]

@@ -232,17 +232,22 @@ async fn commands_lists_only_what_is_valid_now_as_links() {
     let r = api
         .call("GET", &format!("/v1/accounts/{id}/commands"), None, &[])
         .await;
-    assert_eq!(
-        r.body["commands"],
-        json!(["suspend", "archive", "postOrder"])
-    );
+    assert_eq!(r.body["commands"], json!(["suspend", "archive"]));
     assert_eq!(
         r.body["_links"]["suspend"]["href"],
         format!("http://accounts.test:8080/v1/accounts/{id}/commands/suspend")
     );
     assert!(r.body["_links"].get("activate").is_none());
     let post_order = api.command(&a, "postOrder").await;
-    is_problem(&post_order, StatusCode::NOT_IMPLEMENTED);
+    is_problem(&post_order, StatusCode::CONFLICT);
+    assert!(
+        post_order.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("order context"),
+        "{}",
+        post_order.body
+    );
 }
 
 #[tokio::test]
@@ -407,6 +412,22 @@ async fn a_repeated_idempotency_key_returns_the_first_result_and_appends_nothing
     let c2 = api.call("POST", "/v1/accounts", Some(&body), &key).await;
     assert_eq!(c1.status, StatusCode::CREATED);
     assert_eq!(c2.body["accountId"], c1.body["accountId"]);
+    // The same key on another target is another request.
+    let other = api
+        .call(
+            "POST",
+            &format!(
+                "/v1/accounts/{}/commands/markPending",
+                c1.body["accountId"].as_str().unwrap()
+            ),
+            None,
+            &key,
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.body["status"].as_str()),
+        (StatusCode::OK, Some("PENDING"))
+    );
 }
 
 async fn concurrent_suspend_and_archive_yield_one_success_one_conflict_and_one_event(url: &str) {

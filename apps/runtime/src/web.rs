@@ -45,11 +45,13 @@ fn hal(status: StatusCode, body: Value) -> Response {
     (status, [(header::CONTENT_TYPE, HAL_JSON)], body.to_string()).into_response()
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+/// The idempotency key of a request, scoped by its target: the same key
+/// sent to another resource or command is another request.
+fn idempotency_key(headers: &HeaderMap, target: &str) -> Result<Option<String>, Problem> {
     match headers.get(IDEMPOTENCY_KEY) {
         None => Ok(None),
         Some(v) => match v.to_str() {
-            Ok(k) if !k.is_empty() && k.len() <= 512 => Ok(Some(k.to_owned())),
+            Ok(k) if !k.is_empty() && k.len() <= 512 => Ok(Some(format!("POST {target} {k}"))),
             _ => Err(Problem::bad_request(
                 "Idempotency-Key",
                 "must be 1 to 512 visible ASCII characters",
@@ -163,7 +165,7 @@ async fn create<A: Aggregate>(
     headers: HeaderMap,
     JsonBody(input): JsonBody<A::Create>,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &format!("/v1/{}", A::COLLECTION))?;
     if let Some(key) = &key
         && let Some(first) = ctx.store.idempotent_result(key).await?
     {
@@ -327,7 +329,7 @@ async fn run_command<A: Aggregate>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers, &format!("/v1/{}/{id}/commands/{command}", A::COLLECTION))?;
     if let Some(key) = &key
         && let Some(first) = ctx.store.idempotent_result(key).await?
     {
