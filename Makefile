@@ -52,6 +52,10 @@ cluster-down:
 cluster-check-clean:
 	@$(CLUSTER_SCRIPT) check-clean
 
+crds: ## regenerate crds/ from the Rust types, and the chart's copy
+	cargo run -q -p eventflow-operator --bin crdgen -- crds
+	rm -f charts/eventflow/crds/*.yaml; cp crds/*.yaml charts/eventflow/crds/
+
 images: tools
 	@$(CLUSTER_DIR)/images.sh
 

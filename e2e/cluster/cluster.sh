@@ -394,10 +394,16 @@ check_clean() {
   log "host clean: no process, mount, netns, interface, route, iptables chain or cgroup of ours left"
 }
 
+print_env() {
+  # kubectl, helm and crictl of the cached builds come first on PATH.
+  echo "export PATH=$BIN:$(tools_bin_dir):\$PATH"
+  echo "export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
 case "${1:-}" in
-  up) up; echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+  up) up; print_env ;;
   down) down; log "cluster down" ;;
-  env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+  env) print_env ;;
   check-clean) check_clean ;;
   *) echo "usage: $0 up|down|env|check-clean" >&2; exit 2 ;;
 esac

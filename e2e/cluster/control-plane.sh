@@ -83,9 +83,15 @@ down_quiet() {
   stop_pid "$CP/etcd.pid"
 }
 
+print_env() {
+  # kubectl, helm and crictl of the cached builds come first on PATH.
+  echo "export PATH=$BIN:$(tools_bin_dir):\$PATH"
+  echo "export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
 case "${1:-}" in
-  up) up; echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+  up) up; print_env ;;
   down) down_quiet; rm -rf "$CP/etcd-data"; log "control plane stopped" ;;
-  env) echo "export KUBECONFIG=$KUBECONFIG_FILE" ;;
+  env) print_env ;;
   *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
 esac

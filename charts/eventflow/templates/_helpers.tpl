@@ -1,0 +1,43 @@
+{{- define "eventflow.name" -}}eventflow-operator{{- end -}}
+
+{{- define "eventflow.labels" -}}
+app.kubernetes.io/name: {{ include "eventflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "eventflow.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "eventflow.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "eventflow.image" -}}
+{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{- end -}}
+
+{{/* The rules the operator needs on the objects it reconciles. No wildcards. */}}
+{{- define "eventflow.workloadRules" -}}
+- apiGroups: [eventflow.dev]
+  resources: [streams, eventbrokers]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [eventflow.dev]
+  resources: [streams/status, eventbrokers/status]
+  verbs: [get, patch, update]
+- apiGroups: [eventflow.dev]
+  resources: [streams/finalizers, eventbrokers/finalizers]
+  verbs: [update]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [services, secrets, configmaps]
+  verbs: [get, list, watch, create, patch, update, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, patch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}
