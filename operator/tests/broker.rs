@@ -1,0 +1,198 @@
+//! Tier 2: EventBrokers reconciled by an in-process operator: a managed
+//! broker's objects, and Ready that follows real AMQP connections.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Operator, eventually};
+use eventflow_operator::api::{BrokerPhase, EventBroker};
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{ConfigMap, Secret, Service},
+};
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+fn secret_value(secret: &Secret, key: &str) -> String {
+    String::from_utf8(secret.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs kube-apiserver"]
+async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_services() {
+    let client = common::client().await;
+    common::install_crds(&client).await;
+    let ns = common::namespace(&client, "broker-managed").await;
+    let _operator = Operator::start(&client, &ns, common::test_settings()).await;
+    let brokers = Api::<EventBroker>::namespaced(client.clone(), &ns);
+    let broker: EventBroker = serde_json::from_value(json!({
+        "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
+        "metadata": {"name": "rabbit"}, "spec": {"managed": {"replicas": 3}}
+    }))
+    .unwrap();
+    brokers
+        .create(&PostParams::default(), &broker)
+        .await
+        .unwrap();
+
+    let status = eventually(
+        Duration::from_secs(30),
+        "the managed broker's status",
+        || async {
+            brokers
+                .get("rabbit")
+                .await
+                .ok()?
+                .status
+                .filter(|s| s.observed_generation == Some(1))
+        },
+    )
+    .await;
+    assert_eq!(
+        status.credentials_secret.as_deref(),
+        Some("rabbit-credentials")
+    );
+    assert_eq!(status.endpoint, Some(format!("rabbit.{ns}.svc:5672")));
+    assert_eq!(status.mode.as_deref(), Some("managed"));
+    assert_ne!(
+        status.phase,
+        BrokerPhase::Ready,
+        "no pods run here, so no AMQP connection can succeed"
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    let credentials = secrets.get("rabbit-credentials").await.unwrap();
+    let password = secret_value(&credentials, "password");
+    assert_eq!(password.len(), 32);
+    assert_eq!(
+        secret_value(&credentials, "uri"),
+        format!("amqp://eventflow:{password}@rabbit.{ns}.svc:5672/%2f")
+    );
+    assert_eq!(credentials.owner_references()[0].name, "rabbit");
+    assert!(
+        secret_value(
+            &secrets.get("rabbit-erlang-cookie").await.unwrap(),
+            "cookie"
+        )
+        .len()
+            >= 32
+    );
+
+    let sts = Api::<StatefulSet>::namespaced(client.clone(), &ns)
+        .get("rabbit")
+        .await
+        .unwrap();
+    assert_eq!(sts.owner_references()[0].kind, "EventBroker");
+    let spec = sts.spec.unwrap();
+    assert_eq!(spec.replicas, Some(3));
+    assert_eq!(spec.service_name.as_deref(), Some("rabbit-nodes"));
+    let services = Api::<Service>::namespaced(client.clone(), &ns);
+    assert_eq!(
+        services
+            .get("rabbit-nodes")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .cluster_ip
+            .as_deref(),
+        Some("None")
+    );
+    assert!(services.get("rabbit").await.is_ok());
+    let conf = Api::<ConfigMap>::namespaced(client.clone(), &ns)
+        .get("rabbit-config")
+        .await
+        .unwrap();
+    assert!(conf.data.unwrap()["rabbitmq.conf"].contains("classic_config"));
+
+    // Reconciling again never regenerates the password.
+    brokers
+        .patch(
+            "rabbit",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        secret_value(
+            &secrets.get("rabbit-credentials").await.unwrap(),
+            "password"
+        ),
+        password
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs kube-apiserver and rabbitmq"]
+async fn an_external_broker_is_ready_only_while_its_credentials_open_a_connection() {
+    let client = common::client().await;
+    let uri = common::amqp_uri();
+    common::install_crds(&client).await;
+    let ns = common::namespace(&client, "broker-ready").await;
+    common::external_broker(&client, &ns, &uri).await;
+    let _operator = Operator::start(&client, &ns, common::test_settings()).await;
+    let brokers = Api::<EventBroker>::namespaced(client.clone(), &ns);
+    let phase = |want: BrokerPhase| {
+        let brokers = brokers.clone();
+        async move {
+            let s = brokers.get("rabbit").await.ok()?.status?;
+            let ready = s.conditions.iter().any(|c| {
+                c.type_ == "Ready"
+                    && c.status
+                        == if want == BrokerPhase::Ready {
+                            "True"
+                        } else {
+                            "False"
+                        }
+            });
+            (s.phase == want && ready).then_some(s)
+        }
+    };
+    let ready = eventually(
+        Duration::from_secs(30),
+        "Ready with the right credentials",
+        || phase(BrokerPhase::Ready),
+    )
+    .await;
+    assert_eq!(
+        ready.endpoint.as_deref(),
+        Some(common::amqp_uri().rsplit('@').next().unwrap())
+    );
+
+    // The same broker, a wrong password: not Ready at the next check.
+    let wrong = uri.replacen(":eventflow@", ":wrong@", 1);
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .patch(
+            "rabbit-uri",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"uri": wrong}})),
+        )
+        .await
+        .unwrap();
+    let failed = eventually(
+        Duration::from_secs(30),
+        "not Ready with a wrong password",
+        || phase(BrokerPhase::Unreachable),
+    )
+    .await;
+    let condition = failed
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(condition.reason, "BrokerError", "{condition:?}");
+}

@@ -1,0 +1,195 @@
+//! Helpers of the integration tests (tier 2): a client for the real API
+//! server, the real RabbitMQ's URI, a fresh namespace per test and an
+//! in-process operator watching only that namespace. A missing service
+//! address fails the test loudly.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::{future::Future, time::Duration};
+
+use eventflow_operator::{
+    api::{EventBroker, Stream},
+    context::Settings,
+    leader::LeaseConfig,
+    run::{Config, run},
+};
+use k8s_openapi::{
+    api::core::v1::{Namespace, Secret},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, CustomResourceExt,
+    api::{Patch, PatchParams, PostParams},
+    runtime::{conditions, wait::await_condition},
+};
+use serde_json::json;
+
+pub fn require_env(var: &str, how: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{var} is not set: this test needs {how}. Run it through `make test`, or `eval \"$(e2e/cluster/services.sh env)\"; eval \"$(e2e/cluster/control-plane.sh env)\"` first."
+        ),
+    }
+}
+
+pub async fn client() -> Client {
+    require_env("KUBECONFIG", "the control-plane-only kube-apiserver");
+    Client::try_default()
+        .await
+        .expect("a client from KUBECONFIG")
+}
+
+pub fn amqp_uri() -> String {
+    require_env("EVENTFLOW_TEST_AMQP_URI", "the private RabbitMQ")
+}
+
+/// Installs (server-side applies) both CRDs and waits until they are established.
+pub async fn install_crds(client: &Client) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    for crd in [Stream::crd(), EventBroker::crd()] {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("eventflow-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established within 30 s")
+        .unwrap();
+    }
+}
+
+/// A new namespace `<prefix>-<random>`, so tests run in parallel and re-run on a dirty server.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let mut bytes = [0u8; 4];
+    getrandom::fill(&mut bytes).unwrap();
+    let name = format!(
+        "{prefix}-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    name
+}
+
+/// A Secret `rabbit-uri` with key `uri` and an external EventBroker `rabbit` using it.
+pub async fn external_broker(client: &Client, ns: &str, uri: &str) {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "rabbit-uri"}, "stringData": {"uri": uri}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let broker: EventBroker = serde_json::from_value(json!({
+        "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
+        "metadata": {"name": "rabbit"},
+        "spec": {"external": {"connectionSecret": {"name": "rabbit-uri"}}}
+    }))
+    .unwrap();
+    Api::<EventBroker>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &broker)
+        .await
+        .unwrap();
+}
+
+/// A Stream `name` with app `account` (web + worker, publishes and consumes
+/// `account` for `account.*`) and app `audit` (worker of `account`, all events).
+pub fn shop_stream(name: &str) -> Stream {
+    serde_json::from_value(json!({
+        "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
+        "metadata": {"name": name},
+        "spec": {"broker": "rabbit", "apps": [
+            {"name": "account", "image": "eventflow/account:0.1.0", "web": {}, "worker": {},
+             "publishes": ["account"],
+             "subscribes": [{"destination": "account", "eventTypes": ["account.*"], "backoffMs": 200}]},
+            {"name": "audit", "image": "eventflow/audit:0.1.0", "worker": {},
+             "subscribes": [{"destination": "account", "group": format!("{name}-audit")}]}
+        ]}
+    }))
+    .unwrap()
+}
+
+/// Settings that keep tests short where waiting proves nothing.
+pub fn test_settings() -> Settings {
+    Settings {
+        amqp_timeout: Duration::from_secs(2),
+        cleanup_give_up: Duration::from_secs(8),
+        ..Settings::default()
+    }
+}
+
+/// An operator running in this process, watching only `ns`; stopped on drop.
+pub struct Operator {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Operator {
+    pub async fn start(client: &Client, ns: &str, settings: Settings) -> Self {
+        let config = Config {
+            namespace: Some(ns.to_owned()),
+            lease: LeaseConfig::new(ns, "eventflow-operator", &format!("test-{ns}")),
+            admin_addr: "127.0.0.1:0".parse().unwrap(),
+            settings,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(run(client.clone(), config, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            stop: Some(tx),
+            handle,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let handle = std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(()) }));
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Polls `probe` every 250 ms until it returns `Some`, or panics after `timeout` saying `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
