@@ -1,20 +1,28 @@
 //! Runs an app in the role the configuration names: wires the store, the
-//! broker, the HTTP servers, the relay and the consumers together, and shuts
-//! down gracefully on SIGTERM/SIGINT (stop accepting, drain consumers, let
-//! the relay finish its batch). A lost broker connection ends the process
-//! with an error so its supervisor (Kubernetes) restarts it cleanly.
+//! broker, the HTTP servers, the relay and the consumers together.
+//!
+//! The web API serves as soon as the store is up — commands commit into the
+//! outbox even while the broker is unreachable (`/readyz` says so) and the
+//! relay catches up once it connects. On SIGTERM/SIGINT the consumers drain
+//! first and the web API (which in role `all` they call) stops after them.
+//! A lost broker connection ends the process with an error so its
+//! supervisor (Kubernetes) restarts it cleanly.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{Router, response::IntoResponse, routing::get};
 use eventflow_contract::Bindings;
+use lapin::Connection;
 use serde_json::Value;
-use tokio::{net::TcpListener, sync::Notify, task::JoinSet};
-use tokio_util::sync::CancellationToken;
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     admin::{self, Readiness},
-    broker,
+    broker::{self, BrokerError},
     config::{Config, Role, Standalone},
     consumer::Consumer,
     functions::{HalClient, Registry},
@@ -74,21 +82,54 @@ async fn shutdown_signal(cancel: CancellationToken) {
     cancel.cancel();
 }
 
-async fn serve(
+/// The first fatal error of any task; the process exits with it.
+#[derive(Clone, Default)]
+struct Failure(Arc<Mutex<Option<anyhow::Error>>>);
+
+impl Failure {
+    fn record(&self, e: anyhow::Error, cancel: &CancellationToken) {
+        tracing::error!(error = %e, "stopping on error");
+        if let Ok(mut slot) = self.0.lock()
+            && slot.is_none()
+        {
+            *slot = Some(e);
+        }
+        cancel.cancel();
+    }
+    fn take(&self) -> anyhow::Result<()> {
+        match self.0.lock().ok().and_then(|mut s| s.take()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+fn spawn_server(
+    tasks: &TaskTracker,
     listener: TcpListener,
     router: Router,
-    cancel: CancellationToken,
-) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await?;
-    Ok(())
+    stop: CancellationToken,
+    failure: &Failure,
+) {
+    let failure = failure.clone();
+    tasks.spawn(async move {
+        let serving = axum::serve(listener, router).with_graceful_shutdown({
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        });
+        if let Err(e) = serving.await {
+            failure.record(e.into(), &stop);
+        }
+    });
 }
 
 /// Runs `spec` as `config.role` until a signal (or a fatal error).
 pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
+    // Stops the web API and the relay; after the consumers drained.
+    let web_stop = CancellationToken::new();
     tokio::spawn(shutdown_signal(cancel.clone()));
+    let failure = Failure::default();
     let metrics = Metrics::default();
     let role = config.role;
     let readiness = Readiness {
@@ -96,145 +137,208 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
         needs_broker: role != Role::Functions,
         ..Readiness::default()
     };
-    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let tasks = TaskTracker::new();
+    let consumers = TaskTracker::new();
+    let admin_stop = CancellationToken::new();
     let admin = TcpListener::bind(config.admin_addr).await?;
-    tasks.spawn(serve(
+    spawn_server(
+        &tasks,
         admin,
         admin::routes(readiness.clone(), metrics.clone()),
-        cancel.clone(),
-    ));
+        admin_stop.clone(),
+        &failure,
+    );
     tracing::info!(app = spec.name, role = role.as_str(), admin = %config.admin_addr, "starting");
-
     let http = if role == Role::Worker {
         None
     } else {
         Some(TcpListener::bind(config.http_addr).await?)
     };
+
+    let relay_notify = Arc::new(Notify::new());
     let store = if role.runs_web() {
         if let Some(dir) = config.sqlite_dir() {
             std::fs::create_dir_all(&dir)?;
         }
         let store = EventStore::connect(&config.database_url).await?;
         let _ = readiness.store.set(store.clone());
-        Some(store)
-    } else {
-        None
-    };
-    let connection = if readiness.needs_broker {
-        let c = Arc::new(
-            broker::connect(
-                &config.broker_uri,
-                &format!("{}-{}", spec.name, role.as_str()),
-                &cancel,
-            )
-            .await?,
-        );
-        broker::declare_topology(&c, &config.bindings, config.bindings_from_operator, &cancel)
-            .await?;
-        let _ = readiness.broker.set(c.clone());
-        Some(c)
-    } else {
-        None
-    };
-
-    if let (Some(store), Some(connection), Some(listener)) = (
-        &store,
-        &connection,
-        http.as_ref().filter(|_| role.runs_web()),
-    ) {
-        let _ = listener;
-        let exchange = exchange_of(&config.bindings, spec.publishes_to)?;
-        let notify = Arc::new(Notify::new());
-        let relay = Relay {
-            store: store.clone(),
-            channel: connection.create_channel().await?,
-            exchange,
-            self_url: config.self_url.clone(),
-            collection_of: spec.collection_of,
-            notify: notify.clone(),
-            metrics: metrics.clone(),
-            fault_exit_after_commit: config.fault_exit_after_commit,
-        };
-        let relay_cancel = cancel.clone();
-        tasks.spawn(async move { Ok(relay.run(relay_cancel).await?) });
         let ctx = WebContext {
             store: store.clone(),
             metrics: metrics.clone(),
-            relay: notify,
+            relay: relay_notify.clone(),
         };
-        let router = web_router(&spec, ctx);
         if let Some(listener) = http {
             tracing::info!(addr = %config.http_addr, "web API listening");
-            tasks.spawn(serve(listener, router, cancel.clone()));
+            spawn_server(
+                &tasks,
+                listener,
+                web_router(&spec, ctx),
+                web_stop.clone(),
+                &failure,
+            );
         }
-    } else if role == Role::Functions
-        && let Some(listener) = http
-    {
-        let router = (spec.functions)()
-            .routes(HalClient::default())
-            .fallback(web::not_found);
-        tracing::info!(addr = %config.http_addr, "functions listening");
-        tasks.spawn(serve(listener, router, cancel.clone()));
-    }
+        Some(store)
+    } else {
+        if let Some(listener) = http {
+            let router = (spec.functions)()
+                .routes(HalClient::default())
+                .fallback(web::not_found);
+            tracing::info!(addr = %config.http_addr, "functions listening");
+            spawn_server(&tasks, listener, router, web_stop.clone(), &failure);
+        }
+        None
+    };
 
-    if role.runs_worker()
-        && let Some(connection) = &connection
-    {
-        for subscription in &config.bindings.subscribes {
-            let consumer = Consumer {
-                subscription: subscription.clone(),
-                handler: (spec.functions)().handler(HalClient::default()),
-                prefetch: config.prefetch,
-                concurrency: config.concurrency,
-                metrics: metrics.clone(),
-            };
-            let (connection, cancel) = (connection.clone(), cancel.clone());
-            tasks.spawn(async move { Ok(consumer.run(connection, cancel).await?) });
-        }
-    }
-    if let Some(connection) = connection.clone() {
-        let cancel = cancel.clone();
+    if readiness.needs_broker {
+        let part = BrokerPart {
+            spec_name: spec.name,
+            functions: spec.functions,
+            collection_of: spec.collection_of,
+            publishes_to: spec.publishes_to,
+            config: config.clone(),
+            store,
+            relay_notify,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        };
+        let (cancel, web_stop, consumers, failure) = (
+            cancel.clone(),
+            web_stop.clone(),
+            consumers.clone(),
+            failure.clone(),
+        );
         tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-                if !connection.status().connected() {
-                    cancel.cancel();
-                    anyhow::bail!("lost the broker connection");
-                }
+            match part.run(&cancel, &web_stop, &consumers).await {
+                Ok(()) | Err(BrokerRunError::Broker(BrokerError::Cancelled)) => {}
+                Err(e) => failure.record(e.into(), &cancel),
             }
+            consumers.close();
         });
+    } else {
+        consumers.close();
     }
     let _ = readiness.started.set(());
-    tracing::info!("ready");
+    tracing::info!("started");
 
-    let mut result = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        let outcome = joined.map_err(anyhow::Error::from).and_then(|r| r);
-        if let Err(e) = outcome {
-            tracing::error!(error = %e, "a task failed; stopping");
-            cancel.cancel();
-            if result.is_ok() {
-                result = Err(e);
-            }
-        }
-    }
-    if let Some(connection) = connection {
-        let _ = connection.close(200, "bye".into()).await;
+    cancel.cancelled().await;
+    consumers.wait().await;
+    web_stop.cancel();
+    admin_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    if let Some(c) = readiness.broker.get() {
+        let _ = c.close(200, "bye".into()).await;
     }
     tracing::info!("stopped");
-    result
+    failure.take()
 }
 
-fn exchange_of(bindings: &Bindings, destination: &str) -> anyhow::Result<String> {
+#[derive(Debug, thiserror::Error)]
+enum BrokerRunError {
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("broker: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("EVENTFLOW_BINDINGS does not publish to destination {0:?}")]
+    NoExchange(String),
+    #[error("lost the broker connection")]
+    Lost,
+}
+
+/// Everything that needs the broker: the relay (web), the consumers (worker).
+struct BrokerPart {
+    spec_name: &'static str,
+    functions: fn() -> Registry,
+    collection_of: fn(&str) -> &'static str,
+    publishes_to: &'static str,
+    config: Config,
+    store: Option<EventStore>,
+    relay_notify: Arc<Notify>,
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+impl BrokerPart {
+    async fn run(
+        self,
+        cancel: &CancellationToken,
+        web_stop: &CancellationToken,
+        consumers: &TaskTracker,
+    ) -> Result<(), BrokerRunError> {
+        let c = &self.config;
+        let name = format!("{}-{}", self.spec_name, c.role.as_str());
+        let connection = Arc::new(broker::connect(&c.broker_uri, &name, cancel).await?);
+        broker::declare_topology(&connection, &c.bindings, c.bindings_from_operator, cancel)
+            .await?;
+        let _ = self.readiness.broker.set(connection.clone());
+        if c.role.runs_worker() {
+            for subscription in &c.bindings.subscribes {
+                let consumer = Consumer {
+                    subscription: subscription.clone(),
+                    handler: (self.functions)().handler(HalClient::default()),
+                    prefetch: c.prefetch,
+                    concurrency: c.concurrency,
+                    metrics: self.metrics.clone(),
+                };
+                let (connection, cancel) = (connection.clone(), cancel.clone());
+                consumers.spawn(async move {
+                    if let Err(e) = consumer.run(connection, cancel.clone()).await {
+                        tracing::error!(error = %e, "consumer stopped");
+                        cancel.cancel();
+                    }
+                });
+            }
+        }
+        consumers.close();
+        let relay = match &self.store {
+            Some(store) => {
+                let exchange = exchange_of(&c.bindings, self.publishes_to)?;
+                let relay = Relay {
+                    store: store.clone(),
+                    channel: connection.create_channel().await?,
+                    exchange,
+                    self_url: c.self_url.clone(),
+                    collection_of: self.collection_of,
+                    notify: self.relay_notify.clone(),
+                    metrics: self.metrics.clone(),
+                    fault_exit_after_commit: c.fault_exit_after_commit,
+                };
+                let stop = web_stop.clone();
+                Some(tokio::spawn(async move { relay.run(stop).await }))
+            }
+            None => None,
+        };
+        let lost = watch_connection(&connection, cancel).await;
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
+        if lost {
+            Err(BrokerRunError::Lost)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Returns `true` if the connection dropped before `cancel`.
+async fn watch_connection(connection: &Connection, cancel: &CancellationToken) -> bool {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return false,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if !connection.status().connected() {
+            cancel.cancel();
+            return true;
+        }
+    }
+}
+
+fn exchange_of(bindings: &Bindings, destination: &str) -> Result<String, BrokerRunError> {
     bindings
         .exchange_for(destination)
         .map(str::to_owned)
-        .ok_or_else(|| {
-            anyhow::anyhow!("EVENTFLOW_BINDINGS does not publish to destination {destination:?}")
-        })
+        .ok_or_else(|| BrokerRunError::NoExchange(destination.to_owned()))
 }
 
 /// JSON logs on stderr; `RUST_LOG` filters (default `info`).

@@ -17,6 +17,7 @@ pub mod config;
 pub mod consumer;
 pub mod functions;
 pub mod hal;
+pub mod hypermedia;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -329,7 +329,10 @@ async fn run_command<A: Aggregate>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers, &format!("/v1/{}/{id}/commands/{command}", A::COLLECTION))?;
+    let key = idempotency_key(
+        &headers,
+        &format!("/v1/{}/{id}/commands/{command}", A::COLLECTION),
+    )?;
     if let Some(key) = &key
         && let Some(first) = ctx.store.idempotent_result(key).await?
     {
