@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use eventflow_runtime::testing::{
-    AppProcess, amqp_uri, fresh_postgres, fresh_sqlite, temp_dir, unique_namespace,
+    AppProcess, amqp_uri, free_port, fresh_postgres, fresh_sqlite, temp_dir, unique_namespace,
 };
 use serde_json::{Value, json};
 
@@ -309,4 +309,38 @@ async fn the_functions_role_performs_what_the_worker_would() {
     let r = http.post(invoke("nope")).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn the_web_role_takes_commands_while_the_broker_is_down_and_is_not_ready_until_it_is_back() {
+    let broker = Broker::prepared(5, 200).await;
+    let store = fresh_sqlite();
+    let mut env = broker.env(&store);
+    let mut down = env.clone();
+    down.retain(|(k, _)| *k != "EVENTFLOW_BROKER_URI");
+    down.push((
+        "EVENTFLOW_BROKER_URI",
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()),
+    ));
+    let mut web = AppProcess::spawn(BIN, "web", &down);
+    web.wait_live(READY_TIMEOUT).await;
+    let created = create(&web, "no-broker@example.com").await;
+    let readyz = reqwest::get(format!("{}/readyz", web.admin)).await.unwrap();
+    assert_eq!(readyz.status(), 503);
+    assert_eq!(readyz.text().await.unwrap(), "broker unreachable");
+    assert!(
+        web.terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "{}",
+        web.log_text()
+    );
+
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    web.wait_ready(READY_TIMEOUT).await;
+    worker.wait_ready(READY_TIMEOUT).await;
+    let id = created["accountId"].as_str().unwrap();
+    let url = format!("{}/v1/accounts/{id}", web.http);
+    wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[&web, &worker]).await;
 }

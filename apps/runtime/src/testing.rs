@@ -141,6 +141,20 @@ impl AppProcess {
         panic!("not ready after {timeout:?}:\n{}", self.log_text());
     }
 
+    /// Waits until `/livez` answers 200.
+    pub async fn wait_live(&mut self, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(r) = reqwest::get(format!("{}/livez", self.admin)).await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("not live after {timeout:?}:\n{}", self.log_text());
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
