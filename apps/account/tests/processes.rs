@@ -316,7 +316,7 @@ async fn the_functions_role_performs_what_the_worker_would() {
 async fn the_web_role_takes_commands_while_the_broker_is_down_and_is_not_ready_until_it_is_back() {
     let broker = Broker::prepared(5, 200).await;
     let store = fresh_sqlite();
-    let mut env = broker.env(&store);
+    let env = broker.env(&store);
     let mut down = env.clone();
     down.retain(|(k, _)| *k != "EVENTFLOW_BROKER_URI");
     down.push((
