@@ -208,7 +208,7 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
             failure.clone(),
         );
         tasks.spawn(async move {
-            match part.run(&cancel, &web_stop, &consumers).await {
+            match part.run(&cancel, &web_stop, &consumers, &failure).await {
                 Ok(()) | Err(BrokerRunError::Broker(BrokerError::Cancelled)) => {}
                 Err(e) => failure.record(e.into(), &cancel),
             }
@@ -243,6 +243,8 @@ enum BrokerRunError {
     NoExchange(String),
     #[error("lost the broker connection")]
     Lost,
+    #[error("the outbox relay stopped")]
+    RelayStopped,
 }
 
 /// Everything that needs the broker: the relay (web), the consumers (worker).
@@ -264,6 +266,7 @@ impl BrokerPart {
         cancel: &CancellationToken,
         web_stop: &CancellationToken,
         consumers: &TaskTracker,
+        failure: &Failure,
     ) -> Result<(), BrokerRunError> {
         let c = &self.config;
         let name = format!("{}-{}", self.spec_name, c.role.as_str());
@@ -281,10 +284,10 @@ impl BrokerPart {
                     metrics: self.metrics.clone(),
                 };
                 let (connection, cancel) = (connection.clone(), cancel.clone());
+                let failure = failure.clone();
                 consumers.spawn(async move {
                     if let Err(e) = consumer.run(connection, cancel.clone()).await {
-                        tracing::error!(error = %e, "consumer stopped");
-                        cancel.cancel();
+                        failure.record(e.into(), &cancel);
                     }
                 });
             }
@@ -308,30 +311,47 @@ impl BrokerPart {
             }
             None => None,
         };
-        let lost = watch_connection(&connection, cancel).await;
-        if let Some(relay) = relay {
-            let _ = relay.await;
-        }
-        if lost {
-            Err(BrokerRunError::Lost)
-        } else {
-            Ok(())
+        let lost = watch_connection(&connection, cancel, relay).await;
+        match lost {
+            None => Ok(()),
+            Some(e) => Err(e),
         }
     }
 }
 
-/// Returns `true` if the connection dropped before `cancel`.
-async fn watch_connection(connection: &Connection, cancel: &CancellationToken) -> bool {
-    loop {
+/// Watches the connection and the relay until `cancel`; returns why they
+/// stopped first, if they did.
+async fn watch_connection(
+    connection: &Connection,
+    cancel: &CancellationToken,
+    mut relay: Option<tokio::task::JoinHandle<lapin::Result<()>>>,
+) -> Option<BrokerRunError> {
+    let failed = loop {
         tokio::select! {
-            () = cancel.cancelled() => return false,
+            () = cancel.cancelled() => break None,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         if !connection.status().connected() {
-            cancel.cancel();
-            return true;
+            break Some(BrokerRunError::Lost);
         }
+        if relay.as_ref().is_some_and(|r| r.is_finished()) && !cancel.is_cancelled() {
+            let outcome = match relay.take() {
+                Some(r) => r.await,
+                None => Ok(Ok(())),
+            };
+            break Some(match outcome {
+                Ok(Err(e)) => BrokerRunError::Amqp(e),
+                _ => BrokerRunError::RelayStopped,
+            });
+        }
+    };
+    if failed.is_some() {
+        cancel.cancel();
     }
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
+    failed
 }
 
 fn exchange_of(bindings: &Bindings, destination: &str) -> Result<String, BrokerRunError> {

@@ -39,6 +39,14 @@ pub enum HandlerError {
     Failed(String),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("broker: {0}")]
+    Amqp(#[from] lapin::Error),
+    #[error("the broker stopped delivering from {0}")]
+    Ended(String),
+}
+
 /// What handling did (`Ignored` when no function subscribes to the event).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handled {
@@ -75,12 +83,13 @@ pub fn attempts(properties: &BasicProperties) -> u32 {
 }
 
 impl Consumer {
-    /// Consumes until `cancel`, then drains.
+    /// Consumes until `cancel`, then drains. Ends with an error when the
+    /// broker ends the consumption first (channel closed, queue deleted).
     pub async fn run(
         self,
         connection: Arc<Connection>,
         cancel: CancellationToken,
-    ) -> lapin::Result<()> {
+    ) -> Result<(), ConsumerError> {
         let channel = connection.create_channel().await?;
         channel
             .basic_qos(self.prefetch, BasicQosOptions::default())
@@ -101,6 +110,7 @@ impl Consumer {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let tracker = TaskTracker::new();
         let this = Arc::new(self);
+        let mut ended: Option<ConsumerError> = None;
         loop {
             let permit = tokio::select! {
                 () = cancel.cancelled() => break,
@@ -119,10 +129,13 @@ impl Consumer {
                     });
                 }
                 Some(Err(e)) => {
-                    tracing::error!(error = %e, "consumer failed");
+                    ended = Some(ConsumerError::Amqp(e));
                     break;
                 }
-                None => break,
+                None => {
+                    ended = Some(ConsumerError::Ended(this.subscription.queue.clone()));
+                    break;
+                }
             }
         }
         let _ = channel
@@ -137,7 +150,7 @@ impl Consumer {
         }
         // Closing returns prefetched, unhandled messages to the queue.
         let _ = channel.close(200, "drained".into()).await;
-        Ok(())
+        ended.map_or(Ok(()), Err)
     }
 
     async fn handle(&self, channel: &Channel, delivery: Delivery) {

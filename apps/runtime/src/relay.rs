@@ -49,6 +49,8 @@ impl Relay {
         loop {
             let published = match self.publish_batch().await {
                 Ok(n) => n,
+                // A closed channel cannot recover: stop, the process restarts.
+                Err(RelayError::Amqp(e)) if !self.channel.status().connected() => return Err(e),
                 Err(e) => {
                     tracing::error!(error = %e, "outbox relay failed; retrying");
                     0
