@@ -1,1 +1,115 @@
-//! eventflow-warehouse (being written).
+//! The warehouse bounded context on the eventflow runtime: one web role
+//! serving three aggregates — [`warehouse`], [`inventory`] items and
+//! [`reservation`]s — plus the multi-stream commands of [`stock`] that
+//! keep two reservations from ever taking the same item, and the
+//! reservation-driving [`functions`] of its worker.
+
+pub mod functions;
+pub mod inventory;
+pub mod reservation;
+pub mod stock;
+pub mod warehouse;
+
+use axum::Router;
+use eventflow_contract::bindings::SubscriptionRequest;
+use eventflow_runtime::{
+    app::AppSpec,
+    config::Standalone,
+    openapi::OpenApi,
+    web::{WebContext, aggregate_routes},
+};
+use serde_json::json;
+
+pub use inventory::InventoryItem;
+pub use reservation::Reservation;
+pub use warehouse::Warehouse;
+
+pub const APP: &str = "warehouse";
+pub const DESTINATION: &str = "warehouse";
+pub const WORKER_GROUP: &str = "warehouse-worker";
+/// The worker drives reservations only.
+pub const WORKER_ROUTING_KEYS: &[&str] = &["reservation.*"];
+/// A reservation's outcome waits for its order to be reserving: retry
+/// often and long before giving up.
+pub const MAX_ATTEMPTS: u32 = 30;
+pub const BACKOFF_MS: u32 = 500;
+
+/// The worker's subscription, as the operator's Stream should declare it.
+pub fn subscription() -> SubscriptionRequest<'static> {
+    SubscriptionRequest {
+        destination: DESTINATION,
+        group: WORKER_GROUP,
+        routing_keys: WORKER_ROUTING_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect(),
+        max_attempts: MAX_ATTEMPTS,
+        backoff_ms: BACKOFF_MS,
+    }
+}
+
+/// The topology the app declares for itself when no operator wrote
+/// `EVENTFLOW_BINDINGS`.
+pub fn standalone() -> Standalone {
+    Standalone {
+        publishes: vec![DESTINATION],
+        subscribes: vec![subscription()],
+    }
+}
+
+pub fn routes() -> Router<WebContext> {
+    // The static routes of `stock` win over the generic
+    // `/commands/{command}` ones for the multi-stream commands.
+    aggregate_routes::<Warehouse>()
+        .merge(aggregate_routes::<InventoryItem>())
+        .merge(aggregate_routes::<Reservation>())
+        .merge(stock::routes())
+}
+
+pub fn openapi() -> serde_json::Value {
+    let mut doc = OpenApi::new("eventflow warehouse")
+        .aggregate::<Warehouse>()
+        .aggregate::<InventoryItem>()
+        .aggregate::<Reservation>()
+        .build();
+    let problem = json!({ "description": "Problem", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } });
+    let hal = json!({ "description": "HAL document", "content": { "application/hal+json": { "schema": { "type": "object" } } } });
+    doc["paths"]["/v1/warehouses/{id}/inventory"] = json!({
+        "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "post": { "operationId": "stockInventory", "summary": "Stock quantity (default 1) items of a product; each becomes available.",
+                  "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                      "type": "object", "required": ["productId"],
+                      "properties": { "productId": { "type": "string", "minLength": 1, "maxLength": 200 },
+                                      "quantity": { "type": "integer", "minimum": 1, "maximum": 1000 } } } } } },
+                  "responses": { "201": hal, "400": problem, "404": problem } },
+        "get": { "operationId": "warehouseInventory", "summary": "The warehouse's items, and per product how many are available, held and sold.",
+                 "responses": { "200": hal, "404": problem } }
+    });
+    doc["paths"]["/v1/warehouses/search/findByProducts"] = json!({
+        "get": { "operationId": "findWarehousesByProducts", "summary": "Warehouses holding every product, most available units first.",
+                 "parameters": [{ "name": "productIds", "in": "query", "required": true, "schema": { "type": "string" },
+                                  "description": "Comma-separated product ids." }],
+                 "responses": { "200": hal, "400": problem } }
+    });
+    doc
+}
+
+fn collection_of(aggregate: &str) -> &'static str {
+    match aggregate {
+        "inventory" => "inventory",
+        "reservation" => "reservations",
+        _ => "warehouses",
+    }
+}
+
+pub fn spec() -> AppSpec {
+    AppSpec {
+        name: APP,
+        standalone: standalone(),
+        publishes_to: DESTINATION,
+        routes,
+        openapi,
+        collection_of,
+        functions: functions::registry,
+    }
+}

@@ -1,0 +1,95 @@
+//! The payment context's action-mapped functions: process a payment once
+//! it is connected to its order, then report the outcome to the order by
+//! following the payment's `order` link.
+
+use eventflow_runtime::{
+    cloudevent::CloudEvent,
+    consumer::HandlerError,
+    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
+    hypermedia::{Ran, aggregate_of, client, idempotency_key, link},
+};
+use serde_json::{Value, json};
+
+use crate::payment::{ORDER_CONNECTED, PAYMENT_FAILED, PAYMENT_SUCCEEDED};
+
+async fn payment_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
+    if aggregate_of(event) != "payment" {
+        return Ok(None);
+    }
+    client().subject(event).await.map(Some)
+}
+
+fn record(outcome: &mut Outcome, command: &str, ran: &Ran) {
+    if ran.done() {
+        outcome.ran.push(command.to_owned());
+    } else {
+        outcome.skipped.push(command.to_owned());
+    }
+}
+
+async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
+    let mut outcome = Outcome::default();
+    let Some(payment) = payment_of(&event).await? else {
+        return Ok(outcome);
+    };
+    let id = payment["paymentId"].as_str().unwrap_or_default();
+    let key = idempotency_key(&event, "processPayment", id);
+    let ran = client().run(&payment, "processPayment", None, &key).await?;
+    record(&mut outcome, "processPayment", &ran);
+    Ok(outcome)
+}
+
+/// Tells the order how its payment ended. An order that has not reached
+/// PAYMENT_CONNECTED yet cannot take it: the event is retried, never dropped.
+async fn report_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
+    let mut outcome = Outcome::default();
+    let Some(payment) = payment_of(&event).await? else {
+        return Ok(outcome);
+    };
+    let order = client().get(link(&payment, "order")?).await?;
+    match order["status"].as_str().unwrap_or_default() {
+        "PAYMENT_CONNECTED" | "PAYMENT_PENDING" => {
+            let body = json!({ "paymentStatus": payment["status"] });
+            let key = idempotency_key(
+                &event,
+                "processPayment",
+                order["orderId"].as_str().unwrap_or_default(),
+            );
+            let ran = client()
+                .run(&order, "processPayment", Some(&body), &key)
+                .await?;
+            record(&mut outcome, "processPayment", &ran);
+            Ok(outcome)
+        }
+        "ORDER_CREATED"
+        | "ACCOUNT_CONNECTED"
+        | "RESERVATION_PENDING"
+        | "RESERVATION_SUCCEEDED"
+        | "PAYMENT_CREATED" => Err(HandlerError::Failed(format!(
+            "order {} is not connected to its payment yet",
+            order["orderId"]
+        ))),
+        _ => Ok(outcome),
+    }
+}
+
+pub fn registry() -> Registry {
+    Registry {
+        functions: vec![
+            Function {
+                name: "processPayment",
+                triggers: &[ORDER_CONNECTED],
+                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
+                    Box::pin(process_payment(event))
+                },
+            },
+            Function {
+                name: "reportPayment",
+                triggers: &[PAYMENT_SUCCEEDED, PAYMENT_FAILED],
+                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
+                    Box::pin(report_payment(event))
+                },
+            },
+        ],
+    }
+}
