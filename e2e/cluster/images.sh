@@ -31,6 +31,31 @@ declare -A REFS=(
 INFRA=(pause coredns local-path-provisioner)
 WORKLOADS=(rabbitmq postgres smoke)
 
+# Images of our own Rust components: every operator/Dockerfile and
+# apps/<app>/Dockerfile. Convention: the Dockerfile COPYs one host-built
+# release binary from the context root (`COPY <binary> /usr/local/bin/...`);
+# the crate in the same directory builds it. Image: eventflow/<dir>:<tag>.
+declare -A RUST_DIR=() RUST_PKG=() RUST_BIN=()
+for dockerfile in "$REPO_ROOT"/operator/Dockerfile "$REPO_ROOT"/apps/*/Dockerfile; do
+  [ -f "$dockerfile" ] || continue
+  dir=$(dirname "$dockerfile"); name=$(basename "$dir")
+  RUST_DIR[$name]=$dir
+  RUST_PKG[$name]=$(sed -nE 's/^name = "([^"]+)"/\1/p' "$dir/Cargo.toml" | head -1)
+  RUST_BIN[$name]=$(sed -nE 's#^COPY ([A-Za-z0-9_-]+) /usr/local/bin/.*#\1#p' "$dockerfile" | head -1)
+  [ -n "${RUST_BIN[$name]}" ] || die "$dockerfile: no 'COPY <binary> /usr/local/bin/...' line"
+  REFS[$name]=docker.io/eventflow/$name:$E2E_TAG
+  WORKLOADS+=("$name")
+done
+
+# One cargo invocation builds every release binary the images need.
+build_rust_binaries() {
+  local args=() n
+  for n in "${!RUST_DIR[@]}"; do args+=(-p "${RUST_PKG[$n]}" --bin "${RUST_BIN[$n]}"); done
+  args+=(-p eventflow-e2e --bin e2e-smoke)
+  log "cargo build --release (${#RUST_DIR[@]} images + smoke)"
+  (cd "$REPO_ROOT" && cargo build -q --release "${args[@]}")
+}
+
 bh() {
   buildah --root "$IMG/storage" --runroot /run/eventflow-e2e/buildah --storage-driver overlay "$@"
 }
@@ -83,16 +108,22 @@ stage_context() { # name ctxdir
       gcc -Os -static -DVERSION=3.10 -o "$ctx/pause" "$src" && strip "$ctx/pause" ;;
     coredns) cp "$TOOLS/coredns" "$ctx/coredns" ;;
     local-path-provisioner) cp "$TOOLS/local-path-provisioner" "$ctx/local-path-provisioner" ;;
-    smoke)
-      (cd "$REPO_ROOT" && cargo build -q --release -p eventflow-e2e --bin e2e-smoke)
-      cp "$CARGO_TARGET_DIR/release/e2e-smoke" "$ctx/e2e-smoke" ;;
+    smoke) cp "$CARGO_TARGET_DIR/release/e2e-smoke" "$ctx/e2e-smoke" ;;
+    *)
+      if [ -n "${RUST_BIN[$name]:-}" ]; then
+        cp "$CARGO_TARGET_DIR/release/${RUST_BIN[$name]}" "$ctx/${RUST_BIN[$name]}"
+      fi ;;
   esac
 }
 
 build_one() { # name
   local name=$1 ref=${REFS[$1]} ctx="$IMG/ctx/$1"
   rm -rf "$ctx"; mkdir -p "$ctx"
-  cp -r "$REPO_ROOT/e2e/images/$name/." "$ctx/"
+  if [ -n "${RUST_DIR[$name]:-}" ]; then
+    cp "${RUST_DIR[$name]}/Dockerfile" "$ctx/"
+  else
+    cp -r "$REPO_ROOT/e2e/images/$name/." "$ctx/"
+  fi
   stage_context "$name" "$ctx"
   local key; key=$(cd "$ctx" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
   if [ "$CLUSTER" = kind ]; then
@@ -147,6 +178,7 @@ case "${1:-all}" in
     for n in "${INFRA[@]}"; do build_one "$n"; load_one "$n"; done
     load_base ;;
   all)
+    build_rust_binaries
     if [ "$CLUSTER" = local ]; then base_image; fi
     for n in "${WORKLOADS[@]}"; do build_one "$n"; done
     if [ "$CLUSTER" = local ]; then
@@ -156,7 +188,7 @@ case "${1:-all}" in
     fi
     for n in "${WORKLOADS[@]}"; do load_one "$n"; done ;;
   base) base_image ;;
-  build) base_image; shift; for n in "$@"; do build_one "$n"; done ;;
+  build) base_image; build_rust_binaries; shift; for n in "$@"; do build_one "$n"; done ;;
   list) for n in "${!REFS[@]}"; do echo "${REFS[$n]}"; done ;;
   *) echo "usage: $0 [all|load-infra|list]" >&2; exit 2 ;;
 esac
