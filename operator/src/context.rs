@@ -2,17 +2,28 @@
 //! metrics, the AMQP connections and the tunable intervals; plus the
 //! per-object failure counts behind exponential error backoff.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
+};
 
 use kube::{
     Client, Resource,
+    core::DeserializeGuard,
     runtime::{
         controller::Action,
         events::{Event, EventType, Recorder, Reporter},
+        reflector::Store,
     },
 };
 
-use crate::{metrics::Metrics, topology::Amqp};
+use crate::{api::EventBroker, metrics::Metrics, topology::Amqp};
+
+/// How long a broker URI read from its Secret is reused by Stream reconciles.
+/// The EventBroker controller always reads it fresh, so a wrong URI shows
+/// there at once; Streams catch up within this time.
+const URI_TTL: Duration = Duration::from_secs(10);
 
 /// Intervals of the operator. Defaults are for production; tests shorten them.
 #[derive(Clone, Debug)]
@@ -29,6 +40,8 @@ pub struct Settings {
     pub amqp_timeout: Duration,
     /// Longest error backoff.
     pub max_backoff: Duration,
+    /// Reconciles running at once per kind; the rest wait in the controller's queue.
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
@@ -39,9 +52,13 @@ impl Default for Settings {
             cleanup_give_up: Duration::from_secs(180),
             amqp_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
+            concurrency: 16,
         }
     }
 }
+
+/// Namespace, Secret name and key of a broker URI.
+pub type SecretKey = (String, String, String);
 
 pub struct Context {
     pub client: Client,
@@ -50,6 +67,10 @@ pub struct Context {
     pub amqp: Amqp,
     pub settings: Settings,
     failures: Mutex<HashMap<String, u32>>,
+    /// EventBrokers as the watch sees them (set when the controllers start;
+    /// without it, brokers are read from the API).
+    pub brokers: OnceLock<Store<DeserializeGuard<EventBroker>>>,
+    uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
 impl Context {
@@ -65,6 +86,8 @@ impl Context {
             amqp: Amqp::new(settings.amqp_timeout),
             settings,
             failures: Mutex::new(HashMap::new()),
+            brokers: OnceLock::new(),
+            uris: Mutex::new(HashMap::new()),
         }
     }
 
@@ -114,5 +137,19 @@ impl Context {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
+    }
+
+    /// A broker URI read less than [`URI_TTL`] ago.
+    pub fn cached_uri(&self, key: &SecretKey) -> Option<String> {
+        let uris = self.uris.lock().unwrap_or_else(|p| p.into_inner());
+        uris.get(key)
+            .filter(|(at, _)| at.elapsed() < URI_TTL)
+            .map(|(_, uri)| uri.clone())
+    }
+
+    pub fn cache_uri(&self, key: SecretKey, uri: &str) {
+        let mut uris = self.uris.lock().unwrap_or_else(|p| p.into_inner());
+        uris.retain(|_, (at, _)| at.elapsed() < URI_TTL);
+        uris.insert(key, (Instant::now(), uri.to_owned()));
     }
 }

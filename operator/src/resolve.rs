@@ -2,9 +2,44 @@
 //! own — a Stream's EventBroker and the Secret holding the broker's URI.
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client};
+use kube::{Api, Client, runtime::reflector::ObjectRef};
 
-use crate::{Error, Result, api::EventBroker, build::BrokerWiring};
+use crate::{Error, Result, api::EventBroker, build::BrokerWiring, context::Context};
+
+/// The EventBroker from the watch cache when the controllers run, else from the API.
+pub async fn cached_broker(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<EventBroker>> {
+    let Some(store) = ctx.brokers.get() else {
+        return broker(&ctx.client, namespace, name).await;
+    };
+    // Only waits before the first list of EventBrokers completed.
+    let _ = store.wait_until_ready().await;
+    Ok(store
+        .get(&ObjectRef::new(name).within(namespace))
+        .and_then(|guard| guard.0.clone().ok()))
+}
+
+/// The broker URI for Streams, reused for a few seconds.
+pub async fn cached_broker_uri(
+    ctx: &Context,
+    namespace: &str,
+    wiring: &BrokerWiring,
+) -> Result<String> {
+    let key = (
+        namespace.to_owned(),
+        wiring.secret.name.clone(),
+        wiring.secret.key.clone(),
+    );
+    if let Some(uri) = ctx.cached_uri(&key) {
+        return Ok(uri);
+    }
+    let uri = broker_uri(&ctx.client, namespace, wiring).await?;
+    ctx.cache_uri(key, &uri);
+    Ok(uri)
+}
 
 /// The EventBroker `name` in `namespace`, `None` when it does not exist.
 pub async fn broker(client: &Client, namespace: &str, name: &str) -> Result<Option<EventBroker>> {

@@ -33,6 +33,8 @@ pub struct Observed {
     /// `None` when the topology was not attempted; `Some(Err(reason, message))` when it failed.
     pub topology: Option<Result<(), (&'static str, String)>>,
     pub destinations: Vec<DestinationStatus>,
+    /// Applying the workloads failed: reason and message.
+    pub apply_error: Option<(&'static str, String)>,
 }
 
 /// Replica counts of an applied Deployment.
@@ -146,15 +148,27 @@ pub fn stream_status(
         .filter(|w| w.ready_replicas >= w.replicas && w.updated_replicas >= w.replicas)
         .count();
     let apps_ok = total > 0 && ready == total;
-    set_condition(
-        &mut conditions,
-        APPS_READY,
-        apps_ok,
-        if apps_ok { "AllReady" } else { "Progressing" },
-        format!("{ready}/{total} workloads ready"),
-        g,
-        now,
-    );
+    let apps_ok = apps_ok && observed.apply_error.is_none();
+    match &observed.apply_error {
+        Some((reason, msg)) => set_condition(
+            &mut conditions,
+            APPS_READY,
+            false,
+            reason,
+            format!("applying the workloads failed: {msg}"),
+            g,
+            now,
+        ),
+        None => set_condition(
+            &mut conditions,
+            APPS_READY,
+            apps_ok,
+            if apps_ok { "AllReady" } else { "Progressing" },
+            format!("{ready}/{total} workloads ready"),
+            g,
+            now,
+        ),
+    }
     let all_ok = broker_ok && topology_ok && apps_ok;
     let not_ready: Vec<&str> = [
         (BROKER_READY, broker_ok),
@@ -224,6 +238,7 @@ mod tests {
             workloads: vec![workload(ready)],
             topology,
             destinations: vec![],
+            apply_error: None,
         }
     }
 

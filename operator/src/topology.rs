@@ -14,7 +14,11 @@ use lapin::{
     Channel, Connection, ConnectionProperties,
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
+
+/// Broker operations in flight at once: one connection multiplexes them,
+/// and hundreds of channels opening together stall it.
+const MAX_CONCURRENT_OPERATIONS: usize = 8;
 
 use crate::{Error, Result};
 
@@ -29,6 +33,7 @@ pub fn redact(uri: &str) -> String {
 pub struct Amqp {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
     timeout: Duration,
+    permits: Semaphore,
 }
 
 impl Amqp {
@@ -36,6 +41,7 @@ impl Amqp {
         Self {
             connections: Mutex::new(HashMap::new()),
             timeout,
+            permits: Semaphore::new(MAX_CONCURRENT_OPERATIONS),
         }
     }
 
@@ -76,6 +82,12 @@ impl Amqp {
         Ok(channel)
     }
 
+    async fn close(&self, channel: &Channel) {
+        if channel.status().connected() {
+            let _ = tokio::time::timeout(self.timeout, channel.close(200, "done".into())).await;
+        }
+    }
+
     /// Opens and closes a new connection: proves the credentials work right now.
     pub async fn check(&self, uri: &str) -> Result<()> {
         let conn = self.connect(uri).await?;
@@ -102,6 +114,7 @@ impl Amqp {
 
     /// Deletes the queues and exchanges of `topology` (deleting a missing one succeeds).
     pub async fn delete(&self, uri: &str, topology: &Topology) -> Result<()> {
+        let _permit = self.permits.acquire().await;
         let channel = self.channel(uri).await?;
         let work = async {
             for q in &topology.queues {
@@ -117,7 +130,7 @@ impl Amqp {
             lapin::Result::Ok(())
         };
         let result = tokio::time::timeout(self.timeout * 4, work).await;
-        let _ = channel.close(200, "done".into()).await;
+        self.close(&channel).await;
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(Error::Amqp {

@@ -101,4 +101,5 @@ async fn invalid_manifests_are_rejected_with_422_naming_the_field_after_valid_on
         files.len(),
         failures.join("\n")
     );
+    common::teardown(&client, &ns).await;
 }

@@ -134,6 +134,7 @@ async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_servi
         ),
         password
     );
+    common::teardown(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -195,4 +196,5 @@ async fn an_external_broker_is_ready_only_while_its_credentials_open_a_connectio
         .find(|c| c.type_ == "Ready")
         .unwrap();
     assert_eq!(condition.reason, "BrokerError", "{condition:?}");
+    common::teardown(&client, &ns).await;
 }

@@ -231,6 +231,7 @@ async fn a_stream_on_an_external_broker_gets_owned_deployments_services_and_the_
     )
     .await;
     assert!(recorded > 0);
+    common::teardown(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -294,6 +295,7 @@ async fn a_message_reaches_the_group_queue_only_when_its_routing_key_matches() {
         n += 1;
     }
     assert_eq!(n, 2);
+    common::teardown(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -341,6 +343,30 @@ async fn an_owned_deployment_that_is_deleted_or_edited_comes_back() {
         },
     )
     .await;
+
+    // An app removed from the spec: its Deployment is removed as an orphan.
+    let streams = Api::<Stream>::namespaced(client.clone(), &ns);
+    let mut s = streams.get("shop").await.unwrap();
+    s.spec.apps.retain(|a| a.name != "audit");
+    s.metadata.managed_fields = None;
+    streams
+        .replace("shop", &PostParams::default(), &s)
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the removed app's Deployment deleted",
+        || async {
+            deployments
+                .get_opt("shop-audit-worker")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    common::teardown(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -366,6 +392,7 @@ async fn a_queue_deleted_on_the_broker_is_declared_again_within_a_minute() {
     )
     .await;
     println!("queue re-declared after {:?}", started.elapsed());
+    common::teardown(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -413,6 +440,7 @@ async fn deleting_a_stream_removes_its_queues_but_not_those_another_stream_uses_
             .any(|e| e.reason.as_deref() == Some("TopologyDeleted")),
         "a TopologyDeleted Event"
     );
+    common::teardown(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -469,4 +497,5 @@ async fn a_stream_whose_broker_is_unreachable_is_still_deleted_within_the_bound_
             .contains(&format!("{ns}.account.account")),
         "names what was left"
     );
+    common::teardown(&client, &ns).await;
 }

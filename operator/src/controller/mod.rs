@@ -17,7 +17,12 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client, Resource,
     core::DeserializeGuard,
-    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
+    runtime::{
+        Controller, PredicateConfig, WatchStreamExt,
+        controller::Action,
+        reflector::{self, ObjectRef},
+        watcher,
+    },
 };
 
 use crate::{
@@ -74,9 +79,20 @@ where
     ctx.metrics.observe(kind, started.elapsed());
     if let Err(e) = &result {
         ctx.metrics.failed(kind, e.reason());
+        if !matches!(e, Error::Malformed(_)) {
+            ctx.event(obj.as_ref(), true, e.reason(), e.to_string())
+                .await;
+        }
         tracing::warn!(kind, object = key(obj.as_ref()), reason = e.reason(), error = %e, "reconcile failed");
     }
     result
+}
+
+/// Changes of the spec, and the start of a deletion.
+fn spec_or_deletion(stream: &DeserializeGuard<Stream>) -> Option<u64> {
+    let meta = stream.meta();
+    let generation = u64::try_from(meta.generation.unwrap_or(0)).unwrap_or(0);
+    Some(generation.wrapping_mul(2) + u64::from(meta.deletion_timestamp.is_some()))
 }
 
 fn error_policy<K: Resource<DynamicType = ()>>(
@@ -113,28 +129,42 @@ pub async fn run(
         ))
     };
 
-    let streams = Controller::new(api::<DeserializeGuard<Stream>>(&client, ns), wc.clone());
-    let store = streams.store();
-    let streams = streams
+    // Streams: only spec (generation) and deletion changes trigger a
+    // reconcile — not our own status and finalizer writes.
+    let (stream_reader, stream_writer) = reflector::store();
+    let stream_watch = watcher(api::<DeserializeGuard<Stream>>(&client, ns), wc.clone())
+        .default_backoff()
+        .reflect(stream_writer)
+        .applied_objects()
+        .predicate_filter(spec_or_deletion, PredicateConfig::default());
+    let (broker_reader, broker_writer) = reflector::store();
+    let _ = ctx.brokers.set(broker_reader);
+    let broker_watch = watcher(
+        api::<DeserializeGuard<EventBroker>>(&client, ns),
+        wc.clone(),
+    )
+    .default_backoff()
+    .reflect(broker_writer)
+    .applied_objects();
+    let store = stream_reader.clone();
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    let streams = Controller::for_stream(stream_watch, stream_reader)
+        .with_config(config.clone())
         .owns(api::<Deployment>(&client, ns), owned())
         .owns(api::<Service>(&client, ns), owned())
-        .watches(
-            api::<DeserializeGuard<EventBroker>>(&client, ns),
-            wc.clone(),
-            move |broker| {
-                let name = broker.meta().name.clone().unwrap_or_default();
-                let namespace = broker.meta().namespace.clone();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|s| {
-                        s.0.as_ref()
-                            .is_ok_and(|s| stream::uses_broker(s, namespace.as_deref(), &name))
-                    })
-                    .map(|s| ObjectRef::from_obj(s.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(broker_watch, move |broker| {
+            let name = broker.meta().name.clone().unwrap_or_default();
+            let namespace = broker.meta().namespace.clone();
+            store
+                .state()
+                .into_iter()
+                .filter(|s| {
+                    s.0.as_ref()
+                        .is_ok_and(|s| stream::uses_broker(s, namespace.as_deref(), &name))
+                })
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown())
         .run(
             |obj, ctx| guarded(obj, ctx, "Stream", stream::reconcile),
@@ -144,6 +174,7 @@ pub async fn run(
         .for_each(|_| async {});
 
     let brokers = Controller::new(api::<DeserializeGuard<EventBroker>>(&client, ns), wc)
+        .with_config(config)
         .owns(api::<StatefulSet>(&client, ns), owned())
         .owns(api::<Service>(&client, ns), owned())
         .owns(api::<ConfigMap>(&client, ns), owned())

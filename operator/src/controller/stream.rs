@@ -40,9 +40,8 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action>
         return cleanup(&stream, &namespace, &ctx).await;
     }
     if !stream.finalizers().iter().any(|f| f == STREAM_FINALIZER) {
+        // Before anything is declared on the broker, so nothing can leak.
         set_finalizers(&ctx, &stream, true).await?;
-        // The update triggers the next reconcile.
-        return Ok(Action::await_change());
     }
     let action = deploy(&stream, &namespace, &ctx, &key).await?;
     Ok(action)
@@ -93,9 +92,13 @@ async fn patch_status(ctx: &Context, stream: &Stream, status: &StreamStatus) -> 
 async fn announce(ctx: &Context, stream: &Stream, old: Option<&StreamStatus>, new: &StreamStatus) {
     for c in &new.conditions {
         let before = old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_));
-        if before.is_some_and(|b| b.status == c.status)
-            || (before.is_none() && c.status == "False" && c.type_ != status::READY)
-        {
+        let flipped = before.is_some_and(|b| b.status != c.status);
+        // A new condition is news only when good (e.g. the topology declared)
+        // or when the spec is invalid (told once, on Ready).
+        let first = before.is_none()
+            && c.type_ != status::BROKER_READY
+            && (c.status == "True" || (c.type_ == status::READY && c.reason == "InvalidSpec"));
+        if !(flipped || first) {
             continue;
         }
         let warning = c.status != "True";
@@ -119,6 +122,7 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
         workloads: vec![],
         topology: None,
         destinations: vec![],
+        apply_error: None,
     };
 
     let problems = validate::validate_stream(&name, &stream.spec);
@@ -130,7 +134,7 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
         return Ok(Action::await_change());
     }
 
-    let Some(broker) = resolve::broker(&ctx.client, namespace, &stream.spec.broker).await? else {
+    let Some(broker) = resolve::cached_broker(ctx, namespace, &stream.spec.broker).await? else {
         observed.broker = BrokerState::NotReady(
             "BrokerNotFound",
             format!("EventBroker {} does not exist", stream.spec.broker),
@@ -154,39 +158,18 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
 
     let objects = build::build_stream(stream, &wiring.secret, wiring.queue_type)
         .ok_or_else(|| Error::Malformed("a stored Stream has a uid and a namespace".into()))?;
-    for (deployment, workload) in objects.deployments.iter().zip(&objects.workloads) {
-        let applied = apply::apply(&ctx.client, deployment).await?;
-        observed
-            .workloads
-            .push(status::workload_status(workload, &applied));
+    if let Err(e) = apply_objects(stream, namespace, ctx, &objects, &mut observed).await {
+        // The status still tells what went wrong; the error drives the backoff.
+        observed.apply_error = Some((e.reason(), e.to_string()));
+        let new = status::stream_status(old, observed, &now());
+        if old != Some(&new) {
+            patch_status(ctx, stream, &new).await?;
+            announce(ctx, stream, old, &new).await;
+        }
+        return Err(e);
     }
-    for service in &objects.services {
-        apply::apply(&ctx.client, service).await?;
-    }
-    let selector = format!("{LABEL_STREAM}={name}");
-    let keep_deployments: Vec<String> = objects.workloads.iter().map(|w| w.name.clone()).collect();
-    let keep_services: Vec<String> = objects.services.iter().map(|s| s.name_any()).collect();
-    let mut removed =
-        apply::remove_orphans::<Deployment>(&ctx.client, namespace, &selector, &keep_deployments)
-            .await?;
-    removed.extend(
-        apply::remove_orphans::<Service>(&ctx.client, namespace, &selector, &keep_services).await?,
-    );
-    if !removed.is_empty() {
-        ctx.event(
-            stream,
-            false,
-            "OrphansRemoved",
-            format!(
-                "removed objects no longer in the spec: {}",
-                removed.join(", ")
-            ),
-        )
-        .await;
-    }
-
     observed.destinations = destinations(&objects.topology, namespace);
-    let topology = match resolve::broker_uri(&ctx.client, namespace, &wiring).await {
+    let topology = match resolve::cached_broker_uri(ctx, namespace, &wiring).await {
         Ok(uri) => ctx.amqp.declare(&uri, &objects.topology).await,
         Err(e) => Err(e),
     };
@@ -210,6 +193,64 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
         announce(ctx, stream, old, &new).await;
     }
     Ok(action)
+}
+
+/// Applies the Stream's Deployments and Services, recording what the API server stored.
+async fn apply_objects(
+    stream: &Stream,
+    namespace: &str,
+    ctx: &Context,
+    objects: &build::StreamObjects,
+    observed: &mut Observed,
+) -> Result<()> {
+    for (deployment, workload) in objects.deployments.iter().zip(&objects.workloads) {
+        let applied = apply::apply(&ctx.client, deployment).await?;
+        observed
+            .workloads
+            .push(status::workload_status(workload, &applied));
+    }
+    for service in &objects.services {
+        apply::apply(&ctx.client, service).await?;
+    }
+    // Only a spec change can orphan an object: skip the two LISTs otherwise.
+    let deployed = stream.status.as_ref().and_then(|s| s.observed_generation);
+    if deployed.is_some() && deployed != stream.metadata.generation {
+        remove_orphans(stream, namespace, ctx, objects).await?;
+    }
+
+    Ok(())
+}
+
+async fn remove_orphans(
+    stream: &Stream,
+    namespace: &str,
+    ctx: &Context,
+    objects: &build::StreamObjects,
+) -> Result<()> {
+    let name = stream.name_any();
+    let selector = format!("{LABEL_STREAM}={name}");
+    let keep_deployments: Vec<String> = objects.workloads.iter().map(|w| w.name.clone()).collect();
+    let keep_services: Vec<String> = objects.services.iter().map(|s| s.name_any()).collect();
+    let mut removed =
+        apply::remove_orphans::<Deployment>(&ctx.client, namespace, &selector, &keep_deployments)
+            .await?;
+    removed.extend(
+        apply::remove_orphans::<Service>(&ctx.client, namespace, &selector, &keep_services).await?,
+    );
+    if !removed.is_empty() {
+        ctx.event(
+            stream,
+            false,
+            "OrphansRemoved",
+            format!(
+                "removed objects no longer in the spec: {}",
+                removed.join(", ")
+            ),
+        )
+        .await;
+    }
+
+    Ok(())
 }
 
 /// Destination -> exchange and queues, for status.

@@ -193,3 +193,43 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Leaves the server as the test found it: deletes the namespace's Streams
+/// (while the operator still runs, so their finalizers delete their broker
+/// topology), then its Services (control-plane mode has no namespace
+/// controller, and ClusterIPs are scarce), Deployments and the namespace.
+pub async fn teardown(client: &Client, ns: &str) {
+    use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+    use kube::api::{DeleteParams, ListParams};
+    let streams = Api::<Stream>::namespaced(client.clone(), ns);
+    streams
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "every Stream deleted through its finalizer",
+        || async {
+            streams
+                .list_metadata(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    Api::<Service>::namespaced(client.clone(), ns)
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await
+        .unwrap();
+}
