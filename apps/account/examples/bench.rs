@@ -62,6 +62,9 @@ fn bindings(ns: &str) -> Bindings {
     )
 }
 
+/// Accounts created one at a time for the unloaded latency.
+const SEQUENTIAL: usize = 200;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -76,6 +79,9 @@ fn mib(kib: Option<u64>) -> String {
 
 struct Run {
     label: &'static str,
+    /// One account at a time: create, wait for ACTIVE, next.
+    idle_p50: Duration,
+    idle_p99: Duration,
     rate: f64,
     p50: Duration,
     p99: Duration,
@@ -148,6 +154,25 @@ async fn run(label: &'static str, database_url: String, accounts: usize, clients
         )
         .await
         .unwrap();
+    // Unloaded latency first: one account in flight at a time.
+    let http = reqwest::Client::new();
+    let mut unloaded = Vec::new();
+    for i in 0..SEQUENTIAL {
+        let t0 = Instant::now();
+        let r = http
+            .post(format!("{}/v1/accounts", web.http))
+            .json(&json!({ "firstName": "Seq", "lastName": format!("N{i}"), "email": format!("seq{i}@example.com") }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let Some(Ok(_)) = consumer.next().await else {
+            panic!("tap closed")
+        };
+        unloaded.push(t0.elapsed());
+    }
+    unloaded.sort();
+
     let tap_task = {
         let (started, latencies, message_bytes) =
             (started.clone(), latencies.clone(), message_bytes.clone());
@@ -209,7 +234,6 @@ async fn run(label: &'static str, database_url: String, accounts: usize, clients
         })
     };
 
-    let http = reqwest::Client::new();
     let begin = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut posters = Vec::new();
@@ -256,6 +280,8 @@ async fn run(label: &'static str, database_url: String, accounts: usize, clients
     let _ = conn.close(200, "bye".into()).await;
     Run {
         label,
+        idle_p50: percentile(&unloaded, 0.50),
+        idle_p99: percentile(&unloaded, 0.99),
         rate: accounts as f64 / elapsed.as_secs_f64(),
         p50: percentile(&l, 0.50),
         p99: percentile(&l, 0.99),
@@ -379,12 +405,18 @@ async fn main() {
     );
     for r in [&sqlite, &postgres] {
         println!(
-            "{:<10} create->ACTIVE {:>7.1} accounts/s ({:.1}% of the raw broker's account rate)  p50 {:>6.1} ms  p99 {:>6.1} ms",
+            "{:<10} saturated ({clients} clients): create->ACTIVE {:>7.1} accounts/s ({:.1}% of the raw broker's account rate)  p50 {:>6.1} ms  p99 {:>6.1} ms",
             r.label,
             r.rate,
             100.0 * r.rate / (raw / 4.0),
             r.p50.as_secs_f64() * 1e3,
             r.p99.as_secs_f64() * 1e3
+        );
+        println!(
+            "{:<10} one at a time: p50 {:>6.1} ms  p99 {:>6.1} ms (create -> ACTIVATED on the broker)",
+            "",
+            r.idle_p50.as_secs_f64() * 1e3,
+            r.idle_p99.as_secs_f64() * 1e3
         );
         println!(
             "{:<10} start->/readyz web {:.0} ms, worker {:.0} ms;  RSS idle web {} worker {};  under load web {} worker {}",

@@ -1,7 +1,9 @@
-//! Shared by the process tests: the broker as the operator would prepare it,
-//! a tap on the account destination, and the account binary in each
-//! packaging.
+//! Shared by the integration tests: the in-process API ([`api`]), the broker
+//! as the operator would prepare it with a tap on the account destination,
+//! and helpers to drive the account binary in each packaging.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod api;
 
 use std::time::{Duration, Instant};
 
