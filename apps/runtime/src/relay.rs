@@ -70,8 +70,8 @@ impl Relay {
 
     async fn publish_batch(&self) -> Result<usize, RelayError> {
         let batch = self.store.outbox_batch(BATCH).await?;
-        self.metrics.outbox_pending.set(batch.len() as i64);
         if batch.is_empty() {
+            self.metrics.outbox_pending.set(0);
             return Ok(0);
         }
         if self.fault_exit_after_commit {
@@ -111,6 +111,9 @@ impl Relay {
         }
         self.store.outbox_done(&done).await?;
         self.metrics.events_published.inc_by(done.len() as u64);
+        self.metrics
+            .outbox_pending
+            .set(self.store.outbox_pending().await?);
         Ok(done.len())
     }
 }

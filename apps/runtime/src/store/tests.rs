@@ -92,6 +92,46 @@ async fn racing_writers_to_one_stream_produce_exactly_one_winner(store: &EventSt
     assert_eq!(store.load("thing", "r").await.unwrap().len(), 2);
 }
 
+async fn two_commits_taking_the_same_item_never_both_win(store: &EventStore) {
+    // One item, several claimants: each commit writes its own stream and the
+    // item's, at the version it read. Exactly one may take the item.
+    store
+        .append(&commit(write("item", 0, &["STOCKED"])))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let take = Commit {
+                    writes: vec![
+                        write(&format!("claimant-{i}"), 0, &["CREATED"]),
+                        write("item", 1, &["TAKEN"]),
+                    ],
+                    ..Commit::default()
+                };
+                store.append(&take).await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(events) => {
+                winners += 1;
+                assert_eq!(events.len(), 2);
+            }
+            Err(AppendError::Conflict { .. }) => {
+                let own = store.load("thing", &format!("claimant-{i}")).await.unwrap();
+                assert!(own.is_empty(), "a losing commit left its own stream behind");
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    assert_eq!(store.load("thing", "item").await.unwrap().len(), 2);
+}
+
 async fn a_taken_claim_and_a_used_key_refuse_the_whole_commit(store: &EventStore) {
     let claim = |id: &str| Claim {
         scope: "thing.email".into(),
@@ -173,6 +213,7 @@ async fn all_guarantees(url: &str) {
     assert!(store2.ping().await);
     a_stale_version_is_refused_and_writes_nothing(&store).await;
     racing_writers_to_one_stream_produce_exactly_one_winner(&store).await;
+    two_commits_taking_the_same_item_never_both_win(&store).await;
     a_taken_claim_and_a_used_key_refuse_the_whole_commit(&store).await;
     the_feed_and_the_outbox_follow_commit_order(&store).await;
 }
