@@ -1,0 +1,133 @@
+//! Runs the counter: the admin endpoints, the web role and one consumer per
+//! tapped destination in one process, until SIGTERM/SIGINT. A lost broker
+//! connection ends the process with an error so Kubernetes restarts it.
+
+use std::{sync::Arc, time::Duration};
+
+use eventflow_runtime::{
+    admin::{self, Readiness},
+    broker,
+    config::{Config, Role},
+    consumer::Consumer,
+    metrics::Metrics,
+};
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Counts, handler, router};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CounterError {
+    #[error("the counter has no functions role: run it as all (Combined)")]
+    FunctionsRole,
+    #[error("lost the broker connection")]
+    BrokerLost,
+}
+
+async fn shutdown_signal(cancel: CancellationToken) {
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+        () = cancel.cancelled() => return,
+    }
+    tracing::info!("shutting down");
+    cancel.cancel();
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// Counts and serves until stopped. Roles `web`, `worker` and `all` all
+/// run both halves: the counts live in this process's memory.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    if config.role == Role::Functions {
+        return Err(CounterError::FunctionsRole.into());
+    }
+    let cancel = CancellationToken::new();
+    tokio::spawn(shutdown_signal(cancel.clone()));
+    let metrics = Metrics::default();
+    let readiness = Readiness {
+        needs_store: false,
+        needs_broker: true,
+        ..Readiness::default()
+    };
+    let counts = Counts::default();
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let admin = TcpListener::bind(config.admin_addr).await?;
+    tasks.spawn(serve(
+        admin,
+        admin::routes(readiness.clone(), metrics.clone()),
+        cancel.clone(),
+    ));
+    let http = TcpListener::bind(config.http_addr).await?;
+    tracing::info!(addr = %config.http_addr, "counts served");
+    tasks.spawn(serve(http, router(counts.clone()), cancel.clone()));
+
+    let connection = Arc::new(broker::connect(&config.broker_uri, "counter-all", &cancel).await?);
+    broker::declare_topology(
+        &connection,
+        &config.bindings,
+        config.bindings_from_operator,
+        &cancel,
+    )
+    .await?;
+    let _ = readiness.broker.set(connection.clone());
+    for subscription in &config.bindings.subscribes {
+        tracing::info!(destination = %subscription.destination, queue = %subscription.queue, "tapping");
+        let consumer = Consumer {
+            subscription: subscription.clone(),
+            handler: handler(counts.clone()),
+            prefetch: config.prefetch,
+            concurrency: config.concurrency,
+            metrics: metrics.clone(),
+        };
+        let (connection, cancel) = (connection.clone(), cancel.clone());
+        tasks.spawn(async move { Ok(consumer.run(connection, cancel).await?) });
+    }
+    {
+        let (connection, cancel) = (connection.clone(), cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if !connection.status().connected() {
+                    cancel.cancel();
+                    return Err(CounterError::BrokerLost.into());
+                }
+            }
+        });
+    }
+    let _ = readiness.started.set(());
+    tracing::info!("ready");
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+            tracing::error!(error = %e, "a task failed; stopping");
+            cancel.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    let _ = connection.close(200, "bye".into()).await;
+    result
+}
