@@ -98,6 +98,20 @@ async fn wait_all(api: &Api<Stream>, n: usize, generation: i64) -> Duration {
     }
 }
 
+/// The operator's `/metrics` (plain HTTP/1.1, no client dependency).
+async fn fetch_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let _ = stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--operator") {
@@ -209,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let deleted = started.elapsed();
     let peak = vm(pid, "VmHWM:");
+    let metrics = fetch_metrics(admin).await;
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
@@ -238,6 +253,14 @@ async fn main() -> anyhow::Result<()> {
         "delete all through the finalizer:        {:.1} s",
         deleted.as_secs_f64()
     );
+    for line in metrics.lines().filter(|l| {
+        l.contains("reconciles_total")
+            || l.contains("errors_total")
+            || l.contains("duration_seconds_sum")
+            || l.contains("duration_seconds_count")
+    }) {
+        println!("  {line}");
+    }
     println!("operator RSS idle:                       {idle}");
     println!("operator peak RSS after convergence:     {peak_after_converge}");
     println!("operator peak RSS overall (VmHWM):       {peak}");

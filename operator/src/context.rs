@@ -18,7 +18,11 @@ use kube::{
     },
 };
 
-use crate::{api::EventBroker, metrics::Metrics, topology::Amqp};
+use crate::{
+    api::{EventBroker, Stream},
+    metrics::Metrics,
+    topology::Amqp,
+};
 
 /// How long a broker URI read from its Secret is reused by Stream reconciles.
 /// The EventBroker controller always reads it fresh, so a wrong URI shows
@@ -70,6 +74,8 @@ pub struct Context {
     /// EventBrokers as the watch sees them (set when the controllers start;
     /// without it, brokers are read from the API).
     pub brokers: OnceLock<Store<DeserializeGuard<EventBroker>>>,
+    /// Streams as the watch sees them (to find destinations other Streams use).
+    pub streams: OnceLock<Store<DeserializeGuard<Stream>>>,
     uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
@@ -87,6 +93,7 @@ impl Context {
             settings,
             failures: Mutex::new(HashMap::new()),
             brokers: OnceLock::new(),
+            streams: OnceLock::new(),
             uris: Mutex::new(HashMap::new()),
         }
     }

@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 /// Broker operations in flight at once: one connection multiplexes them,
 /// and hundreds of channels opening together stall it.
-const MAX_CONCURRENT_OPERATIONS: usize = 8;
+const MAX_CONCURRENT_OPERATIONS: usize = 16;
 
 use crate::{Error, Result};
 

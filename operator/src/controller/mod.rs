@@ -147,6 +147,7 @@ pub async fn run(
     .reflect(broker_writer)
     .applied_objects();
     let store = stream_reader.clone();
+    let _ = ctx.streams.set(stream_reader.clone());
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
     let streams = Controller::for_stream(stream_watch, stream_reader)
         .with_config(config.clone())

@@ -253,6 +253,23 @@ async fn remove_orphans(
     Ok(())
 }
 
+/// The Streams of `namespace`, from the watch cache when the controllers run.
+async fn other_streams(ctx: &Context, namespace: &str) -> Result<Vec<Stream>> {
+    match ctx.streams.get() {
+        Some(store) => Ok(store
+            .state()
+            .iter()
+            .filter_map(|s| s.0.as_ref().ok())
+            .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+            .cloned()
+            .collect()),
+        None => Ok(Api::<Stream>::namespaced(ctx.client.clone(), namespace)
+            .list(&ListParams::default())
+            .await?
+            .items),
+    }
+}
+
 /// Destination -> exchange and queues, for status.
 fn destinations(topology: &Topology, namespace: &str) -> Vec<DestinationStatus> {
     let prefix = format!("{namespace}.");
@@ -305,12 +322,9 @@ async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<Acti
         return Ok(Action::await_change());
     }
     // Destinations another live Stream on the same broker still uses stay.
-    let others = Api::<Stream>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default())
-        .await?;
     let others = Topology::merge(
-        others
-            .items
+        other_streams(ctx, namespace)
+            .await?
             .iter()
             .filter(|o| {
                 o.name_any() != name
