@@ -1,0 +1,227 @@
+//! One run: create accounts, a warehouse and its stock, then post orders at
+//! the planned rate against the web roles found through the peer URLs, and
+//! follow each order to its final state. Stopping cancels what is left.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::report::{Report, RunStatus};
+
+/// The web roles a run drives (`EVENTFLOW_PEER_<APP>_URL`).
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    pub order: Option<String>,
+    pub warehouse: Option<String>,
+    /// Optional: without it, orders carry made-up account ids.
+    pub account: Option<String>,
+}
+
+impl Targets {
+    pub fn from_env() -> Self {
+        let peer = |app: &str| eventflow_runtime::hypermedia::peer_url(app).ok();
+        Self {
+            order: peer("order"),
+            warehouse: peer("warehouse"),
+            account: peer("account"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    #[error("{0}")]
+    Http(#[from] reqwest::Error),
+    #[error("{method} {url}: {status}")]
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+    },
+    #[error("{0} has no {1:?} link")]
+    Link(String, &'static str),
+    #[error("{0} is not set: the run needs that web role")]
+    MissingPeer(&'static str),
+}
+
+const POLL: Duration = Duration::from_millis(100);
+const STOCK_CHUNK: u32 = 1_000;
+
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, SimulationError> {
+    let r = http.post(url).json(body).send().await?;
+    if !r.status().is_success() {
+        return Err(SimulationError::Status {
+            method: "POST",
+            url: url.to_owned(),
+            status: r.status().as_u16(),
+        });
+    }
+    Ok(r.json().await?)
+}
+
+fn href(doc: &Value, rel: &'static str) -> Result<String, SimulationError> {
+    doc["_links"][rel]["href"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| SimulationError::Link(doc["_links"]["self"]["href"].to_string(), rel))
+}
+
+/// Creates the accounts, the warehouse and its stock; returns `(accounts, products)`.
+async fn prepare(
+    http: &reqwest::Client,
+    report: &Report,
+    targets: &Targets,
+) -> Result<(Vec<String>, Vec<String>), SimulationError> {
+    let plan = &report.plan;
+    let short = &report.id[..8.min(report.id.len())];
+    let mut accounts = Vec::new();
+    for i in 0..plan.accounts.max(1) {
+        let id = match &targets.account {
+            Some(base) if plan.accounts > 0 => {
+                let body = json!({ "firstName": "Load", "lastName": format!("Simulator {i}"),
+                                   "email": format!("sim-{short}-{i}@example.com") });
+                let a = post(http, &format!("{base}/v1/accounts"), &body).await?;
+                report.account_created();
+                a["accountId"].as_str().unwrap_or_default().to_owned()
+            }
+            _ => format!("sim-{short}-{i}"),
+        };
+        accounts.push(id);
+    }
+    let warehouse_url = targets
+        .warehouse
+        .as_ref()
+        .ok_or(SimulationError::MissingPeer("EVENTFLOW_PEER_WAREHOUSE_URL"))?;
+    let warehouse = post(
+        http,
+        &format!("{warehouse_url}/v1/warehouses"),
+        &json!({ "address": format!("load run {}", report.id) }),
+    )
+    .await?;
+    let inventory = href(&warehouse, "inventory")?;
+    let warehouse_id = warehouse["warehouseId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut products = Vec::new();
+    for p in 0..plan.products {
+        let product = format!("sim-{short}-p{p}");
+        let mut left = plan.stock_per_product;
+        while left > 0 {
+            let n = left.min(STOCK_CHUNK);
+            post(
+                http,
+                &inventory,
+                &json!({ "productId": product, "quantity": n }),
+            )
+            .await?;
+            report.stocked(&warehouse_id, u64::from(n));
+            left -= n;
+        }
+        products.push(product);
+    }
+    Ok((accounts, products))
+}
+
+/// Polls an order until it is final, or the plan's follow time is up.
+async fn follow(
+    http: &reqwest::Client,
+    report: &Report,
+    url: &str,
+    posted: Instant,
+    cancel: &CancellationToken,
+) {
+    let deadline = posted + Duration::from_secs(report.plan.follow_seconds);
+    while Instant::now() < deadline && !cancel.is_cancelled() {
+        if let Ok(r) = http.get(url).send().await
+            && let Ok(order) = r.json::<Value>().await
+        {
+            match order["status"].as_str() {
+                Some("ORDER_SUCCEEDED") => {
+                    return report.order_final(true, posted.elapsed().as_millis() as u64);
+                }
+                Some("ORDER_FAILED") => {
+                    return report.order_final(false, posted.elapsed().as_millis() as u64);
+                }
+                _ => {}
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+    report.unresolved();
+}
+
+/// Runs the plan to the end (or until `cancel`), recording into `report`.
+pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: CancellationToken) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap_or_default();
+    let Some(order_base) = targets.order.clone() else {
+        report.request_error(SimulationError::MissingPeer("EVENTFLOW_PEER_ORDER_URL").to_string());
+        return report.finish(RunStatus::Failed);
+    };
+    let (accounts, products) = match prepare(&http, &report, &targets).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            tracing::warn!(error = %e, run = %report.id, "cannot prepare the run");
+            report.request_error(e.to_string());
+            return report.finish(RunStatus::Failed);
+        }
+    };
+    let plan = report.plan.clone();
+    let limit = Arc::new(Semaphore::new(plan.concurrency as usize));
+    let tasks = TaskTracker::new();
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / plan.rate_per_second);
+    for i in 0..plan.orders {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep_until((start + interval * i).into()) => {}
+        }
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let fail = plan.designed_to_fail(i);
+        let body = json!({
+            "accountId": accounts[i as usize % accounts.len()],
+            "lineItems": [{ "name": "simulated item", "productId": products[i as usize % products.len()],
+                            "quantity": plan.units_per_order, "price": 9.5, "tax": 0.5 }],
+            "shippingAddress": "1 Load Street",
+            "paymentMethod": if fail { "DECLINED" } else { "CARD" },
+        });
+        let (http, report, cancel, url) = (
+            http.clone(),
+            report.clone(),
+            cancel.clone(),
+            format!("{order_base}/v1/orders"),
+        );
+        tasks.spawn(async move {
+            let posted = Instant::now();
+            let created = post(&http, &url, &body).await;
+            drop(permit);
+            match created.and_then(|o| href(&o, "self")) {
+                Ok(order_url) => {
+                    report.order_posted(fail);
+                    follow(&http, &report, &order_url, posted, &cancel).await;
+                }
+                Err(e) => report.request_error(e.to_string()),
+            }
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+    report.finish(if cancel.is_cancelled() {
+        RunStatus::Stopped
+    } else {
+        RunStatus::Completed
+    });
+}
