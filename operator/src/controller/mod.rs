@@ -189,3 +189,66 @@ pub async fn run(
 
     tokio::join!(streams, brokers);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use http_body_util::BodyExt;
+    use kube::client::Body;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{context::Settings, metrics::Metrics};
+
+    #[tokio::test]
+    async fn a_stream_that_does_not_parse_gets_a_warning_event_and_waits_for_a_fix() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = Arc::new(Context::new(
+            kube::Client::new(service, "default"),
+            "test",
+            Metrics::new(),
+            Settings::default(),
+        ));
+        // Admission would reject it; an older CRD version, or a bug, may not.
+        let guard: DeserializeGuard<Stream> = serde_json::from_value(json!({
+            "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
+            "metadata": {"name": "broken", "namespace": "demo", "uid": "u-2"},
+            "spec": {"apps": "not a list"}
+        }))
+        .unwrap();
+        assert!(guard.0.is_err());
+        let guard = Arc::new(guard);
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.unwrap();
+            assert_eq!(
+                request.uri().path(),
+                "/apis/events.k8s.io/v1/namespaces/demo/events"
+            );
+            let body: serde_json::Value =
+                serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            assert_eq!(body["reason"], "MalformedObject");
+            assert_eq!(body["type"], "Warning");
+            assert_eq!(body["regarding"]["name"], "broken");
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(b"{}".to_vec()))
+                    .unwrap(),
+            );
+        });
+        let result = guarded(guard.clone(), ctx.clone(), "Stream", stream::reconcile).await;
+        let error = result.unwrap_err();
+        assert_eq!(error.reason(), "MalformedObject");
+        assert_eq!(
+            error_policy(guard, &error, ctx.clone()),
+            Action::await_change()
+        );
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ctx.metrics.render().contains(r#"reason="MalformedObject""#));
+    }
+}
