@@ -59,6 +59,9 @@ crds: ## regenerate crds/ from the Rust types, and the chart's copy
 images: tools
 	@$(CLUSTER_DIR)/images.sh
 
+demo: cluster-up images ## the example system on a real cluster, with load
+	@e2e/demo.sh
+
 # Tier 1: pure tests, no services.
 unit:
 	@e2e/run-tier.sh unit cargo test --workspace --exclude eventflow-e2e --all-features

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Initializes PGDATA on first start from POSTGRES_* variables, then runs the
-# server in the foreground (the official image's contract, without its extras).
+# Initializes PGDATA on first start from POSTGRES_* variables and runs the
+# scripts in /docker-entrypoint-initdb.d (*.sh executed, *.sql through psql),
+# then runs the server in the foreground — the official image's contract,
+# without its extras.
 set -eu
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"
@@ -13,11 +15,20 @@ if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb -D "$PGDATA" -U "$POSTGRES_USER" --pwfile="$pwfile" -A scram-sha-256 >/dev/null
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  # A server on the Unix socket only, for the initialization scripts.
+  pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" start >/dev/null
+  export PGHOST=/var/run/postgresql PGUSER="$POSTGRES_USER" PGPASSWORD="$POSTGRES_PASSWORD"
   if [ "$POSTGRES_DB" != postgres ]; then
-    postgres --single -D "$PGDATA" postgres <<SQL >/dev/null
-CREATE DATABASE "$POSTGRES_DB";
-SQL
+    psql -v ON_ERROR_STOP=1 -d postgres -qc "CREATE DATABASE \"$POSTGRES_DB\""
   fi
+  for f in /docker-entrypoint-initdb.d/*; do
+    case "$f" in
+      *.sh) echo "running $f"; sh "$f" ;;
+      *.sql) echo "running $f"; psql -v ON_ERROR_STOP=1 -d "$POSTGRES_DB" -qf "$f" ;;
+    esac
+  done
+  pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  unset PGHOST PGUSER PGPASSWORD
 fi
 if [ "${1:-}" = postgres ]; then
   shift
