@@ -22,7 +22,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Self::Created => "CREATED",
             Self::Pending => "PENDING",
@@ -155,7 +155,9 @@ impl Aggregate for Account {
             Status::Pending => vec!["confirm"],
             Status::Confirmed | Status::Archived => vec!["activate"],
             Status::Suspended => vec!["activate"],
-            // postOrder joins once the order context ships (see README).
+            Status::Active if crate::post_order::order_context().is_some() => {
+                vec!["suspend", "archive", "postOrder"]
+            }
             Status::Active => vec!["suspend", "archive"],
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod functions;
+pub mod post_order;
 
 use axum::Router;
 use eventflow_contract::bindings::{DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, SubscriptionRequest};
@@ -36,12 +37,21 @@ pub fn standalone() -> Standalone {
 }
 
 pub fn routes() -> Router<WebContext> {
-    aggregate_routes::<Account>()
+    // The static segment wins over the runtime's `{command}` route.
+    aggregate_routes::<Account>().route(
+        "/v1/accounts/{id}/commands/postOrder",
+        axum::routing::post(post_order::post_order),
+    )
 }
 
 pub fn openapi() -> serde_json::Value {
     OpenApi::new("eventflow account")
         .aggregate::<Account>()
+        .schema("PostOrder", post_order::schema())
+        .path(
+            "/v1/accounts/{id}/commands/postOrder",
+            post_order::path_item(),
+        )
         .build()
 }
 

@@ -344,3 +344,91 @@ async fn the_web_role_takes_commands_while_the_broker_is_down_and_is_not_ready_u
     let url = format!("{}/v1/accounts/{id}", web.http);
     wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[&web, &worker]).await;
 }
+
+/// A stand-in order context that records what it was asked.
+async fn fake_order_context() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>,
+) {
+    use axum::{Json, extract::State, http::HeaderMap, routing::post};
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>;
+    let seen: Seen = Default::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let order_url = format!("{base}/v1/orders/o-1");
+    let app = axum::Router::new()
+        .route(
+            "/v1/orders",
+            post(move |State(seen): State<Seen>, headers: HeaderMap, Json(body): Json<Value>| {
+                let order_url = order_url.clone();
+                async move {
+                    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap().to_owned());
+                    seen.lock().unwrap().push((key, body.clone()));
+                    let order = json!({ "orderId": "o-1", "accountId": body["accountId"], "status": "ORDER_CREATED",
+                                        "_links": { "self": { "href": order_url } } });
+                    (axum::http::StatusCode::CREATED, Json(order))
+                }
+            }),
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn an_active_account_posts_an_order_to_the_order_context_of_its_stream() {
+    let (orders, seen) = fake_order_context().await;
+    let broker = Broker::prepared(5, 200).await;
+    let mut env = broker.env(&fresh_sqlite());
+    env.push(("EVENTFLOW_PEER_ORDER_URL", orders));
+    let mut all = AppProcess::spawn(BIN, "all", &env);
+    all.wait_ready(READY_TIMEOUT).await;
+    let created = create(&all, "orders@example.com").await;
+    let url = created["_links"]["self"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let order =
+        json!({ "lineItems": [{ "productId": "p1", "quantity": 1, "price": 9.5, "tax": 0.5 }] });
+    let early = http
+        .post(format!("{url}/commands/postOrder"))
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(early.status(), 409, "only an ACTIVE account posts orders");
+
+    let active = wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[&all]).await;
+    let commands = get(active["_links"]["commands"]["href"].as_str().unwrap()).await;
+    let post_order = commands["_links"]["postOrder"]["href"]
+        .as_str()
+        .expect("postOrder offered")
+        .to_owned();
+    let r = http
+        .post(&post_order)
+        .header("idempotency-key", "k-42")
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["orderId"], "o-1");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let (key, body) = &seen[0];
+    let id = active["accountId"].as_str().unwrap();
+    assert_eq!(
+        key.as_deref(),
+        Some(format!("postOrder:{id}:k-42").as_str())
+    );
+    assert_eq!(body["accountId"], id);
+    assert_eq!(body["accountHref"], url);
+    assert_eq!(body["lineItems"][0]["productId"], "p1");
+    assert_eq!(
+        event_types(&active).await,
+        LIFECYCLE,
+        "posting an order changes no account state"
+    );
+}

@@ -197,6 +197,18 @@ impl OpenApi {
         self
     }
 
+    /// Adds (or replaces) one path item, for routes beyond the common shape.
+    pub fn path(mut self, path: &str, item: Value) -> Self {
+        self.paths.insert(path.to_owned(), item);
+        self
+    }
+
+    /// Adds a schema under `#/components/schemas/{name}`.
+    pub fn schema(mut self, name: &str, schema: Value) -> Self {
+        self.schemas.insert(name.to_owned(), schema);
+        self
+    }
+
     pub fn build(self) -> Value {
         json!({
             "openapi": "3.0.3",
