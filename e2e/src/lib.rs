@@ -220,3 +220,73 @@ pub async fn describe_pod(pods: &Api<Pod>, name: &str) -> String {
         Err(e) => format!("cannot get pod {name}: {e}"),
     }
 }
+
+/// A Ready pod behind a Service (by the Service's selector).
+pub async fn pod_of_service(client: &Client, namespace: &str, service: &str) -> Result<String> {
+    let svc: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), namespace);
+    let selector = svc
+        .get(service)
+        .await?
+        .spec
+        .and_then(|s| s.selector)
+        .unwrap_or_default();
+    let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(&labels.join(",")))
+        .await?;
+    list.items
+        .into_iter()
+        .find(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .and_then(|p| p.metadata.name)
+        .ok_or_else(|| anyhow!("no Ready pod behind Service {namespace}/{service}"))
+}
+
+/// `http://127.0.0.1:<port>` forwarding to `port` of a Ready pod behind `service`.
+pub async fn forward_service(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+    port: u16,
+) -> Result<String> {
+    let pod = pod_of_service(client, namespace, service).await?;
+    let addr = port_forward(Api::namespaced(client.clone(), namespace), &pod, port).await?;
+    Ok(format!("http://{addr}"))
+}
+
+/// Runs a command-line tool that `make` puts on PATH (kubectl, helm) and
+/// returns its standard output; fails naming the command and its output.
+pub fn run_tool(tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(tool)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow!(
+                "cannot run {tool} ({e}): eval \"$(e2e/cluster/cluster.sh env)\" puts it on PATH"
+            )
+        })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{tool} {args:?} failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(text)
+}

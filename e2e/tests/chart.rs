@@ -3,44 +3,14 @@
 //! real API server (server-side dry-run).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-use std::io::Write;
+use std::process::Command;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs a tool that `make` put on PATH; fails loudly when it is missing.
 fn run(tool: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(tool)
-        .args(args)
-        .current_dir(repo())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {tool} ({e}); eval \"$(e2e/cluster/cluster.sh env)\" puts it on PATH"
-            )
-        });
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    eventflow_e2e::run_tool(tool, args, stdin).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]

@@ -1,0 +1,354 @@
+//! The whole system on a real cluster, the way a user meets it: the Helm
+//! chart installs the operator, `kubectl apply -f examples/` brings up the
+//! broker, PostgreSQL and the Streams, and traffic goes through the web
+//! roles by port-forward. The same binary runs on the local node and on kind.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use eventflow_e2e::*;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+const NS: &str = "eventflow-demo";
+const SYSTEM_NS: &str = "eventflow-system";
+
+/// Installs the chart and applies the examples once per test binary, then
+/// waits until every EventBroker and Stream is Ready.
+fn system() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let step = |tool: &str, args: &[&str]| {
+            run_tool(tool, args, None)
+                .map(drop)
+                .map_err(|e| format!("{e:#}"))
+        };
+        step(
+            "helm",
+            &[
+                "upgrade",
+                "--install",
+                "eventflow",
+                "charts/eventflow",
+                "--namespace",
+                SYSTEM_NS,
+                "--create-namespace",
+            ],
+        )?;
+        step(
+            "kubectl",
+            &[
+                "-n",
+                SYSTEM_NS,
+                "rollout",
+                "status",
+                "deploy/eventflow-operator",
+                "--timeout=300s",
+            ],
+        )?;
+        step("kubectl", &["apply", "--server-side", "-f", "examples/"])?;
+        step(
+            "kubectl",
+            &[
+                "-n",
+                NS,
+                "wait",
+                "--for=condition=Ready",
+                "eventbroker",
+                "--all",
+                "--timeout=600s",
+            ],
+        )?;
+        step(
+            "kubectl",
+            &[
+                "-n",
+                NS,
+                "wait",
+                "--for=condition=Ready",
+                "stream",
+                "--all",
+                "--timeout=600s",
+            ],
+        )
+    });
+    if let Err(e) = ready {
+        let state = run_tool(
+            "kubectl",
+            &["get", "pods,streams,eventbrokers", "-A", "-o", "wide"],
+            None,
+        )
+        .unwrap_or_default();
+        panic!("the example system did not come up: {e}\n{state}");
+    }
+}
+
+fn streams(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "Stream");
+    Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn the_chart_runs_two_operator_replicas_and_one_holds_the_lease() {
+    let client = client().await;
+    system();
+    let d = Api::<Deployment>::namespaced(client.clone(), SYSTEM_NS)
+        .get("eventflow-operator")
+        .await
+        .unwrap();
+    let status = d.status.unwrap();
+    assert_eq!(status.available_replicas, Some(2), "{status:?}");
+    let lease: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), SYSTEM_NS);
+    let holder = lease
+        .get("eventflow-operator")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .holder_identity
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, SYSTEM_NS);
+    assert!(
+        pods.get_opt(&holder).await.unwrap().is_some(),
+        "the lease holder {holder} is not an operator pod"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn every_example_stream_is_running_with_every_condition_true_at_its_generation() {
+    let client = client().await;
+    system();
+    let list = streams(&client).list(&Default::default()).await.unwrap();
+    let names: Vec<_> = list
+        .items
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    for s in list.items {
+        let name = s.metadata.name.clone().unwrap();
+        let generation = s.metadata.generation.unwrap();
+        let status = &s.data["status"];
+        assert_eq!(status["phase"], "Running", "{name}: {status}");
+        assert_eq!(status["observedGeneration"], generation, "{name}: {status}");
+        let conditions = status["conditions"].as_array().unwrap();
+        let types: Vec<_> = conditions
+            .iter()
+            .map(|c| c["type"].as_str().unwrap())
+            .collect();
+        for t in ["BrokerReady", "TopologyReady", "AppsReady", "Ready"] {
+            assert!(types.contains(&t), "{name} has no {t} condition: {status}");
+        }
+        for c in conditions {
+            assert_eq!(c["status"], "True", "{name}: {c}");
+            assert_eq!(c["observedGeneration"], generation, "{name}: {c}");
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn the_examples_namespace_enforces_restricted_and_every_pod_is_admitted() {
+    let client = client().await;
+    system();
+    let ns = Api::<Namespace>::all(client.clone()).get(NS).await.unwrap();
+    let labels = ns.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("pod-security.kubernetes.io/enforce")
+            .map(String::as_str),
+        Some("restricted")
+    );
+    let pods = Api::<Pod>::namespaced(client, NS)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert!(
+        pods.items.len() >= 10,
+        "expected the broker, PostgreSQL and every app role"
+    );
+    for p in pods.items {
+        let name = p.metadata.name.clone().unwrap();
+        let phase = p.status.and_then(|s| s.phase).unwrap_or_default();
+        assert_eq!(phase, "Running", "{name}");
+        let spec = p.spec.unwrap();
+        for c in spec.containers {
+            let sc = c.security_context.unwrap_or_default();
+            assert_eq!(
+                sc.allow_privilege_escalation,
+                Some(false),
+                "{name}/{}",
+                c.name
+            );
+        }
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let r = http.get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn an_account_created_through_the_web_role_becomes_active_through_the_broker() {
+    let client = client().await;
+    system();
+    let base = forward_service(&client, NS, "ecommerce-account-web", 8080)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let email = format!("e2e-{}@example.com", std::process::id());
+    let created = http
+        .post(format!("{base}/v1/accounts"))
+        .json(&json!({"firstName": "End", "lastName": "ToEnd", "email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let account: Value = created.json().await.unwrap();
+    let id = account["accountId"].as_str().unwrap().to_owned();
+    let url = format!("{base}/v1/accounts/{id}");
+    wait_for(
+        Duration::from_secs(90),
+        "the account to become ACTIVE",
+        || async { Ok(get_json(&http, &url).await["status"] == "ACTIVE") },
+    )
+    .await
+    .unwrap();
+    let events = get_json(&http, &format!("{url}/events")).await;
+    let types: Vec<_> = events["_embedded"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "ACCOUNT_CREATED",
+            "ACCOUNT_PENDING",
+            "ACCOUNT_CONFIRMED",
+            "ACCOUNT_ACTIVATED"
+        ]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn the_load_simulator_drives_every_order_to_a_final_state_and_the_counters_match_the_events()
+{
+    let client = client().await;
+    system();
+    let http = reqwest::Client::new();
+    let sim = forward_service(&client, NS, "ecommerce-load-simulator-web", 8080)
+        .await
+        .unwrap();
+    let plan = json!({"orders": 20, "ratePerSecond": 5, "failureShare": 0.25, "accounts": 2,
+                      "products": 2, "stockPerProduct": 100, "followSeconds": 240});
+    let started = http
+        .post(format!("{sim}/v1/runs"))
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        started.status(),
+        201,
+        "{}",
+        started.text().await.unwrap_or_default()
+    );
+    let run: Value = started.json().await.unwrap();
+    let url = run["_links"]["self"]["href"]
+        .as_str()
+        .unwrap()
+        .replace(run_base(&run).as_str(), &sim);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    let report = loop {
+        let report = get_json(&http, &url).await;
+        if report["status"] != "RUNNING" {
+            break report;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run did not complete in 300 s: {report}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(report["status"], "COMPLETED", "{report}");
+    assert_eq!(report["ordersPosted"], 20, "{report}");
+    let outcomes = &report["outcomes"];
+    assert_eq!(outcomes["pending"], 0, "{report}");
+    assert_eq!(outcomes["unresolved"], 0, "{report}");
+    let succeeded = outcomes["ORDER_SUCCEEDED"].as_u64().unwrap();
+    let failed = outcomes["ORDER_FAILED"].as_u64().unwrap();
+    assert_eq!(succeeded + failed, 20, "{report}");
+    assert!(succeeded >= 1, "{report}");
+    assert_eq!(
+        failed,
+        report["ordersDesignedToFail"].as_u64().unwrap(),
+        "stock was ample: {report}"
+    );
+
+    // The counter taps every destination: once the system is quiet, its counts
+    // by routing key equal the events each context's feed holds.
+    let counter = forward_service(&client, NS, "ecommerce-counter", 8080)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let feeds = feed_counts(&client, &http).await;
+        let counted = get_json(&http, &format!("{counter}/v1/counts")).await;
+        let by_type: BTreeMap<String, u64> =
+            serde_json::from_value(counted["byType"].clone()).unwrap();
+        if !feeds.is_empty() && by_type == feeds {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the counter does not match the event feeds after 120 s\nfeeds:   {feeds:?}\ncounter: {by_type:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Events of every context's global feed, counted by routing key.
+async fn feed_counts(client: &Client, http: &reqwest::Client) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for app in ["account", "order", "payment", "warehouse"] {
+        let base = forward_service(client, NS, &format!("ecommerce-{app}-web"), 8080)
+            .await
+            .unwrap();
+        let mut next = Some(format!("{base}/v1/events?after=0&limit=200"));
+        while let Some(page) = next.take() {
+            let doc = get_json(http, &page).await;
+            for e in doc["_embedded"]["events"].as_array().into_iter().flatten() {
+                let key = format!(
+                    "{}.{}",
+                    e["aggregateType"].as_str().unwrap(),
+                    e["eventType"].as_str().unwrap()
+                );
+                *counts.entry(key).or_insert(0u64) += 1;
+            }
+            next = doc["_links"]["next"]["href"]
+                .as_str()
+                .map(|h| h.replace(run_base(&doc).as_str(), &base));
+        }
+    }
+    counts
+}
+
+/// The scheme and authority the app put into its own links (the port-forward
+/// address it saw), so links can be followed through our own forward.
+fn run_base(doc: &Value) -> String {
+    let href = doc["_links"]["self"]["href"].as_str().unwrap_or_default();
+    href.splitn(4, '/').take(3).collect::<Vec<_>>().join("/")
+}
