@@ -55,6 +55,11 @@ pub fn openapi() -> serde_json::Value {
         .build()
 }
 
+/// The OpenAPI document as committed in `apps/account/openapi.json`.
+pub fn openapi_json() -> String {
+    serde_json::to_string_pretty(&openapi()).unwrap_or_default()
+}
+
 fn collection_of(_aggregate: &str) -> &'static str {
     "accounts"
 }

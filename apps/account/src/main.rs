@@ -1,11 +1,16 @@
 //! `account [web|worker|all|functions]` — the role comes from the first
-//! argument, else `EVENTFLOW_ROLE`, else `all`.
+//! argument, else `EVENTFLOW_ROLE`, else `all`. `account openapi` prints the
+//! OpenAPI document (committed as `apps/account/openapi.json`).
 
 use eventflow_runtime::{app, config::Config};
 
 fn main() -> std::process::ExitCode {
-    app::init_logs();
     let role = std::env::args().nth(1);
+    if role.as_deref() == Some("openapi") {
+        println!("{}", eventflow_account::openapi_json());
+        return std::process::ExitCode::SUCCESS;
+    }
+    app::init_logs();
     let spec = eventflow_account::spec();
     let config = match Config::from_env(eventflow_account::APP, role.as_deref(), &spec.standalone) {
         Ok(c) => c,

@@ -297,3 +297,13 @@ async fn the_openapi_document_describes_every_account_route() {
         json!(["firstName", "lastName", "email"])
     );
 }
+
+#[test]
+fn the_committed_openapi_document_matches_the_served_one() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed.trim_end() == eventflow_account::openapi_json(),
+        "apps/account/openapi.json is stale: run `cargo run -q -p eventflow-account --bin account -- openapi > apps/account/openapi.json`"
+    );
+}

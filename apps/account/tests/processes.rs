@@ -432,3 +432,34 @@ async fn an_active_account_posts_an_order_to_the_order_context_of_its_stream() {
         "posting an order changes no account state"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn accounts_in_flight_at_sigterm_all_become_active_after_a_restart() {
+    let env = vec![
+        ("EVENTFLOW_BROKER_URI", amqp_uri()),
+        ("POD_NAMESPACE", unique_namespace()),
+        ("DATABASE_URL", fresh_sqlite()),
+    ];
+    // The restart keeps the ports: events already on the broker link to them.
+    let (http_port, admin_port) = (free_port(), free_port());
+    let mut all = AppProcess::spawn_at(BIN, "all", &env, http_port, admin_port);
+    all.wait_ready(READY_TIMEOUT).await;
+    let mut urls = Vec::new();
+    for i in 0..20 {
+        let a = create(&all, &format!("inflight{i}@example.com")).await;
+        urls.push(a["_links"]["self"]["href"].as_str().unwrap().to_owned());
+    }
+    let status = all.terminate(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit:\n{}",
+        all.log_text()
+    );
+
+    let mut again = AppProcess::spawn_at(BIN, "all", &env, http_port, admin_port);
+    again.wait_ready(READY_TIMEOUT).await;
+    for url in &urls {
+        wait_status(url, "ACTIVE", ACTIVE_TIMEOUT, &[&again]).await;
+    }
+}

@@ -88,7 +88,17 @@ impl AppProcess {
     /// Starts `binary role` with `env` plus fresh HTTP/admin ports (and its
     /// own URL as `EVENTFLOW_SELF_URL` unless `env` sets it); logs go to a file.
     pub fn spawn(binary: &str, role: &str, env: &[(&str, String)]) -> Self {
-        let (http_port, admin_port) = (free_port(), free_port());
+        Self::spawn_at(binary, role, env, free_port(), free_port())
+    }
+
+    /// [`AppProcess::spawn`] on given ports (a restart that keeps its URL).
+    pub fn spawn_at(
+        binary: &str,
+        role: &str,
+        env: &[(&str, String)],
+        http_port: u16,
+        admin_port: u16,
+    ) -> Self {
         let log = temp_dir().join(format!("{role}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(binary);
