@@ -5,6 +5,7 @@
 pub mod functions;
 pub mod order;
 mod schemas;
+pub mod search;
 
 use axum::Router;
 use eventflow_contract::bindings::SubscriptionRequest;
@@ -20,8 +21,20 @@ pub use order::Order;
 pub const APP: &str = "order";
 pub const DESTINATION: &str = "order";
 pub const WORKER_GROUP: &str = "order-worker";
-/// The worker's routing-key patterns on the `order` destination.
-pub const WORKER_ROUTING_KEYS: &[&str] = &["order.*"];
+/// The worker's routing keys on the `order` destination: exactly the events
+/// that trigger one of its functions (`order.*` works too, acking the rest).
+pub const WORKER_ROUTING_KEYS: &[&str] = &[
+    "order.ORDER_CREATED",
+    "order.ACCOUNT_CONNECTED",
+    "order.RESERVATION_PENDING",
+    "order.RESERVATION_ADDED",
+    "order.RESERVATION_SUCCEEDED",
+    "order.RESERVATION_FAILED",
+    "order.PAYMENT_CREATED",
+    "order.PAYMENT_CONNECTED",
+    "order.PAYMENT_SUCCEEDED",
+    "order.PAYMENT_FAILED",
+];
 /// A saga step waits for another context now and then (a payment not
 /// connected yet, a peer restarting): retry often and long before giving up.
 pub const MAX_ATTEMPTS: u32 = 30;
@@ -51,11 +64,19 @@ pub fn standalone() -> Standalone {
 }
 
 pub fn routes() -> Router<WebContext> {
-    aggregate_routes::<Order>()
+    aggregate_routes::<Order>().merge(search::routes())
 }
 
 pub fn openapi() -> serde_json::Value {
-    OpenApi::new("eventflow order").aggregate::<Order>().build()
+    let mut doc = OpenApi::new("eventflow order").aggregate::<Order>().build();
+    doc["paths"]["/v1/orders/search/findByAccount"] = serde_json::json!({
+        "get": { "operationId": "findOrdersByAccount", "summary": "The orders of one account, oldest first (at most 500).",
+                 "parameters": [{ "name": "accountId", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1, "maxLength": 200 } }],
+                 "responses": {
+                     "200": { "description": "HAL collection", "content": { "application/hal+json": { "schema": { "type": "object" } } } },
+                     "400": { "description": "Problem", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } } } }
+    });
+    doc
 }
 
 fn collection_of(_aggregate: &str) -> &'static str {
@@ -71,5 +92,27 @@ pub fn spec() -> AppSpec {
         openapi,
         collection_of,
         functions: functions::registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_subscribes_to_exactly_the_events_that_trigger_its_functions() {
+        let mut triggers: Vec<String> = functions::registry()
+            .functions
+            .iter()
+            .flat_map(|f| f.triggers.iter().map(|t| format!("order.{t}")))
+            .collect();
+        triggers.sort();
+        triggers.dedup();
+        let mut keys: Vec<String> = WORKER_ROUTING_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, triggers);
     }
 }

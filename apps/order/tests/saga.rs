@@ -65,6 +65,23 @@ async fn an_order_in_stock_with_a_good_card_succeeds_with_its_items_reserved_and
         json!({ "available": 1, "held": 0, "sold": 1, "created": 2 })
     );
     assert_eq!(assert_invariants(&saga, &warehouse).await, (1, 0));
+
+    // The account's orders, as an account's `orders` link would find them.
+    let mine = get(&format!(
+        "{}/v1/orders/search/findByAccount?accountId=acc-1",
+        saga.order.web.http
+    ))
+    .await;
+    assert_eq!(
+        mine["_embedded"]["orders"][0]["_links"]["self"]["href"],
+        url
+    );
+    let none = get(&format!(
+        "{}/v1/orders/search/findByAccount?accountId=nobody",
+        saga.order.web.http
+    ))
+    .await;
+    assert_eq!(none["_embedded"]["orders"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,4 +249,78 @@ async fn a_reservation_that_succeeds_after_its_order_failed_releases_itself() {
         "the failed order never counted it"
     );
     assert_eq!(assert_invariants(&saga, &warehouse).await, (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn payment_packaged_as_one_all_process_completes_the_saga_on_postgres() {
+    let _serial = SERIAL.lock().await;
+    let saga = Saga::start_with_combined_payment(Store::Postgres, 2).await;
+    assert!(saga.payment.workers.is_empty());
+    let warehouse = saga.warehouse_with(&[("apple", 1)]).await;
+    let paid = saga.order(&[("apple", 1)], "CARD").await;
+    assert_eq!(
+        saga.final_state(&paid, FINAL).await["status"],
+        "ORDER_SUCCEEDED"
+    );
+    let declined = saga.order(&[("apple", 1)], "DECLINED").await;
+    assert_eq!(
+        saga.final_state(&declined, FINAL).await["status"],
+        "ORDER_FAILED"
+    );
+    assert_eq!(assert_invariants(&saga, &warehouse).await, (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn the_functions_role_runs_a_saga_step_the_worker_would_run() {
+    let _serial = SERIAL.lock().await;
+    // No order worker: only the functions role moves the order.
+    let saga = Saga::start_with(Store::Sqlite, 1, &["payment", "warehouse"]).await;
+    let mut functions = eventflow_runtime::testing::AppProcess::spawn(
+        &binary("order"),
+        "functions",
+        &saga.order.env,
+    );
+    functions.wait_ready(READY_TIMEOUT).await;
+    let url = saga.order(&[("apple", 1)], "CARD").await;
+    let order = get(&url).await;
+    let log = get(order["_links"]["events"]["href"].as_str().unwrap()).await;
+    let created = &log["_embedded"]["events"][0];
+    let cloudevent = json!({
+        "specversion": "1.0", "id": created["eventId"], "source": format!("{}/v1/orders", saga.order.web.http),
+        "type": "dev.eventflow.order.ORDER_CREATED", "subject": order["orderId"],
+        "sequence": "00000000000000000001", "data": created,
+    });
+    let invoke = |name: &str| format!("{}/functions/{name}", functions.http);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(invoke("connectAccount"))
+        .header("content-type", "application/cloudevents+json")
+        .body(cloudevent.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["ran"],
+        json!(["connectAccount"])
+    );
+    assert_eq!(get(&url).await["status"], "ACCOUNT_CONNECTED");
+    // Invoking it again does nothing: the order has moved on.
+    let r = http
+        .post(invoke("connectAccount"))
+        .header("content-type", "application/cloudevents+json")
+        .body(cloudevent.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["ran"],
+        json!([])
+    );
+    assert_eq!(
+        event_types(&get(order["_links"]["events"]["href"].as_str().unwrap()).await),
+        ["ORDER_CREATED", "ACCOUNT_CONNECTED"]
+    );
 }

@@ -19,8 +19,13 @@ pub use payment::Payment;
 pub const APP: &str = "payment";
 pub const DESTINATION: &str = "payment";
 pub const WORKER_GROUP: &str = "payment-worker";
-/// The worker's routing-key patterns on the `order` destination.
-pub const WORKER_ROUTING_KEYS: &[&str] = &["payment.*"];
+/// The worker's routing keys on the `payment` destination: exactly the
+/// events that trigger one of its functions (`payment.*` works too).
+pub const WORKER_ROUTING_KEYS: &[&str] = &[
+    "payment.ORDER_CONNECTED",
+    "payment.PAYMENT_SUCCEEDED",
+    "payment.PAYMENT_FAILED",
+];
 /// A saga step waits for another context now and then (a payment not
 /// connected yet, a peer restarting): retry often and long before giving up.
 pub const MAX_ATTEMPTS: u32 = 30;
@@ -72,5 +77,27 @@ pub fn spec() -> AppSpec {
         openapi,
         collection_of,
         functions: functions::registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_subscribes_to_exactly_the_events_that_trigger_its_functions() {
+        let mut triggers: Vec<String> = functions::registry()
+            .functions
+            .iter()
+            .flat_map(|f| f.triggers.iter().map(|t| format!("payment.{t}")))
+            .collect();
+        triggers.sort();
+        triggers.dedup();
+        let mut keys: Vec<String> = WORKER_ROUTING_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, triggers);
     }
 }

@@ -27,8 +27,13 @@ pub use warehouse::Warehouse;
 pub const APP: &str = "warehouse";
 pub const DESTINATION: &str = "warehouse";
 pub const WORKER_GROUP: &str = "warehouse-worker";
-/// The worker drives reservations only.
-pub const WORKER_ROUTING_KEYS: &[&str] = &["reservation.*"];
+/// The worker drives reservations only: exactly the events that trigger one
+/// of its functions (`reservation.*` works too).
+pub const WORKER_ROUTING_KEYS: &[&str] = &[
+    "reservation.RESERVATION_REQUESTED",
+    "reservation.RESERVATION_SUCCEEDED",
+    "reservation.RESERVATION_FAILED",
+];
 /// A reservation's outcome waits for its order to be reserving: retry
 /// often and long before giving up.
 pub const MAX_ATTEMPTS: u32 = 30;
@@ -111,5 +116,27 @@ pub fn spec() -> AppSpec {
         openapi,
         collection_of,
         functions: functions::registry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_subscribes_to_exactly_the_events_that_trigger_its_functions() {
+        let mut triggers: Vec<String> = functions::registry()
+            .functions
+            .iter()
+            .flat_map(|f| f.triggers.iter().map(|t| format!("reservation.{t}")))
+            .collect();
+        triggers.sort();
+        triggers.dedup();
+        let mut keys: Vec<String> = WORKER_ROUTING_KEYS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect();
+        keys.sort();
+        assert_eq!(keys, triggers);
     }
 }

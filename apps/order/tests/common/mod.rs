@@ -55,20 +55,8 @@ async fn store(kind: Store) -> String {
 pub fn subscription(app: &'static str) -> SubscriptionRequest<'static> {
     let mut s = match app {
         "order" => eventflow_order::subscription(),
-        "payment" => SubscriptionRequest {
-            destination: "payment",
-            group: "payment-worker",
-            routing_keys: vec!["payment.*".into()],
-            max_attempts: 30,
-            backoff_ms: 500,
-        },
-        _ => SubscriptionRequest {
-            destination: "warehouse",
-            group: "warehouse-worker",
-            routing_keys: vec!["reservation.*".into()],
-            max_attempts: 30,
-            backoff_ms: 500,
-        },
+        "payment" => eventflow_payment::subscription(),
+        _ => eventflow_warehouse::subscription(),
     };
     // Short backoff keeps waits for another context brief in tests.
     s.backoff_ms = 200;
@@ -112,6 +100,21 @@ impl Saga {
 
     /// Like [`Saga::start`], with workers only for the contexts named.
     pub async fn start_with(kind: Store, workers: usize, with_workers: &[&str]) -> Self {
+        Self::start_full(kind, workers, with_workers, false).await
+    }
+
+    /// Like [`Saga::start`], with payment as one `all` process (Combined
+    /// packaging: web and worker in one) and no separate payment worker.
+    pub async fn start_with_combined_payment(kind: Store, workers: usize) -> Self {
+        Self::start_full(kind, workers, &["order", "warehouse"], true).await
+    }
+
+    async fn start_full(
+        kind: Store,
+        workers: usize,
+        with_workers: &[&str],
+        combined_payment: bool,
+    ) -> Self {
         let namespace = unique_namespace();
         let mut envs = Vec::new();
         for app in ["order", "payment", "warehouse"] {
@@ -127,7 +130,14 @@ impl Saga {
         let mut webs: Vec<AppProcess> = ["order", "payment", "warehouse"]
             .iter()
             .zip(&envs)
-            .map(|(app, env)| AppProcess::spawn(&binary(app), "web", env))
+            .map(|(app, env)| {
+                let role = if combined_payment && *app == "payment" {
+                    "all"
+                } else {
+                    "web"
+                };
+                AppProcess::spawn(&binary(app), role, env)
+            })
             .collect();
         for w in &mut webs {
             w.wait_ready(READY_TIMEOUT).await;
