@@ -307,3 +307,23 @@ fn the_committed_openapi_document_matches_the_served_one() {
         "apps/account/openapi.json is stale: run `cargo run -q -p eventflow-account --bin account -- openapi > apps/account/openapi.json`"
     );
 }
+
+#[tokio::test]
+async fn requests_are_counted_by_route_template_and_status_class() {
+    let api = Api::new(&fresh_sqlite()).await;
+    let a = api.create("metrics@example.com").await;
+    let id = a["accountId"].as_str().unwrap();
+    api.call("GET", &format!("/v1/accounts/{id}"), None, &[])
+        .await;
+    api.call("GET", "/v1/accounts/nobody", None, &[]).await;
+    api.call("GET", "/nowhere", None, &[]).await;
+    let text = api.metrics.render();
+    for line in [
+        r#"eventflow_http_requests_total{route="/v1/accounts",status="2xx"} 1"#,
+        r#"eventflow_http_requests_total{route="/v1/accounts/{id}",status="2xx"} 1"#,
+        r#"eventflow_http_requests_total{route="/v1/accounts/{id}",status="4xx"} 1"#,
+        r#"eventflow_http_requests_total{route="unmatched",status="4xx"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}

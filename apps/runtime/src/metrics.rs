@@ -15,6 +15,14 @@ pub struct Outcome {
     pub outcome: &'static str,
 }
 
+/// An HTTP request: the route template (never the concrete path) and the
+/// status class (`2xx`..`5xx`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRequest {
+    pub route: String,
+    pub status: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -25,6 +33,7 @@ pub struct Metrics {
     pub concurrency_conflicts: Counter,
     /// `ok`, `retried`, `dead_lettered`, `ignored`.
     pub messages: Family<Outcome, Counter>,
+    pub http_requests: Family<HttpRequest, Counter>,
 }
 
 impl Default for Metrics {
@@ -38,6 +47,7 @@ impl Default for Metrics {
             commands_refused: Counter::default(),
             concurrency_conflicts: Counter::default(),
             messages: Family::default(),
+            http_requests: Family::default(),
         };
         r.register(
             "events_appended",
@@ -68,6 +78,11 @@ impl Default for Metrics {
             "messages",
             "Consumed messages by outcome",
             m.messages.clone(),
+        );
+        r.register(
+            "http_requests",
+            "HTTP requests by route template and status class",
+            m.http_requests.clone(),
         );
         Self {
             registry: Arc::new(r),

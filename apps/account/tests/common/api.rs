@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 pub struct Api {
     pub router: Router,
+    pub metrics: Metrics,
 }
 
 pub struct Reply {
@@ -27,13 +28,15 @@ pub struct Reply {
 impl Api {
     pub async fn new(url: &str) -> Self {
         let store = EventStore::connect(url).await.unwrap();
+        let metrics = Metrics::default();
         let ctx = WebContext {
             store,
-            metrics: Metrics::default(),
+            metrics: metrics.clone(),
             relay: Arc::new(tokio::sync::Notify::new()),
         };
         Self {
             router: web_router(&eventflow_account::spec(), ctx),
+            metrics,
         }
     }
 
