@@ -1,0 +1,288 @@
+//! Reserving: `reserveOrder` (one reservation per unit), `connectInventory`
+//! (a reservation takes one available item, or fails when none is left) and
+//! releasing (the reservation and its item together) — each one atomic
+//! commit over every stream it changes.
+
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct OrderLine {
+    product_id: String,
+    quantity: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ReserveOrder {
+    order_id: String,
+    order_href: String,
+    line_items: Vec<OrderLine>,
+}
+
+fn check_reserve_order(input: &ReserveOrder) -> Result<(), Problem> {
+    let id_ok = !input.order_id.is_empty()
+        && input.order_id.len() <= 100
+        && input
+            .order_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        return Err(Problem::bad_request(
+            "orderId",
+            "must be 1 to 100 letters, digits, - or _",
+        ));
+    }
+    if !input.order_href.starts_with("http://") && !input.order_href.starts_with("https://") {
+        return Err(Problem::bad_request(
+            "orderHref",
+            "must be an absolute http(s) URL",
+        ));
+    }
+    let units: u32 = input.line_items.iter().map(|l| l.quantity).sum();
+    if input.line_items.is_empty() || units == 0 || units > MAX_UNITS_PER_ORDER {
+        return Err(Problem::bad_request(
+            "lineItems",
+            "must hold 1 to 1000 units",
+        ));
+    }
+    if input
+        .line_items
+        .iter()
+        .any(|l| l.product_id.trim().is_empty())
+    {
+        return Err(Problem::bad_request(
+            "lineItems",
+            "every line item needs a productId",
+        ));
+    }
+    Ok(())
+}
+
+/// `reserveOrder`: one reservation per unit of every line item, with ids
+/// `<orderId>-<line>-<unit>` — so asking twice for one order never makes a
+/// second set (the repeat answers with the first).
+pub(super) async fn reserve_order(
+    State(ctx): State<WebContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<ReserveOrder>,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(
+        &headers,
+        &format!("/v1/warehouses/{id}/commands/reserveOrder"),
+    )?;
+    if let Some(k) = &key
+        && let Some(first) = ctx.store.idempotent_result(k).await?
+    {
+        return Ok(replayed(first));
+    }
+    let (warehouse, _) = require::<Warehouse>(&ctx, &id).await?;
+    check_reserve_order(&input)?;
+    let base = hal::base_url(&headers);
+    let order_id = input.order_id.as_str();
+    let ids: Vec<(String, &str)> = input
+        .line_items
+        .iter()
+        .enumerate()
+        .flat_map(|(line, l)| {
+            (0..l.quantity)
+                .map(move |unit| (format!("{order_id}-{line}-{unit}"), l.product_id.trim()))
+        })
+        .collect();
+    let answer = |reservations: Vec<Value>| {
+        let mut body = represent(&warehouse, &id, &base);
+        body["_embedded"] = json!({ "reservations": reservations });
+        body
+    };
+    for _ in 0..2 {
+        if load::<Reservation>(&ctx, &ids[0].0).await?.is_some() {
+            // Already reserved: answer with the reservations as they are.
+            let mut existing = Vec::new();
+            for (rid, _) in &ids {
+                if let Some((r, _)) = load::<Reservation>(&ctx, rid).await? {
+                    existing.push(represent(&r, rid, &base));
+                }
+            }
+            return Ok(hal_response(StatusCode::OK, answer(existing)));
+        }
+        let writes: Vec<StreamWrite> = ids
+            .iter()
+            .map(|(rid, product)| {
+                let events =
+                    Reservation::requested(rid, &input.order_id, &input.order_href, &id, product);
+                write(rid, &Reservation::default(), 0, events)
+            })
+            .collect();
+        let reservations = writes
+            .iter()
+            .map(|w| represent(&after::<Reservation>(w), &w.aggregate_id, &base))
+            .collect();
+        if let Some(response) =
+            commit_answer(&ctx, writes, &key, StatusCode::OK, answer(reservations)).await?
+        {
+            return Ok(response);
+        }
+    }
+    Err(Problem::conflict(
+        "the order's reservations are being created concurrently; try again",
+    ))
+}
+
+/// `connectInventory`: the reservation takes one available item of its
+/// product in its warehouse (RESERVATION_SUCCEEDED), or fails when none is
+/// left (RESERVATION_FAILED). Losing a race for an item picks another.
+pub(super) async fn connect_inventory(
+    State(ctx): State<WebContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(
+        &headers,
+        &format!("/v1/reservations/{id}/commands/connectInventory"),
+    )?;
+    if let Some(k) = &key
+        && let Some(first) = ctx.store.idempotent_result(k).await?
+    {
+        return Ok(replayed(first));
+    }
+    let base = hal::base_url(&headers);
+    for _ in 0..MAX_TAKE_ATTEMPTS {
+        let (reservation, version) = require::<Reservation>(&ctx, &id).await?;
+        if !reservation.commands().contains(&"connectInventory") {
+            return Err(forbidden(&reservation, "connectInventory").into());
+        }
+        let free: Vec<InventoryItem> = all_items(&ctx)
+            .await?
+            .into_iter()
+            .filter(|i| {
+                i.warehouse_id == reservation.warehouse_id
+                    && i.product_id == reservation.product_id
+                    && i.available()
+            })
+            .collect();
+        let writes = if free.is_empty() {
+            let failed = reservation.event(
+                RESERVATION_FAILED,
+                json!({ "reason": format!("{} is out of stock", reservation.product_id) }),
+            );
+            vec![write(&id, &reservation, version, vec![failed])]
+        } else {
+            let pick = &free[random_index(free.len())];
+            let Some((item, item_version)) =
+                load::<InventoryItem>(&ctx, &pick.inventory_id).await?
+            else {
+                continue;
+            };
+            if !item.available() {
+                continue;
+            }
+            let taken = json!({ "inventoryId": item.inventory_id });
+            vec![
+                write(
+                    &id,
+                    &reservation,
+                    version,
+                    vec![
+                        reservation.event(INVENTORY_CONNECTED, taken.clone()),
+                        reservation.event(RESERVATION_SUCCEEDED, taken),
+                    ],
+                ),
+                write(
+                    &item.inventory_id,
+                    &item,
+                    item_version,
+                    vec![item.event(RESERVATION_CONNECTED, &id)],
+                ),
+            ]
+        };
+        let body = represent(&after::<Reservation>(&writes[0]), &id, &base);
+        if let Some(response) = commit_answer(&ctx, writes, &key, StatusCode::OK, body).await? {
+            return Ok(response);
+        }
+    }
+    Err(Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable",
+        "too many concurrent takers for this product; try again",
+    ))
+}
+
+/// Releases reservation `id` and, atomically, the item it holds.
+async fn release(
+    ctx: &WebContext,
+    id: &str,
+    headers: &HeaderMap,
+    key: Option<String>,
+) -> Result<Response, Problem> {
+    if let Some(k) = &key
+        && let Some(first) = ctx.store.idempotent_result(k).await?
+    {
+        return Ok(replayed(first));
+    }
+    let base = hal::base_url(headers);
+    for _ in 0..MAX_TAKE_ATTEMPTS {
+        let (reservation, version) = require::<Reservation>(ctx, id).await?;
+        let Some(item_id) = reservation
+            .inventory_id
+            .clone()
+            .filter(|_| reservation.holds())
+        else {
+            return Err(forbidden(&reservation, "releaseInventory").into());
+        };
+        let (item, item_version) = require::<InventoryItem>(ctx, &item_id).await?;
+        let mut writes = vec![write(
+            id,
+            &reservation,
+            version,
+            vec![reservation.event(RESERVATION_RELEASED, json!({ "inventoryId": item_id }))],
+        )];
+        if item.held() && item.reservation_id.as_deref() == Some(id) {
+            writes.push(write(
+                &item_id,
+                &item,
+                item_version,
+                vec![item.event(INVENTORY_RELEASED, id)],
+            ));
+        } else if item.reservation_id.as_deref() == Some(id) {
+            // Sold (INVENTORY_RESERVED): the order succeeded, nothing to give back.
+            return Err(forbidden(&item, "release").into());
+        }
+        let body = represent(&after::<Reservation>(&writes[0]), id, &base);
+        if let Some(response) = commit_answer(ctx, writes, &key, StatusCode::OK, body).await? {
+            return Ok(response);
+        }
+    }
+    Err(Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable",
+        "reservation changing too fast; try again",
+    ))
+}
+
+/// `releaseInventory`: the reservation gives its item back (available again).
+pub(super) async fn release_inventory(
+    State(ctx): State<WebContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(
+        &headers,
+        &format!("/v1/reservations/{id}/commands/releaseInventory"),
+    )?;
+    release(&ctx, &id, &headers, key).await
+}
+
+/// `release` on an item: releases the reservation holding it.
+pub(super) async fn release_item(
+    State(ctx): State<WebContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers, &format!("/v1/inventory/{id}/commands/release"))?;
+    let (item, _) = require::<InventoryItem>(&ctx, &id).await?;
+    match item.reservation_id.clone().filter(|_| item.held()) {
+        Some(holder) => release(&ctx, &holder, &headers, key).await,
+        None => Err(forbidden(&item, "release").into()),
+    }
+}

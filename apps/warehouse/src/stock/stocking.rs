@@ -1,0 +1,165 @@
+//! Stocking a warehouse and reading its stock: `POST` and `GET
+//! /v1/warehouses/{id}/inventory`, and the search for the warehouses
+//! holding every product of an order.
+
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StockRequest {
+    product_id: String,
+    #[serde(default)]
+    quantity: Option<u32>,
+}
+
+/// `POST /v1/warehouses/{id}/inventory`: stocks `quantity` (default 1)
+/// items of a product; each emits INVENTORY_CREATED and is available.
+pub(super) async fn stock(
+    State(ctx): State<WebContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(input): JsonBody<StockRequest>,
+) -> Result<Response, Problem> {
+    let key = idempotency_key(&headers, &format!("/v1/warehouses/{id}/inventory"))?;
+    if let Some(k) = &key
+        && let Some(first) = ctx.store.idempotent_result(k).await?
+    {
+        return Ok(replayed(first));
+    }
+    require::<Warehouse>(&ctx, &id).await?;
+    let product = input.product_id.trim();
+    if product.is_empty() || product.len() > 200 {
+        return Err(Problem::bad_request(
+            "productId",
+            "must be 1 to 200 characters",
+        ));
+    }
+    let quantity = input.quantity.unwrap_or(1);
+    if quantity == 0 || quantity > MAX_STOCK_PER_REQUEST {
+        return Err(Problem::bad_request("quantity", "must be 1 to 1000"));
+    }
+    let base = hal::base_url(&headers);
+    let mut writes = Vec::new();
+    let mut items = Vec::new();
+    for _ in 0..quantity {
+        let item_id = uuid::Uuid::new_v4().to_string();
+        let w = write(
+            &item_id,
+            &InventoryItem::default(),
+            0,
+            InventoryItem::stocked(&item_id, &id, product),
+        );
+        items.push(represent(&after::<InventoryItem>(&w), &item_id, &base));
+        writes.push(w);
+    }
+    let body = json!({
+        "_embedded": { "inventory": items },
+        "_links": { "self": link(format!("{base}/v1/warehouses/{id}/inventory")),
+                    "warehouse": link(format!("{base}/v1/warehouses/{id}")) },
+    });
+    commit_answer(&ctx, writes, &key, StatusCode::CREATED, body)
+        .await?
+        .ok_or_else(|| Problem::conflict("stocking raced with itself; try again"))
+}
+
+/// `GET /v1/warehouses/{id}/inventory`: the warehouse's items and, per
+/// product, how many are available, held and sold.
+pub(super) async fn warehouse_inventory(
+    State(ctx): State<WebContext>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require::<Warehouse>(&ctx, &id).await?;
+    let base = hal::base_url(&headers);
+    let items: Vec<InventoryItem> = all_items(&ctx)
+        .await?
+        .into_iter()
+        .filter(|i| i.warehouse_id == id)
+        .collect();
+    let mut products: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
+    for i in &items {
+        let counts = products.entry(&i.product_id).or_default();
+        let slot = if i.available() {
+            0
+        } else if i.held() {
+            1
+        } else {
+            2
+        };
+        counts[slot] += 1;
+    }
+    let products: serde_json::Map<String, Value> = products
+        .into_iter()
+        .map(|(p, [a, h, s])| {
+            (
+                p.to_owned(),
+                json!({ "available": a, "held": h, "sold": s, "created": a + h + s }),
+            )
+        })
+        .collect();
+    let embedded: Vec<Value> = items
+        .iter()
+        .map(|i| represent(i, &i.inventory_id, &base))
+        .collect();
+    Ok(hal_response(
+        StatusCode::OK,
+        json!({
+            "products": products,
+            "_embedded": { "inventory": embedded },
+            "_links": { "self": link(format!("{base}/v1/warehouses/{id}/inventory")),
+                        "warehouse": link(format!("{base}/v1/warehouses/{id}")) },
+        }),
+    ))
+}
+
+/// `GET /v1/warehouses/search/findByProducts?productIds=a,b`: the
+/// warehouses holding every product, the one with most available units first.
+pub(super) async fn find_by_products(
+    State(ctx): State<WebContext>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let wanted: Vec<&str> = q
+        .get("productIds")
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if wanted.is_empty() {
+        return Err(Problem::bad_request(
+            "productIds",
+            "name at least one product, comma-separated",
+        ));
+    }
+    let mut held: HashMap<&str, (usize, std::collections::HashSet<&str>)> = HashMap::new();
+    let items = all_items(&ctx).await?;
+    for i in items
+        .iter()
+        .filter(|i| wanted.contains(&i.product_id.as_str()))
+    {
+        let entry = held.entry(&i.warehouse_id).or_default();
+        entry.1.insert(&i.product_id);
+        entry.0 += usize::from(i.available());
+    }
+    let mut found: Vec<(&str, usize)> = held
+        .iter()
+        .filter(|(_, (_, products))| products.len() == wanted.len())
+        .map(|(w, (available, _))| (*w, *available))
+        .collect();
+    found.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let base = hal::base_url(&headers);
+    let mut warehouses = Vec::new();
+    for (id, _) in found {
+        if let Some((w, _)) = load::<Warehouse>(&ctx, id).await? {
+            warehouses.push(represent(&w, id, &base));
+        }
+    }
+    Ok(hal_response(
+        StatusCode::OK,
+        json!({ "_embedded": { "warehouses": warehouses },
+                "_links": { "self": link(format!("{base}/v1/warehouses/search/findByProducts?productIds={}", wanted.join(","))) } }),
+    ))
+}
