@@ -328,7 +328,10 @@ async fn the_web_role_takes_commands_while_the_broker_is_down_and_is_not_ready_u
     let created = create(&web, "no-broker@example.com").await;
     let readyz = reqwest::get(format!("{}/readyz", web.admin)).await.unwrap();
     assert_eq!(readyz.status(), 503);
-    assert_eq!(readyz.text().await.unwrap(), "broker unreachable");
+    assert_eq!(
+        readyz.text().await.unwrap(),
+        "broker unreachable or topology not declared"
+    );
     assert!(
         web.terminate(Duration::from_secs(30))
             .is_some_and(|s| s.success()),
@@ -462,4 +465,50 @@ async fn accounts_in_flight_at_sigterm_all_become_active_after_a_restart() {
     for url in &urls {
         wait_status(url, "ACTIVE", ACTIVE_TIMEOUT, &[&again]).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn with_operator_bindings_the_app_waits_for_the_operator_to_declare_the_topology() {
+    use eventflow_contract::{Bindings, Topology, bindings::SubscriptionRequest, declare::declare};
+    let namespace = unique_namespace();
+    let bindings = Bindings::standalone(
+        &namespace,
+        &["account"],
+        &[SubscriptionRequest {
+            destination: "account",
+            group: "account-worker",
+            routing_keys: vec!["account.*".into()],
+            max_attempts: 5,
+            backoff_ms: 200,
+        }],
+    );
+    let env = vec![
+        ("EVENTFLOW_BROKER_URI", amqp_uri()),
+        ("EVENTFLOW_BINDINGS", bindings.to_json()),
+        ("DATABASE_URL", fresh_sqlite()),
+    ];
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    web.wait_live(READY_TIMEOUT).await;
+    worker.wait_live(READY_TIMEOUT).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for p in [&web, &worker] {
+        let r = reqwest::get(format!("{}/readyz", p.admin)).await.unwrap();
+        assert_eq!(r.status(), 503, "ready before the topology exists");
+    }
+    // Now the operator declares it.
+    let conn = lapin::Connection::connect(&amqp_uri(), lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    declare(
+        &conn.create_channel().await.unwrap(),
+        &Topology::of(&bindings),
+        false,
+    )
+    .await
+    .unwrap();
+    web.wait_ready(READY_TIMEOUT).await;
+    worker.wait_ready(READY_TIMEOUT).await;
+    assert_reaches_active_with_a_linked_event_log(&web, &worker, "operator@example.com").await;
 }

@@ -38,7 +38,7 @@ impl Readiness {
             }
         }
         if self.needs_broker && !self.broker.get().is_some_and(|c| c.status().connected()) {
-            return Err("broker unreachable");
+            return Err("broker unreachable or topology not declared");
         }
         Ok(())
     }
