@@ -512,3 +512,40 @@ async fn with_operator_bindings_the_app_waits_for_the_operator_to_declare_the_to
     worker.wait_ready(READY_TIMEOUT).await;
     assert_reaches_active_with_a_linked_event_log(&web, &worker, "operator@example.com").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn two_web_replicas_on_one_postgres_store_publish_each_event_once() {
+    let broker = Broker::prepared(5, 200).await;
+    let env = broker.env(&fresh_postgres().await);
+    let mut a = AppProcess::spawn(BIN, "web", &env);
+    let mut b = AppProcess::spawn(BIN, "web", &env);
+    a.wait_ready(READY_TIMEOUT).await;
+    b.wait_ready(READY_TIMEOUT).await;
+    let accounts = 40;
+    for i in 0..accounts {
+        let web = if i % 2 == 0 { &a } else { &b };
+        create(web, &format!("replica{i}@example.com")).await;
+    }
+    let mut published = 0;
+    let mut quiet_since = std::time::Instant::now();
+    // Count until nothing more arrives for two relay poll periods.
+    while quiet_since.elapsed() < Duration::from_secs(2) {
+        let got = broker
+            .channel
+            .basic_get(
+                broker.tap.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap();
+        match got {
+            Some(_) => {
+                published += 1;
+                quiet_since = std::time::Instant::now();
+            }
+            None => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(published, accounts, "every ACCOUNT_CREATED exactly once");
+}

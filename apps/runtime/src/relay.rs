@@ -3,7 +3,8 @@
 //! rows only once the broker confirmed them. It starts from whatever is left
 //! in the outbox, so events committed before a crash are delivered after the
 //! restart; a crash between publish and delete re-publishes (at-least-once:
-//! consumers tolerate duplicates).
+//! consumers tolerate duplicates). Of several web replicas on one
+//! PostgreSQL store, one relays at a time (`EventStore::relay_lease`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -46,7 +47,25 @@ impl Relay {
         self.channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
+        let mut lease = None;
         loop {
+            if lease.is_none() {
+                lease = match self.store.relay_lease().await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take the relay lease");
+                        None
+                    }
+                };
+            }
+            if lease.is_none() {
+                // Another replica relays; take over if it goes away.
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                continue;
+            }
             let published = match self.publish_batch().await {
                 Ok(n) => n,
                 // A closed channel cannot recover: stop, the process restarts.

@@ -152,6 +152,14 @@ pub struct Commit {
     pub idempotency: Option<IdempotentResult>,
 }
 
+/// See [`EventStore::relay_lease`].
+pub struct RelayLease {
+    _connection: Option<sqlx::AnyConnection>,
+}
+
+/// Arbitrary constant identifying the relay's lock on PostgreSQL.
+const RELAY_LOCK: i64 = 0x6576_656e_7472_656c;
+
 #[derive(Clone, Debug)]
 pub struct EventStore {
     pool: AnyPool,
@@ -422,6 +430,25 @@ impl EventStore {
             key: key.to_owned(),
             status: u16::try_from(status).unwrap_or(200),
             body: serde_json::from_str(&body)?,
+        }))
+    }
+
+    /// The right to relay the outbox, held by one process at a time so web
+    /// replicas sharing a PostgreSQL store do not publish every event twice.
+    /// On PostgreSQL a session advisory lock on a connection of its own,
+    /// released when the lease (or the process) ends; `None` while another
+    /// replica holds it. SQLite is one replica's file: always granted.
+    pub async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(RelayLease { _connection: None }));
+        }
+        let mut connection = self.pool.acquire().await?.detach();
+        let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut connection)
+            .await?;
+        Ok(granted.then_some(RelayLease {
+            _connection: Some(connection),
         }))
     }
 
