@@ -76,6 +76,12 @@ impl Config {
                 "EVENTFLOW_OPERATOR_CLEANUP_GIVE_UP_SECS",
                 defaults.cleanup_give_up,
             )?,
+            concurrency: match var("EVENTFLOW_OPERATOR_CONCURRENCY") {
+                None => defaults.concurrency,
+                Some(v) => v.parse().with_context(|| {
+                    format!("EVENTFLOW_OPERATOR_CONCURRENCY={v} is not a number")
+                })?,
+            },
             ..defaults
         };
         let admin_addr =
