@@ -87,7 +87,17 @@ fn render(extra: &[&str]) -> String {
 async fn the_rendered_chart_is_accepted_by_the_api_server() {
     let _client = eventflow_e2e::client().await; // fails loudly without KUBECONFIG
     let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: eventflow-system\n";
-    run("kubectl", &["apply", "--server-side", "-f", "-"], Some(ns));
+    run(
+        "kubectl",
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=e2e-chart",
+            "-f",
+            "-",
+        ],
+        Some(ns),
+    );
     for extra in [
         &[][..],
         &[

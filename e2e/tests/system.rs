@@ -327,7 +327,7 @@ async fn feed_counts(client: &Client, http: &reqwest::Client) -> BTreeMap<String
         let base = forward_service(client, NS, &format!("ecommerce-{app}-web"), 8080)
             .await
             .unwrap();
-        let mut next = Some(format!("{base}/v1/events?after=0&limit=200"));
+        let mut next = Some(format!("{base}/v1/events?after=0&limit=100"));
         while let Some(page) = next.take() {
             let doc = get_json(http, &page).await;
             for e in doc["_embedded"]["events"].as_array().into_iter().flatten() {
