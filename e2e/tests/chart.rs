@@ -124,7 +124,13 @@ async fn the_rendered_chart_is_accepted_by_the_api_server() {
             let demo = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: eventflow-demo\n";
             run(
                 "kubectl",
-                &["apply", "--server-side", "-f", "-"],
+                &[
+                    "apply",
+                    "--server-side",
+                    "--field-manager=e2e-chart",
+                    "-f",
+                    "-",
+                ],
                 Some(demo),
             );
         }
