@@ -9,7 +9,8 @@ set -euo pipefail
 
 AMQP_PORT=${EVENTFLOW_TEST_AMQP_PORT:-35672}
 EPMD_PORT=${EVENTFLOW_TEST_EPMD_PORT:-35369}
-DIST_PORT=$((AMQP_PORT + 20000))
+# Erlang distribution listens next to AMQP (the +20000 default would pass 65535 for high ports).
+DIST_PORT=${EVENTFLOW_TEST_DIST_PORT:-$((AMQP_PORT + 1))}
 PG_PORT=${EVENTFLOW_TEST_PG_PORT:-35432}
 SVC=$EVENTFLOW_STATE/services
 RMQ=$SVC/rabbitmq
