@@ -549,3 +549,49 @@ async fn two_web_replicas_on_one_postgres_store_publish_each_event_once() {
     }
     assert_eq!(published, accounts, "every ACCOUNT_CREATED exactly once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn a_worker_that_cannot_reach_the_web_role_retries_after_backoff_until_it_can() {
+    let broker = Broker::prepared(20, 300).await;
+    let env = broker.env(&fresh_sqlite());
+    let (http_port, admin_port) = (free_port(), free_port());
+    let mut web = AppProcess::spawn_at(BIN, "web", &env, http_port, admin_port);
+    web.wait_ready(READY_TIMEOUT).await;
+    let created = create(&web, "patient@example.com").await;
+    let url = created["_links"]["self"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    broker
+        .next_tapped("ACCOUNT_CREATED", created["accountId"].as_str().unwrap())
+        .await;
+    assert!(
+        web.terminate(Duration::from_secs(30))
+            .is_some_and(|s| s.success())
+    );
+
+    // The event waits in the queue; the worker finds nobody at its links.
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    worker.wait_ready(READY_TIMEOUT).await;
+    let start = std::time::Instant::now();
+    while metric(&worker, "eventflow_messages_total{outcome=\"retried\"}").await < 2.0 {
+        assert!(
+            start.elapsed() < ACTIVE_TIMEOUT,
+            "no retries:\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut web = AppProcess::spawn_at(BIN, "web", &env, http_port, admin_port);
+    web.wait_ready(READY_TIMEOUT).await;
+    wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[&web, &worker]).await;
+    assert_eq!(
+        metric(
+            &worker,
+            "eventflow_messages_total{outcome=\"dead_lettered\"}"
+        )
+        .await,
+        0.0
+    );
+}
