@@ -42,20 +42,26 @@ async fn create_stream(client: &Client, ns: &str, stream: &Stream) {
 /// Waits until the Stream's status describes its current generation with the topology declared.
 async fn converged(client: &Client, ns: &str, name: &str) -> Stream {
     let api = Api::<Stream>::namespaced(client.clone(), ns);
-    eventually(
-        Duration::from_secs(60),
-        &format!("Stream {name} converged with TopologyReady"),
-        || async {
-            let s = api.get(name).await.ok()?;
-            let status = s.status.as_ref()?;
-            let topology = status
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = api.get(name).await.ok();
+        if let Some(s) = &s
+            && let Some(status) = &s.status
+            && status.observed_generation == s.metadata.generation
+            && status
                 .conditions
                 .iter()
-                .any(|c| c.type_ == "TopologyReady" && c.status == "True");
-            (status.observed_generation == s.metadata.generation && topology).then_some(s)
-        },
-    )
-    .await
+                .any(|c| c.type_ == "TopologyReady" && c.status == "True")
+        {
+            return s.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Stream {ns}/{name} did not converge with TopologyReady within 60 s; last seen: {:?}",
+            s.map(|s| (s.metadata.generation, s.status))
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 async fn amqp() -> lapin::Channel {
