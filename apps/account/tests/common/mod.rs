@@ -236,3 +236,42 @@ pub async fn metric(process: &AppProcess, line_prefix: &str) -> f64 {
 
 pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The events of an account the worker made ACTIVE, in order.
+pub const LIFECYCLE: [&str; 4] = [
+    "ACCOUNT_CREATED",
+    "ACCOUNT_PENDING",
+    "ACCOUNT_CONFIRMED",
+    "ACCOUNT_ACTIVATED",
+];
+
+pub async fn assert_reaches_active_with_a_linked_event_log(
+    web: &AppProcess,
+    worker: &AppProcess,
+    email: &str,
+) -> Value {
+    let created = create(web, email).await;
+    let url = created["_links"]["self"]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let active = wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[web, worker]).await;
+    let log = get(active["_links"]["events"]["href"].as_str().unwrap()).await;
+    let events = log["_embedded"]["events"].as_array().unwrap();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, LIFECYCLE);
+    for e in events {
+        assert!(
+            e["_links"]["self"]["href"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{url}/events/")),
+            "{e}"
+        );
+        assert_eq!(e["_links"]["account"]["href"], url);
+    }
+    active
+}
