@@ -5,6 +5,7 @@
 //! ([`report`]): counts, outcomes, orders per second and p50/p99 latency
 //! from post to final state. It replaces the original's `time | load-simulator`.
 
+pub mod feed;
 pub mod plan;
 pub mod report;
 pub mod serve;

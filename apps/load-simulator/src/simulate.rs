@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::report::{Report, RunStatus};
+use crate::{
+    feed::{self, Pending},
+    report::{Report, RunStatus},
+};
 
 /// The web roles a run drives (`EVENTFLOW_PEER_<APP>_URL`).
 #[derive(Clone, Debug, Default)]
@@ -49,7 +52,6 @@ pub enum SimulationError {
     MissingPeer(&'static str),
 }
 
-const POLL: Duration = Duration::from_millis(100);
 const STOCK_CHUNK: u32 = 1_000;
 
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, SimulationError> {
@@ -128,37 +130,6 @@ async fn prepare(
     Ok((accounts, products))
 }
 
-/// Polls an order until it is final, or the plan's follow time is up.
-async fn follow(
-    http: &reqwest::Client,
-    report: &Report,
-    url: &str,
-    posted: Instant,
-    cancel: &CancellationToken,
-) {
-    let deadline = posted + Duration::from_secs(report.plan.follow_seconds);
-    while Instant::now() < deadline && !cancel.is_cancelled() {
-        if let Ok(r) = http.get(url).send().await
-            && let Ok(order) = r.json::<Value>().await
-        {
-            match order["status"].as_str() {
-                Some("ORDER_SUCCEEDED") => {
-                    return report.order_final(true, posted.elapsed().as_millis() as u64);
-                }
-                Some("ORDER_FAILED") => {
-                    return report.order_final(false, posted.elapsed().as_millis() as u64);
-                }
-                _ => {}
-            }
-        }
-        tokio::select! {
-            () = cancel.cancelled() => break,
-            () = tokio::time::sleep(POLL) => {}
-        }
-    }
-    report.unresolved();
-}
-
 /// Runs the plan to the end (or until `cancel`), recording into `report`.
 pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: CancellationToken) {
     let http = reqwest::Client::builder()
@@ -178,6 +149,21 @@ pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: Cancellatio
         }
     };
     let plan = report.plan.clone();
+    let Some(after) = feed::end_position(&http, &order_base).await else {
+        report.request_error(format!("cannot read {order_base}/v1/events"));
+        return report.finish(RunStatus::Failed);
+    };
+    let pending = Pending::default();
+    let posting_done = CancellationToken::new();
+    let follower = tokio::spawn(feed::follow(
+        http.clone(),
+        order_base.clone(),
+        after,
+        report.clone(),
+        pending.clone(),
+        posting_done.clone(),
+        cancel.clone(),
+    ));
     let limit = Arc::new(Semaphore::new(plan.concurrency as usize));
     let tasks = TaskTracker::new();
     let start = Instant::now();
@@ -198,20 +184,21 @@ pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: Cancellatio
             "shippingAddress": "1 Load Street",
             "paymentMethod": if fail { "DECLINED" } else { "CARD" },
         });
-        let (http, report, cancel, url) = (
+        let (http, report, pending, url) = (
             http.clone(),
             report.clone(),
-            cancel.clone(),
+            pending.clone(),
             format!("{order_base}/v1/orders"),
         );
         tasks.spawn(async move {
             let posted = Instant::now();
             let created = post(&http, &url, &body).await;
             drop(permit);
-            match created.and_then(|o| href(&o, "self")) {
-                Ok(order_url) => {
+            match created {
+                Ok(order) => {
                     report.order_posted(fail);
-                    follow(&http, &report, &order_url, posted, &cancel).await;
+                    let id = order["orderId"].as_str().unwrap_or_default().to_owned();
+                    pending.posted(&report, id, posted);
                 }
                 Err(e) => report.request_error(e.to_string()),
             }
@@ -219,6 +206,8 @@ pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: Cancellatio
     }
     tasks.close();
     tasks.wait().await;
+    posting_done.cancel();
+    let _ = follower.await;
     report.finish(if cancel.is_cancelled() {
         RunStatus::Stopped
     } else {

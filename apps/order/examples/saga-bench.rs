@@ -9,8 +9,8 @@
 //! ```text
 //! eval "$(e2e/cluster/services.sh env)"
 //! cargo build --release -p eventflow-order -p eventflow-payment -p eventflow-warehouse \
-//!     -p eventflow-load-simulator --bins --example bench
-//! $CARGO_TARGET_DIR/release/examples/bench [orders=500] [rate=100] [failure-share=0.1]
+//!     -p eventflow-load-simulator --bins --example saga-bench
+//! $CARGO_TARGET_DIR/release/examples/saga-bench [orders=500] [rate=100] [failure-share=0.1]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,7 +25,7 @@ use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
 fn binary(name: &str) -> String {
-    // target/<profile>/examples/bench -> target/<profile>/<name>
+    // target/<profile>/examples/saga-bench -> target/<profile>/<name>
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join(name);
     assert!(
