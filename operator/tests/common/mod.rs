@@ -138,6 +138,13 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(client: &Client, ns: &str, settings: Settings) -> Self {
+        // The operator's logs land in the test's captured output, shown when it fails.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "warn,eventflow_operator=info",
+            ))
+            .try_init();
         let config = Config {
             namespace: Some(ns.to_owned()),
             lease: LeaseConfig::new(ns, "eventflow-operator", &format!("test-{ns}")),
@@ -206,20 +213,25 @@ pub async fn teardown(client: &Client, ns: &str) {
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
         .unwrap();
-    eventually(
-        Duration::from_secs(60),
-        "every Stream deleted through its finalizer",
-        || async {
-            streams
-                .list_metadata(&ListParams::default())
-                .await
-                .ok()?
-                .items
-                .is_empty()
-                .then_some(())
-        },
-    )
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = streams.list(&ListParams::default()).await.unwrap().items;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Streams of {ns} not deleted within 60 s: {:?}",
+            left.iter()
+                .map(|s| (
+                    s.metadata.name.clone(),
+                    s.metadata.finalizers.clone(),
+                    s.status.clone()
+                ))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     Api::<Service>::namespaced(client.clone(), ns)
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
