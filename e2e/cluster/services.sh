@@ -88,13 +88,13 @@ pg_up() {
   [ -n "$PGBIN" ] || die "PostgreSQL is not installed (make deps)"
   mkdir -p "$PG" "$LOG_DIR"
   chown postgres:postgres "$PG"
+  # A fresh cluster every start, like RabbitMQ's: test databases never pile up.
+  rm -rf "$PG/data"
   if [ ! -f "$PG/data/PG_VERSION" ]; then
-    rm -rf "$PG/data"
     echo eventflow > "$PG/pwfile"; chown postgres "$PG/pwfile"
     setpriv --reuid postgres --regid postgres --init-groups "$PGBIN/initdb" -D "$PG/data" -U eventflow \
       --pwfile="$PG/pwfile" -A scram-sha-256 >>"$LOG_DIR/postgres.log" 2>&1
   fi
-  rm -f "$PG/data/postmaster.pid"  # stale after a kill without `down`
   setpriv --reuid postgres --regid postgres --init-groups "$PGBIN/postgres" -D "$PG/data" \
     -c listen_addresses=127.0.0.1 -p "$PG_PORT" -c unix_socket_directories="$PG" \
     -c max_connections=300 -c fsync=off -c synchronous_commit=off \
