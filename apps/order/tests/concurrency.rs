@@ -19,8 +19,9 @@ use serde_json::{Value, json};
 const PRODUCTS: [&str; 4] = ["apple", "pear", "plum", "fig"];
 
 /// Posts `count` orders at once (at most 50 in flight); order `i` wants one
-/// or two units of one product, and every tenth pays with a declined card.
-async fn post_orders(saga: &Saga, count: usize) -> Vec<String> {
+/// unit of one product (or, with `two_unit_orders`, two for every other
+/// pair), and every tenth pays with a declined card.
+async fn post_orders(saga: &Saga, count: usize, two_unit_orders: bool) -> Vec<String> {
     let http = reqwest::Client::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(50));
     let mut tasks = Vec::new();
@@ -29,9 +30,10 @@ async fn post_orders(saga: &Saga, count: usize) -> Vec<String> {
         let url = format!("{}/v1/orders", saga.order.web.http);
         let product = PRODUCTS[i % PRODUCTS.len()];
         let method = if i % 10 == 9 { "DECLINED" } else { "CARD" };
+        let quantity = if two_unit_orders { 1 + (i / 4) % 2 } else { 1 };
         let body = json!({
             "accountId": format!("acc-{}", i % 7),
-            "lineItems": [{ "name": product, "productId": product, "quantity": 1 + (i / 4) % 2, "price": 2.5, "tax": 0.5 }],
+            "lineItems": [{ "name": product, "productId": product, "quantity": quantity, "price": 2.5, "tax": 0.5 }],
             "paymentMethod": method,
         });
         tasks.push(tokio::spawn(async move {
@@ -81,11 +83,11 @@ async fn two_hundred_concurrent_orders_over_scarce_inventory_all_end_final_and_n
     let mut replica = AppProcess::spawn(&binary("warehouse"), "web", &saga.warehouse.env);
     replica.wait_ready(READY_TIMEOUT).await;
     saga.extra.push(replica);
-    let stock: Vec<(&str, u32)> = PRODUCTS.iter().map(|p| (*p, 25)).collect();
+    let stock: Vec<(&str, u32)> = PRODUCTS.iter().map(|p| (*p, 20)).collect();
     let warehouse = saga.warehouse_with(&stock).await;
 
     let started = Instant::now();
-    post_orders(&saga, 200).await;
+    post_orders(&saga, 200, false).await;
     let took = all_final(&saga, 200, Duration::from_secs(150)).await;
     eprintln!(
         "200 orders final {:?} after the first was posted",
@@ -105,9 +107,11 @@ async fn two_hundred_concurrent_orders_over_scarce_inventory_all_end_final_and_n
         .values()
         .map(|c| c["sold"].as_u64().unwrap())
         .sum();
-    assert!(sold <= 100, "sold {sold} of 100 items");
-    // Demand (about 300 units) exceeds the stock: nearly everything sells.
-    assert!(sold >= 90, "only {sold} of 100 items sold\n{inventory}");
+    assert!(sold <= 80, "sold {sold} of 80 items");
+    // Demand (180 paying orders of one unit) exceeds the stock, so most items
+    // sell; not all: a declined order holds its item until its payment
+    // fails, by when the competing orders have mostly failed out of stock.
+    assert!(sold >= 40, "only {sold} of 80 items sold\n{inventory}");
 }
 
 /// Per order: no status event twice, one reservation per id, one payment.
@@ -163,7 +167,7 @@ async fn every_worker_killed_mid_saga_and_restarted_completes_every_order_with_n
     let mut saga = Saga::start(Store::Sqlite, 2).await;
     let stock: Vec<(&str, u32)> = PRODUCTS.iter().map(|p| (*p, 6)).collect();
     let warehouse = saga.warehouse_with(&stock).await;
-    let urls = post_orders(&saga, 40).await;
+    let urls = post_orders(&saga, 40, true).await;
 
     // Kill every worker as soon as some orders are under way and most are not done.
     let start = Instant::now();
