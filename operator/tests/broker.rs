@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Operator, eventually};
-use eventflow_operator::api::{BrokerPhase, EventBroker};
+use eventflow_operator::api::{BrokerPhase, EventBroker, Stream};
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{ConfigMap, Secret, Service},
@@ -196,5 +196,50 @@ async fn an_external_broker_is_ready_only_while_its_credentials_open_a_connectio
         .find(|c| c.type_ == "Ready")
         .unwrap();
     assert_eq!(condition.reason, "BrokerError", "{condition:?}");
+
+    // A Stream on that broker stops claiming BrokerReady as soon as the broker is not Ready.
+    let streams = Api::<Stream>::namespaced(client.clone(), &ns);
+    streams
+        .create(&PostParams::default(), &common::shop_stream("shop"))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the Stream's BrokerReady False",
+        || async {
+            let s = streams.get("shop").await.ok()?;
+            let status = s.status?;
+            let broker = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == "BrokerReady")?;
+            (broker.status == "False" && status.observed_generation == s.metadata.generation)
+                .then_some(())
+        },
+    )
+    .await;
+    // Put the right password back: the Stream can be deleted with its topology.
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .patch(
+            "rabbit-uri",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"uri": uri}})),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(40),
+        "the broker Ready again and the Stream's BrokerReady True",
+        || async {
+            let s = streams.get("shop").await.ok()?;
+            let ok = s
+                .status?
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "BrokerReady" && c.status == "True");
+            ok.then_some(())
+        },
+    )
+    .await;
     common::teardown(&client, &ns).await;
 }
