@@ -164,6 +164,33 @@ pub fn unshared(mine: &Topology, others: &Topology) -> Topology {
     }
 }
 
+/// The topology a Stream declared, as recorded in its status: destination
+/// exchanges and queues, and the dead-letter exchange of every `.dlq`.
+/// Arguments are not recorded; this is only good for deleting by name.
+pub fn from_destinations(destinations: &[crate::api::DestinationStatus]) -> Topology {
+    use eventflow_contract::topology::{Exchange, ExchangeKind, Queue};
+    let mut t = Topology::default();
+    for d in destinations {
+        t.exchanges.push(Exchange {
+            name: d.exchange.clone(),
+            kind: ExchangeKind::Topic,
+        });
+        for q in &d.queues {
+            t.queues.push(Queue {
+                name: q.clone(),
+                args: Default::default(),
+            });
+            if let Some(group) = q.strip_suffix(".dlq") {
+                t.exchanges.push(Exchange {
+                    name: format!("{group}.dlx"),
+                    kind: ExchangeKind::Fanout,
+                });
+            }
+        }
+    }
+    Topology::merge([t])
+}
+
 #[cfg(test)]
 mod tests {
     use eventflow_contract::{Bindings, bindings::SubscriptionRequest};
@@ -205,5 +232,22 @@ mod tests {
                 "ns.orders.billing.retry"
             ]
         );
+    }
+
+    #[test]
+    fn a_status_gives_back_every_queue_and_exchange_it_recorded() {
+        let d = crate::api::DestinationStatus {
+            name: "orders".into(),
+            exchange: "ns.orders".into(),
+            queues: vec![
+                "ns.orders.w".into(),
+                "ns.orders.w.dlq".into(),
+                "ns.orders.w.retry".into(),
+            ],
+        };
+        let t = from_destinations(&[d]);
+        let exchanges: Vec<_> = t.exchanges.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(exchanges, ["ns.orders", "ns.orders.w.dlx"]);
+        assert_eq!(t.queue_names().count(), 3);
     }
 }

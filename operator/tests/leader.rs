@@ -168,7 +168,7 @@ async fn only_the_leader_reconciles_and_the_standby_takes_over_when_it_stops() {
     )
     .await;
     println!("takeover after {:?}", started.elapsed());
-    let patch = json!({"apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream", "spec": {"deletionPolicy": "Retain"}});
+    let patch = json!({"apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream", "spec": {"apps": [{"name": "account", "worker": {"replicas": 2}}]}});
     streams
         .patch(
             "shop",

@@ -372,6 +372,30 @@ async fn an_owned_deployment_that_is_deleted_or_edited_comes_back() {
         },
     )
     .await;
+
+    // ... and its group's queues, which no Stream declares any more.
+    let uri = common::amqp_uri();
+    let audit = format!("{ns}.account.shop-audit");
+    eventually(
+        Duration::from_secs(30),
+        "the removed group's queues deleted",
+        || async {
+            (!queue_exists(&uri, &audit).await
+                && !queue_exists(&uri, &format!("{audit}.dlq")).await)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        queue_exists(&uri, &format!("{ns}.account.account")).await,
+        "the remaining group stays"
+    );
+    let evs = events(&client, &ns).await;
+    assert!(
+        evs.iter()
+            .any(|e| e.reason.as_deref() == Some("TopologyPruned")),
+        "a TopologyPruned Event"
+    );
     common::teardown(&client, &ns).await;
 }
 

@@ -25,7 +25,7 @@ use crate::{
     naming::{LABEL_STREAM, MANAGER, STREAM_FINALIZER},
     resolve,
     status::{self, BrokerState, Observed},
-    topology::unshared,
+    topology::{self, unshared},
     validate,
 };
 
@@ -169,8 +169,19 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
         return Err(e);
     }
     observed.destinations = destinations(&objects.topology, namespace);
+    let deployed = old.and_then(|s| s.observed_generation);
+    let spec_changed = deployed.is_some() && deployed != stream.metadata.generation;
     let topology = match resolve::cached_broker_uri(ctx, namespace, &wiring).await {
-        Ok(uri) => ctx.amqp.declare(&uri, &objects.topology).await,
+        Ok(uri) => {
+            let declared = ctx.amqp.declare(&uri, &objects.topology).await;
+            if declared.is_ok()
+                && spec_changed
+                && stream.spec.deletion_policy == DeletionPolicy::Delete
+            {
+                prune(stream, namespace, ctx, &uri, &objects.topology).await;
+            }
+            declared
+        }
         Err(e) => Err(e),
     };
     let action = match &topology {
@@ -253,6 +264,59 @@ async fn remove_orphans(
     Ok(())
 }
 
+/// What the namespace's other live Streams on the same broker declare.
+async fn others_topology(ctx: &Context, stream: &Stream, namespace: &str) -> Result<Topology> {
+    let name = stream.name_any();
+    Ok(Topology::merge(
+        other_streams(ctx, namespace)
+            .await?
+            .iter()
+            .filter(|o| {
+                o.name_any() != name
+                    && o.metadata.deletion_timestamp.is_none()
+                    && o.spec.broker == stream.spec.broker
+            })
+            .map(|o| build::stream::stream_topology(o, namespace, QueueType::Classic)),
+    ))
+}
+
+/// After a spec change, deletes what the previous spec declared and neither
+/// this spec nor another Stream declares now. Failures only warn: the
+/// objects are harmless, and the Stream's deletion retries nothing of it.
+async fn prune(stream: &Stream, namespace: &str, ctx: &Context, uri: &str, current: &Topology) {
+    let Some(previous) = stream
+        .status
+        .as_ref()
+        .map(|s| topology::from_destinations(&s.destinations))
+    else {
+        return;
+    };
+    let others = match others_topology(ctx, stream, namespace).await {
+        Ok(t) => t,
+        Err(_) => return,
+    };
+    let stale = unshared(&previous, &Topology::merge([current.clone(), others]));
+    if stale.queues.is_empty() && stale.exchanges.is_empty() {
+        return;
+    }
+    match ctx.amqp.delete(uri, &stale).await {
+        Ok(()) => {
+            let note = format!(
+                "deleted what the spec no longer declares: {}",
+                describe_topology(&stale)
+            );
+            ctx.event(stream, false, "TopologyPruned", note).await;
+        }
+        Err(e) => {
+            let note = format!(
+                "could not delete {} ({e}); they stay on the broker",
+                describe_topology(&stale)
+            );
+            ctx.event(stream, true, e.reason(), note).await;
+        }
+    }
+}
+
 /// The Streams of `namespace`, from the watch cache when the controllers run.
 async fn other_streams(ctx: &Context, namespace: &str) -> Result<Vec<Stream>> {
     match ctx.streams.get() {
@@ -308,7 +372,6 @@ async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<Acti
     if !stream.finalizers().iter().any(|f| f == STREAM_FINALIZER) {
         return Ok(Action::await_change());
     }
-    let name = stream.name_any();
     let mine = build::stream::stream_topology(stream, namespace, QueueType::Classic);
     if stream.spec.deletion_policy == DeletionPolicy::Retain {
         ctx.event(
@@ -322,17 +385,7 @@ async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<Acti
         return Ok(Action::await_change());
     }
     // Destinations another live Stream on the same broker still uses stay.
-    let others = Topology::merge(
-        other_streams(ctx, namespace)
-            .await?
-            .iter()
-            .filter(|o| {
-                o.name_any() != name
-                    && o.metadata.deletion_timestamp.is_none()
-                    && o.spec.broker == stream.spec.broker
-            })
-            .map(|o| build::stream::stream_topology(o, namespace, QueueType::Classic)),
-    );
+    let others = others_topology(ctx, stream, namespace).await?;
     let doomed = unshared(&mine, &others);
     let result = match resolve::broker(&ctx.client, namespace, &stream.spec.broker).await? {
         None => Err(Error::BrokerNotFound(stream.spec.broker.clone())),
