@@ -158,7 +158,7 @@ pub struct RelayLease {
 }
 
 /// Arbitrary constant identifying the relay's lock on PostgreSQL.
-const RELAY_LOCK: i64 = 0x6576_656e_7472_656c;
+const RELAY_LOCK: i32 = 0x6576_7265; // "evre"
 
 #[derive(Clone, Debug)]
 pub struct EventStore {
@@ -443,10 +443,13 @@ impl EventStore {
             return Ok(Some(RelayLease { _connection: None }));
         }
         let mut connection = self.pool.acquire().await?.detach();
-        let granted: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut connection)
-            .await?;
+        // Keyed by the schema too: contexts sharing one database, each in its
+        // own schema (the example system), each relay their own outbox.
+        let granted: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut connection)
+                .await?;
         Ok(granted.then_some(RelayLease {
             _connection: Some(connection),
         }))
