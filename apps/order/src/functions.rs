@@ -124,15 +124,58 @@ async fn request_reservations(event: CloudEvent) -> Result<Outcome, HandlerError
         "orderHref": link(&order, "self")?,
         "lineItems": items,
     });
-    run(
+    if let Ran::Done(reserved) = run(
         &event,
         &warehouse,
         "reserveOrder",
         Some(&body),
         &mut outcome,
     )
-    .await?;
+    .await?
+    {
+        collect_outcomes(&event, &order, &reserved, &mut outcome).await?;
+    }
     Ok(outcome)
+}
+
+/// Records the outcomes reservations already have. The warehouse reports
+/// each outcome itself; this pull covers a report that gave up (its retries
+/// dead-lettered while this worker was down), so no outcome is ever lost.
+async fn collect_outcomes(
+    event: &CloudEvent,
+    order: &Value,
+    reserved: &Value,
+    outcome: &mut Outcome,
+) -> Result<(), HandlerError> {
+    let listed: Vec<&Value> = order["reservations"]
+        .as_array()
+        .map(|rs| rs.iter().map(|r| &r["reservationId"]).collect())
+        .unwrap_or_default();
+    for r in reserved["_embedded"]["reservations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let result = match r["status"].as_str() {
+            Some("RESERVATION_SUCCEEDED") => "SUCCEEDED",
+            Some("RESERVATION_FAILED") => "FAILED",
+            _ => continue,
+        };
+        if listed.contains(&&r["reservationId"]) {
+            continue;
+        }
+        let id = r["reservationId"].as_str().unwrap_or_default();
+        let body = json!({ "reservationId": id, "outcome": result, "href": link(r, "self")? });
+        let key = idempotency_key(event, "addReservation", id);
+        if client()
+            .run(order, "addReservation", Some(&body), &key)
+            .await?
+            .done()
+        {
+            outcome.ran.push("addReservation".to_owned());
+        }
+    }
+    Ok(())
 }
 
 async fn complete_reservation(event: CloudEvent) -> Result<Outcome, HandlerError> {
@@ -183,12 +226,28 @@ async fn connect_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     Ok(outcome)
 }
 
+/// Moves the order to PAYMENT_PENDING; a payment that already has its
+/// outcome (its own report gave up) is recorded at once.
 async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     let mut outcome = Outcome::default();
     let Some(order) = order_of(&event).await? else {
         return Ok(outcome);
     };
     run(&event, &order, "processPayment", None, &mut outcome).await?;
+    let payment = client().get(link(&order, "payment")?).await?;
+    if let Some(paid @ (PAYMENT_SUCCEEDED | PAYMENT_FAILED)) = payment["status"].as_str() {
+        let body = json!({ "paymentStatus": paid });
+        let order = client().refresh(&order).await?;
+        // Keyed by the payment: the order's own processPayment above used the order's id.
+        let key = idempotency_key(&event, "processPayment", &id_of(&payment));
+        if client()
+            .run(&order, "processPayment", Some(&body), &key)
+            .await?
+            .done()
+        {
+            outcome.ran.push("processPayment".to_owned());
+        }
+    }
     Ok(outcome)
 }
 

@@ -293,3 +293,44 @@ async fn a_reservation_outcome_arriving_before_its_order_is_reserving_is_retried
     }
     assert_eq!(assert_invariants(&saga, &warehouse).await, (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs rabbitmq"]
+async fn a_reservation_outcome_whose_report_was_dead_lettered_is_still_collected_by_the_order() {
+    let _serial = SERIAL.lock().await;
+    // Workers give up after 2 attempts; no order worker yet.
+    let mut saga =
+        Saga::start_giving_up_after(Store::Sqlite, 2, &["payment", "warehouse"], 2).await;
+    let warehouse = saga.warehouse_with(&[("apple", 2)]).await;
+    let url = saga.order(&[("apple", 2)], "CARD").await;
+    let order = get(&url).await;
+    let commands = get(warehouse["_links"]["commands"]["href"].as_str().unwrap()).await;
+    post(
+        commands["_links"]["reserveOrder"]["href"].as_str().unwrap(),
+        &json!({ "orderId": order["orderId"], "orderHref": url, "lineItems": [{ "productId": "apple", "quantity": 2 }] }),
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let mut dead = 0.0;
+        for w in &saga.warehouse.workers {
+            dead += metric(w, "eventflow_messages_total{outcome=\"dead_lettered\"}").await;
+        }
+        if dead >= 2.0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "reports not dead-lettered\n{}",
+            saga.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    saga.order.add_worker().await;
+    saga.order.add_worker().await;
+    let order = saga.final_state(&url, Duration::from_secs(60)).await;
+    assert_eq!(order["status"], "ORDER_SUCCEEDED", "{order}");
+    assert_eq!(order["reservations"].as_array().unwrap().len(), 2);
+    assert_eq!(assert_invariants(&saga, &warehouse).await, (1, 0));
+}

@@ -21,20 +21,32 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Tests share two cores: one saga system at a time.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A binary of this workspace: `order` is this package's; the others are
-/// built by `cargo test --workspace` next to it (built here when missing).
+static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A binary of this workspace, built now (once per test process) with
+/// `cargo build -p eventflow-<name> --bin <name>` into this test's target
+/// directory. `CARGO_BIN_EXE_order` alone is not enough: cargo does not
+/// always refresh that uplifted path when it builds the binary for a test,
+/// and the other contexts' binaries belong to other packages.
 pub fn binary(name: &str) -> String {
-    if name == "order" {
-        return env!("CARGO_BIN_EXE_order").to_owned();
-    }
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_order")).with_file_name(name);
-    if !path.exists() {
+    let debug = PathBuf::from(env!("CARGO_BIN_EXE_order"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = debug.join(name);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
         let package = format!("eventflow-{name}");
+        let target_dir = debug.parent().unwrap();
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", &package, "--bin", name])
+            .args(["build", "-q", "-p", &package, "--bin", name, "--target-dir"])
+            .arg(target_dir)
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build -p {package} failed");
+        built.push(name.to_owned());
     }
     path.display().to_string()
 }
@@ -52,7 +64,7 @@ async fn store(kind: Store) -> String {
     }
 }
 
-pub fn subscription(app: &'static str) -> SubscriptionRequest<'static> {
+pub fn subscription(app: &'static str, max_attempts: u32) -> SubscriptionRequest<'static> {
     let mut s = match app {
         "order" => eventflow_order::subscription(),
         "payment" => eventflow_payment::subscription(),
@@ -60,7 +72,7 @@ pub fn subscription(app: &'static str) -> SubscriptionRequest<'static> {
     };
     // Short backoff keeps waits for another context brief in tests.
     s.backoff_ms = 200;
-    s.max_attempts = 100;
+    s.max_attempts = max_attempts;
     s
 }
 
@@ -100,13 +112,24 @@ impl Saga {
 
     /// Like [`Saga::start`], with workers only for the contexts named.
     pub async fn start_with(kind: Store, workers: usize, with_workers: &[&str]) -> Self {
-        Self::start_full(kind, workers, with_workers, false).await
+        Self::start_full(kind, workers, with_workers, false, 100).await
+    }
+
+    /// Like [`Saga::start_with`], with every worker giving up on an event
+    /// (dead-lettering it) after `max_attempts`.
+    pub async fn start_giving_up_after(
+        kind: Store,
+        workers: usize,
+        with_workers: &[&str],
+        max_attempts: u32,
+    ) -> Self {
+        Self::start_full(kind, workers, with_workers, false, max_attempts).await
     }
 
     /// Like [`Saga::start`], with payment as one `all` process (Combined
     /// packaging: web and worker in one) and no separate payment worker.
     pub async fn start_with_combined_payment(kind: Store, workers: usize) -> Self {
-        Self::start_full(kind, workers, &["order", "warehouse"], true).await
+        Self::start_full(kind, workers, &["order", "warehouse"], true, 100).await
     }
 
     async fn start_full(
@@ -114,11 +137,13 @@ impl Saga {
         workers: usize,
         with_workers: &[&str],
         combined_payment: bool,
+        max_attempts: u32,
     ) -> Self {
         let namespace = unique_namespace();
         let mut envs = Vec::new();
         for app in ["order", "payment", "warehouse"] {
-            let bindings = Bindings::standalone(&namespace, &[app], &[subscription(app)]);
+            let bindings =
+                Bindings::standalone(&namespace, &[app], &[subscription(app, max_attempts)]);
             declare_bindings(&bindings).await;
             envs.push(vec![
                 ("EVENTFLOW_BROKER_URI", amqp_uri()),
