@@ -10,8 +10,8 @@ set -euo pipefail
 
 CP=$EVENTFLOW_STATE/control-plane
 PKI=$CP/pki
-ETCD_PORT=${EVENTFLOW_CP_ETCD_PORT:-33379}
-API_PORT=${EVENTFLOW_CP_API_PORT:-36443}
+ETCD_PORT=${EVENTFLOW_CP_ETCD_PORT:-28379}
+API_PORT=${EVENTFLOW_CP_API_PORT:-28443}
 KUBECONFIG_FILE=$CP/admin.kubeconfig
 BIN=$(kube_bin_dir)
 
@@ -56,7 +56,7 @@ up() {
   "$BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
-    --service-cluster-ip-range 198.19.128.0/24 \
+    --service-cluster-ip-range 198.19.16.0/20 \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
     --client-ca-file "$PKI/ca.crt" \
     --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Private RabbitMQ and PostgreSQL servers for the integration tests, on
-# non-default loopback ports so they never meet a developer's own servers.
+# non-default loopback ports so they never meet a developer's own servers —
+# below 32768, so an outgoing connection's ephemeral port can never hold one
+# of them when a server starts (that happened with 45432).
 #   services.sh up     start both (idempotent), print their addresses as exports
 #   services.sh down   stop exactly what `up` started (PID files)
 #   services.sh env    print the exports only
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-AMQP_PORT=${EVENTFLOW_TEST_AMQP_PORT:-35672}
-EPMD_PORT=${EVENTFLOW_TEST_EPMD_PORT:-35369}
+AMQP_PORT=${EVENTFLOW_TEST_AMQP_PORT:-28672}
+EPMD_PORT=${EVENTFLOW_TEST_EPMD_PORT:-28369}
 # Erlang distribution listens next to AMQP (the +20000 default would pass 65535 for high ports).
 DIST_PORT=${EVENTFLOW_TEST_DIST_PORT:-$((AMQP_PORT + 1))}
-PG_PORT=${EVENTFLOW_TEST_PG_PORT:-35432}
+PG_PORT=${EVENTFLOW_TEST_PG_PORT:-28432}
 SVC=$EVENTFLOW_STATE/services
 RMQ=$SVC/rabbitmq
 PG=$SVC/postgres
