@@ -28,3 +28,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v go >/dev/null || die "Go is required to build Kubernetes (see README)"
 command -v cargo >/dev/null || die "Rust (cargo) is required (see README)"
+
+# The shared Rust target directory grows with every checkout path that builds
+# into it (workspace crates are keyed by their path). Start it afresh when it
+# passes a bound or the disk runs low, rather than fail a build on a full disk.
+target=${CARGO_TARGET_DIR:-$EVENTFLOW_CACHE/target}
+if [ -d "$target" ]; then
+  size_gb=$(( $(du -sk "$target" | cut -f1) / 1024 / 1024 ))
+  free_gb=$(( $(df -Pk "$target" | awk 'NR == 2 {print $4}') / 1024 / 1024 ))
+  if [ "$size_gb" -gt "${EVENTFLOW_TARGET_MAX_GB:-30}" ] || [ "$free_gb" -lt 15 ]; then
+    log "Rust target directory $target is ${size_gb} GB with ${free_gb} GB free: removing it"
+    rm -rf "$target"
+  fi
+fi
