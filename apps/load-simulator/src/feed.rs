@@ -87,9 +87,27 @@ impl Pending {
 
 async fn page(http: &reqwest::Client, base: &str, after: u64, limit: u64) -> Option<Vec<Value>> {
     let url = format!("{base}/v1/events?after={after}&limit={limit}");
-    let doc: Value = http.get(&url).send().await.ok()?.json().await.ok()?;
-    doc["_embedded"]["events"].as_array().cloned()
+    // A transient failure (a Service whose routes are still being programmed
+    // right after the system came up, a restarting pod) is retried briefly.
+    for attempt in 0..PAGE_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        let Ok(response) = http.get(&url).send().await else {
+            continue;
+        };
+        let Ok(doc) = response.json::<Value>().await else {
+            continue;
+        };
+        if let Some(events) = doc["_embedded"]["events"].as_array() {
+            return Some(events.clone());
+        }
+    }
+    None
 }
+
+/// Tries of one feed page before a run gives up on the order context.
+const PAGE_ATTEMPTS: u32 = 10;
 
 /// The position of the feed's last event: grows a bound, then bisects
 /// (about 2·log2(n) small reads), so a run never replays old history.
