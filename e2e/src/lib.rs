@@ -290,3 +290,79 @@ pub fn run_tool(tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String
     }
     Ok(text)
 }
+
+/// Namespace of the examples (`examples/`).
+pub const EXAMPLES_NS: &str = "eventflow-demo";
+/// Namespace the chart installs the operator into.
+pub const OPERATOR_NS: &str = "eventflow-system";
+
+/// Installs the chart and applies `examples/` (once per test binary; both
+/// steps are idempotent), then waits until every EventBroker and Stream is Ready.
+pub fn example_system() {
+    static READY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let step = |tool: &str, args: &[&str]| {
+            run_tool(tool, args, None)
+                .map(drop)
+                .map_err(|e| format!("{e:#}"))
+        };
+        step(
+            "helm",
+            &[
+                "upgrade",
+                "--install",
+                "eventflow",
+                "charts/eventflow",
+                "--namespace",
+                OPERATOR_NS,
+                "--create-namespace",
+            ],
+        )?;
+        step(
+            "kubectl",
+            &[
+                "-n",
+                OPERATOR_NS,
+                "rollout",
+                "status",
+                "deploy/eventflow-operator",
+                "--timeout=300s",
+            ],
+        )?;
+        step("kubectl", &["apply", "--server-side", "-f", "examples/"])?;
+        let ns = EXAMPLES_NS;
+        step(
+            "kubectl",
+            &[
+                "-n",
+                ns,
+                "wait",
+                "--for=condition=Ready",
+                "eventbroker",
+                "--all",
+                "--timeout=600s",
+            ],
+        )?;
+        step(
+            "kubectl",
+            &[
+                "-n",
+                ns,
+                "wait",
+                "--for=condition=Ready",
+                "stream",
+                "--all",
+                "--timeout=600s",
+            ],
+        )
+    });
+    if let Err(e) = ready {
+        let state = run_tool(
+            "kubectl",
+            &["get", "pods,streams,eventbrokers", "-A", "-o", "wide"],
+            None,
+        )
+        .unwrap_or_default();
+        panic!("the example system did not come up: {e}\n{state}");
+    }
+}

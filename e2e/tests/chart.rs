@@ -141,7 +141,14 @@ async fn the_rendered_chart_is_accepted_by_the_api_server() {
         );
         let out = run(
             "kubectl",
-            &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--dry-run=server",
+                "-f",
+                "-",
+            ],
             Some(&manifests),
         );
         assert!(

@@ -4,7 +4,6 @@
 //! roles by port-forward. The same binary runs on the local node and on kind.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use eventflow_e2e::*;
@@ -14,78 +13,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-const NS: &str = "eventflow-demo";
-const SYSTEM_NS: &str = "eventflow-system";
-
-/// Installs the chart and applies the examples once per test binary, then
-/// waits until every EventBroker and Stream is Ready.
-fn system() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        let step = |tool: &str, args: &[&str]| {
-            run_tool(tool, args, None)
-                .map(drop)
-                .map_err(|e| format!("{e:#}"))
-        };
-        step(
-            "helm",
-            &[
-                "upgrade",
-                "--install",
-                "eventflow",
-                "charts/eventflow",
-                "--namespace",
-                SYSTEM_NS,
-                "--create-namespace",
-            ],
-        )?;
-        step(
-            "kubectl",
-            &[
-                "-n",
-                SYSTEM_NS,
-                "rollout",
-                "status",
-                "deploy/eventflow-operator",
-                "--timeout=300s",
-            ],
-        )?;
-        step("kubectl", &["apply", "--server-side", "-f", "examples/"])?;
-        step(
-            "kubectl",
-            &[
-                "-n",
-                NS,
-                "wait",
-                "--for=condition=Ready",
-                "eventbroker",
-                "--all",
-                "--timeout=600s",
-            ],
-        )?;
-        step(
-            "kubectl",
-            &[
-                "-n",
-                NS,
-                "wait",
-                "--for=condition=Ready",
-                "stream",
-                "--all",
-                "--timeout=600s",
-            ],
-        )
-    });
-    if let Err(e) = ready {
-        let state = run_tool(
-            "kubectl",
-            &["get", "pods,streams,eventbrokers", "-A", "-o", "wide"],
-            None,
-        )
-        .unwrap_or_default();
-        panic!("the example system did not come up: {e}\n{state}");
-    }
-}
+const NS: &str = EXAMPLES_NS;
+const SYSTEM_NS: &str = OPERATOR_NS;
 
 fn streams(client: &Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "Stream");
@@ -96,7 +25,7 @@ fn streams(client: &Client) -> Api<DynamicObject> {
 #[ignore = "needs a cluster"]
 async fn the_chart_runs_two_operator_replicas_and_one_holds_the_lease() {
     let client = client().await;
-    system();
+    example_system();
     let d = Api::<Deployment>::namespaced(client.clone(), SYSTEM_NS)
         .get("eventflow-operator")
         .await
@@ -124,7 +53,7 @@ async fn the_chart_runs_two_operator_replicas_and_one_holds_the_lease() {
 #[ignore = "needs a cluster"]
 async fn every_example_stream_is_running_with_every_condition_true_at_its_generation() {
     let client = client().await;
-    system();
+    example_system();
     let list = streams(&client).list(&Default::default()).await.unwrap();
     let names: Vec<_> = list
         .items
@@ -157,7 +86,7 @@ async fn every_example_stream_is_running_with_every_condition_true_at_its_genera
 #[ignore = "needs a cluster"]
 async fn the_examples_namespace_enforces_restricted_and_every_pod_is_admitted() {
     let client = client().await;
-    system();
+    example_system();
     let ns = Api::<Namespace>::all(client.clone()).get(NS).await.unwrap();
     let labels = ns.metadata.labels.unwrap_or_default();
     assert_eq!(
@@ -201,7 +130,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
 #[ignore = "needs a cluster"]
 async fn an_account_created_through_the_web_role_becomes_active_through_the_broker() {
     let client = client().await;
-    system();
+    example_system();
     let base = forward_service(&client, NS, "ecommerce-account-web", 8080)
         .await
         .unwrap();
@@ -247,7 +176,7 @@ async fn an_account_created_through_the_web_role_becomes_active_through_the_brok
 async fn the_load_simulator_drives_every_order_to_a_final_state_and_the_counters_match_the_events()
 {
     let client = client().await;
-    system();
+    example_system();
     let http = reqwest::Client::new();
     let sim = forward_service(&client, NS, "ecommerce-load-simulator-web", 8080)
         .await
