@@ -423,3 +423,32 @@ pub fn init_logs() {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// The whole `main` of an app binary: JSON logs, configuration from the
+/// environment (`role` is the command-line role, which wins over
+/// `EVENTFLOW_ROLE`), then [`run`] until shutdown. Exit code 2 for a bad
+/// configuration, 1 for a failure.
+pub fn main(app: &str, spec: AppSpec, role: Option<&str>) -> std::process::ExitCode {
+    init_logs();
+    let config = match Config::from_env(app, role, &spec.standalone) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(spec, config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped on error");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

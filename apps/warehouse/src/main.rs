@@ -1,32 +1,11 @@
 //! `warehouse [web|worker|all|functions]` — the role comes from the first
 //! argument, else `EVENTFLOW_ROLE`, else `all`.
 
-use eventflow_runtime::{app, config::Config};
-
 fn main() -> std::process::ExitCode {
-    app::init_logs();
     let role = std::env::args().nth(1);
-    let spec = eventflow_warehouse::spec();
-    let config = match Config::from_env(eventflow_warehouse::APP, role.as_deref(), &spec.standalone)
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            return std::process::ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(app::run(spec, config)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "stopped on error");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    eventflow_runtime::app::main(
+        eventflow_warehouse::APP,
+        eventflow_warehouse::spec(),
+        role.as_deref(),
+    )
 }
