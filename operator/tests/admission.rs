@@ -12,6 +12,12 @@ use kube::{
     core::{ApiResource, GroupVersionKind},
 };
 
+/// The crate's directory, read when the test runs: a target directory shared
+/// between clones may hold a binary built in another checkout.
+fn manifest_dir() -> String {
+    std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+}
+
 fn api_resource(kind: &str) -> ApiResource {
     let plural = if kind == "Stream" {
         "streams"
@@ -43,7 +49,7 @@ async fn invalid_manifests_are_rejected_with_422_naming_the_field_after_valid_on
     let ns = common::namespace(&client, "admission").await;
 
     // Valid objects first: a missing or broken CRD can never make this test pass.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = std::path::Path::new(&manifest_dir()).join("tests/fixtures");
     for valid in ["stream-shop.yaml", "broker-managed-3.yaml"] {
         let mut obj: DynamicObject =
             serde_yaml::from_str(&std::fs::read_to_string(dir.join("valid").join(valid)).unwrap())
