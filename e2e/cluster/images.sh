@@ -138,14 +138,20 @@ build_one() { # name
   echo "$key" > "$stamp"
 }
 
+# Our own images get a second tag, <tag>-next, naming the same image: the
+# e2e suite rolls an app from one tag to the other.
+next_ref() { [ -n "${RUST_DIR[$1]:-}" ] && echo "${REFS[$1]}-next"; }
+
 load_one() { # name
-  local name=$1 ref=${REFS[$1]:-$1}
+  local name=$1 ref=${REFS[$1]:-$1} next; next=$(next_ref "$1" || true)
   if [ "$CLUSTER" = kind ]; then
-    kind load docker-image --name "${KIND_CLUSTER_NAME:-eventflow}" "$ref" >/dev/null
+    if [ -n "$next" ]; then docker tag "$ref" "$next"; fi
+    kind load docker-image --name "${KIND_CLUSTER_NAME:-eventflow}" "$ref" ${next:+"$next"} >/dev/null
     return 0
   fi
   local id; id=$(bh inspect --format '{{.FromImageID}}' "$ref")
-  if [ "$(cat "$IMG/stamps/$name.loaded" 2>/dev/null)" = "$id" ] && ctr_k8s images ls -q "name==$ref" | grep -q .; then
+  if [ "$(cat "$IMG/stamps/$name.loaded" 2>/dev/null)" = "$id" ] && ctr_k8s images ls -q "name==$ref" | grep -q . &&
+     { [ -z "$next" ] || ctr_k8s images ls -q "name==$next" | grep -q .; }; then
     return 0
   fi
   local archive="$IMG/archive-$name.tar"
@@ -153,8 +159,9 @@ load_one() { # name
   bh push -q "$ref" "docker-archive:$archive:$ref" >/dev/null
   ctr_k8s images import --no-unpack=false "$archive" >/dev/null
   rm -f "$archive"
+  if [ -n "$next" ]; then ctr_k8s images tag --force "$ref" "$next" >/dev/null; fi
   echo "$id" > "$IMG/stamps/$name.loaded"
-  log "loaded $ref"
+  log "loaded $ref${next:+ (also as $next)}"
 }
 
 load_base() {
@@ -189,6 +196,6 @@ case "${1:-all}" in
     for n in "${WORKLOADS[@]}"; do load_one "$n"; done ;;
   base) base_image ;;
   build) base_image; build_rust_binaries; shift; for n in "$@"; do build_one "$n"; done ;;
-  list) for n in "${!REFS[@]}"; do echo "${REFS[$n]}"; done ;;
+  list) for n in "${!REFS[@]}"; do echo "${REFS[$n]}"; next_ref "$n" || true; done ;;
   *) echo "usage: $0 [all|load-infra|list]" >&2; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 //! with deadlines, and port-forwards to pods. The same test binary runs on
 //! the local node and on kind: nothing here knows which one it talks to.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use anyhow::{Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, LogParams, PostParams};
 use kube::{Api, Client};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 /// Tag of the images built from this repository (`EVENTFLOW_IMAGE_TAG`, default `dev`).
@@ -260,6 +261,14 @@ pub async fn forward_service(
     Ok(format!("http://{addr}"))
 }
 
+/// The repository's root, read when the test runs: a target directory shared
+/// between clones may hold a binary built in another checkout.
+pub fn repo_root() -> std::path::PathBuf {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    std::path::Path::new(&dir).join("..")
+}
+
 /// Runs a command-line tool that `make` puts on PATH (kubectl, helm) and
 /// returns its standard output; fails naming the command and its output.
 pub fn run_tool(tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
@@ -267,7 +276,7 @@ pub fn run_tool(tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String
     use std::process::{Command, Stdio};
     let mut child = Command::new(tool)
         .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .current_dir(repo_root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -296,65 +305,71 @@ pub const EXAMPLES_NS: &str = "eventflow-demo";
 /// Namespace the chart installs the operator into.
 pub const OPERATOR_NS: &str = "eventflow-system";
 
+/// Installs (or upgrades) the operator from `charts/eventflow` into
+/// [`OPERATOR_NS`] and waits for its rollout. Idempotent.
+pub fn install_operator() -> Result<()> {
+    run_tool(
+        "helm",
+        &[
+            "upgrade",
+            "--install",
+            "eventflow",
+            "charts/eventflow",
+            "--namespace",
+            OPERATOR_NS,
+            "--create-namespace",
+        ],
+        None,
+    )?;
+    run_tool(
+        "kubectl",
+        &[
+            "-n",
+            OPERATOR_NS,
+            "rollout",
+            "status",
+            "deploy/eventflow-operator",
+            "--timeout=300s",
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
+/// Applies `examples/` (server-side, idempotent) and waits until every
+/// EventBroker and then every Stream in [`EXAMPLES_NS`] is Ready.
+pub fn apply_examples_and_wait() -> Result<()> {
+    run_tool(
+        "kubectl",
+        &["apply", "--server-side", "-f", "examples/"],
+        None,
+    )?;
+    for kind in ["eventbroker", "stream"] {
+        run_tool(
+            "kubectl",
+            &[
+                "-n",
+                EXAMPLES_NS,
+                "wait",
+                "--for=condition=Ready",
+                kind,
+                "--all",
+                "--timeout=600s",
+            ],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
 /// Installs the chart and applies `examples/` (once per test binary; both
 /// steps are idempotent), then waits until every EventBroker and Stream is Ready.
 pub fn example_system() {
     static READY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let ready = READY.get_or_init(|| {
-        let step = |tool: &str, args: &[&str]| {
-            run_tool(tool, args, None)
-                .map(drop)
-                .map_err(|e| format!("{e:#}"))
-        };
-        step(
-            "helm",
-            &[
-                "upgrade",
-                "--install",
-                "eventflow",
-                "charts/eventflow",
-                "--namespace",
-                OPERATOR_NS,
-                "--create-namespace",
-            ],
-        )?;
-        step(
-            "kubectl",
-            &[
-                "-n",
-                OPERATOR_NS,
-                "rollout",
-                "status",
-                "deploy/eventflow-operator",
-                "--timeout=300s",
-            ],
-        )?;
-        step("kubectl", &["apply", "--server-side", "-f", "examples/"])?;
-        let ns = EXAMPLES_NS;
-        step(
-            "kubectl",
-            &[
-                "-n",
-                ns,
-                "wait",
-                "--for=condition=Ready",
-                "eventbroker",
-                "--all",
-                "--timeout=600s",
-            ],
-        )?;
-        step(
-            "kubectl",
-            &[
-                "-n",
-                ns,
-                "wait",
-                "--for=condition=Ready",
-                "stream",
-                "--all",
-                "--timeout=600s",
-            ],
-        )
+        install_operator()
+            .and_then(|()| apply_examples_and_wait())
+            .map_err(|e| format!("{e:#}"))
     });
     if let Err(e) = ready {
         let state = run_tool(
@@ -365,4 +380,154 @@ pub fn example_system() {
         .unwrap_or_default();
         panic!("the example system did not come up: {e}\n{state}");
     }
+}
+
+/// The bounded contexts of the example system whose web role serves a
+/// global event feed (`GET /v1/events`), as `ecommerce-<context>-web`.
+pub const CONTEXTS: [&str; 4] = ["account", "order", "payment", "warehouse"];
+
+/// GETs `url` and parses its JSON body; a status other than 2xx is an error.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value> {
+    let r = http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow!("GET {url}: {e}"))?;
+    if !r.status().is_success() {
+        bail!("GET {url}: {}", r.status());
+    }
+    Ok(r.json().await?)
+}
+
+/// The scheme and authority the app put into its own links (the port-forward
+/// address it saw), so links can be followed through our own forward.
+pub fn run_base(doc: &Value) -> String {
+    let href = doc["_links"]["self"]["href"].as_str().unwrap_or_default();
+    href.splitn(4, '/').take(3).collect::<Vec<_>>().join("/")
+}
+
+/// Starts a load-simulator run (`POST {sim}/v1/runs` with `plan`) and polls
+/// it until it is no longer RUNNING; returns its last report. Fails when the
+/// run is refused or still RUNNING after `timeout`.
+pub async fn run_load(
+    http: &reqwest::Client,
+    sim: &str,
+    plan: &Value,
+    timeout: Duration,
+) -> Result<Value> {
+    let started = http
+        .post(format!("{sim}/v1/runs"))
+        .json(plan)
+        .send()
+        .await?;
+    if started.status() != 201 {
+        bail!(
+            "POST {sim}/v1/runs: {}: {}",
+            started.status(),
+            started.text().await.unwrap_or_default()
+        );
+    }
+    let run: Value = started.json().await?;
+    let url = run["_links"]["self"]["href"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the run has no self link: {run}"))?
+        .replace(run_base(&run).as_str(), sim);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let report = get_json(http, &url).await?;
+        if report["status"] != "RUNNING" {
+            return Ok(report);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the run did not complete in {timeout:?}: {report}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// [`run_load`], started again (at most twice, 5 s apart) when the run
+/// failed in set-up before posting any order: Services of a system that just
+/// became Ready can take a moment to route. Any other outcome counts.
+pub async fn run_load_retrying_setup(
+    http: &reqwest::Client,
+    sim: &str,
+    plan: &Value,
+    timeout: Duration,
+) -> Result<Value> {
+    let mut report = Value::Null;
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+        report = run_load(http, sim, plan, timeout).await?;
+        if !(report["status"] == "FAILED" && report["ordersPosted"] == 0) {
+            break;
+        }
+        eprintln!("load run failed before posting an order, starting again: {report}");
+    }
+    Ok(report)
+}
+
+/// Every event of one context's global feed at `base` (a web role) after
+/// position `after`, following `_links.next`.
+pub async fn feed_events(http: &reqwest::Client, base: &str, after: i64) -> Result<Vec<Value>> {
+    let mut events = Vec::new();
+    let mut next = Some(format!("{base}/v1/events?after={after}&limit=100"));
+    while let Some(page) = next.take() {
+        let doc = get_json(http, &page).await?;
+        events.extend(
+            doc["_embedded"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        next = doc["_links"]["next"]["href"]
+            .as_str()
+            .map(|h| h.replace(run_base(&doc).as_str(), base));
+    }
+    Ok(events)
+}
+
+/// Events of one context's global feed at `base` (a web role), counted by
+/// routing key (`<aggregateType>.<eventType>`).
+pub async fn feed_counts_at(http: &reqwest::Client, base: &str) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for e in feed_events(http, base, 0).await? {
+        let field = |f: &str| {
+            e[f].as_str()
+                .ok_or_else(|| anyhow!("an event of {base} has no {f}: {e}"))
+        };
+        let key = format!("{}.{}", field("aggregateType")?, field("eventType")?);
+        *counts.entry(key).or_insert(0u64) += 1;
+    }
+    Ok(counts)
+}
+
+/// [`feed_counts_at`] of every context in [`CONTEXTS`], by context, each
+/// reached by a port-forward to its web role in [`EXAMPLES_NS`].
+pub async fn context_feed_counts(
+    client: &Client,
+    http: &reqwest::Client,
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    let mut by_context = BTreeMap::new();
+    for app in CONTEXTS {
+        let base =
+            forward_service(client, EXAMPLES_NS, &format!("ecommerce-{app}-web"), 8080).await?;
+        by_context.insert(app.to_owned(), feed_counts_at(http, &base).await?);
+    }
+    Ok(by_context)
+}
+
+/// Events of every context's global feed, counted by routing key.
+pub async fn feed_counts(client: &Client, http: &reqwest::Client) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for (key, n) in context_feed_counts(client, http)
+        .await?
+        .into_values()
+        .flatten()
+    {
+        *counts.entry(key).or_insert(0u64) += n;
+    }
+    Ok(counts)
 }

@@ -2,12 +2,8 @@
 //! what it renders — cluster-wide and single-namespace — is accepted by the
 //! real API server (server-side dry-run).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn run(tool: &str, args: &[&str], stdin: Option<&str>) -> String {
     eventflow_e2e::run_tool(tool, args, stdin).unwrap_or_else(|e| panic!("{e:#}"))
@@ -15,8 +11,8 @@ fn run(tool: &str, args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn the_charts_crds_are_identical_to_the_generated_ones() {
-    let generated = repo().join("crds");
-    let chart = repo().join("charts/eventflow/crds");
+    let generated = eventflow_e2e::repo_root().join("crds");
+    let chart = eventflow_e2e::repo_root().join("charts/eventflow/crds");
     let names = |dir: &Path| {
         let mut v: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -61,7 +57,7 @@ fn the_values_schema_rejects_a_bad_value_naming_it() {
             "--set",
             "replicas=0",
         ])
-        .current_dir(repo())
+        .current_dir(eventflow_e2e::repo_root())
         .output()
         .expect("helm on PATH");
     assert!(!out.status.success());

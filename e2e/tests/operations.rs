@@ -32,10 +32,7 @@ fn brokers(client: &Client) -> Api<DynamicObject> {
 async fn kubectl_apply_of_invalid_streams_fails_naming_the_field() {
     let _client = client().await;
     example_system();
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../operator/tests/fixtures/invalid"
-    );
+    let dir = repo_root().join("operator/tests/fixtures/invalid");
     let mut checked = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -120,12 +120,6 @@ async fn the_examples_namespace_enforces_restricted_and_every_pod_is_admitted() 
     }
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
-    let r = http.get(url).send().await.unwrap();
-    assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    r.json().await.unwrap()
-}
-
 #[tokio::test]
 #[ignore = "needs a cluster"]
 async fn an_account_created_through_the_web_role_becomes_active_through_the_broker() {
@@ -149,11 +143,11 @@ async fn an_account_created_through_the_web_role_becomes_active_through_the_brok
     wait_for(
         Duration::from_secs(90),
         "the account to become ACTIVE",
-        || async { Ok(get_json(&http, &url).await["status"] == "ACTIVE") },
+        || async { Ok(get_json(&http, &url).await.unwrap()["status"] == "ACTIVE") },
     )
     .await
     .unwrap();
-    let events = get_json(&http, &format!("{url}/events")).await;
+    let events = get_json(&http, &format!("{url}/events")).await.unwrap();
     let types: Vec<_> = events["_embedded"]["events"]
         .as_array()
         .unwrap()
@@ -186,17 +180,9 @@ async fn the_load_simulator_drives_every_order_to_a_final_state_and_the_counters
     // A run whose set-up requests fail before any order is posted (Services
     // of a system that just became Ready can take a moment to route) is
     // started again, at most twice; anything else counts.
-    let mut report = Value::Null;
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-        report = run_load(&http, &sim, &plan).await;
-        if !(report["status"] == "FAILED" && report["ordersPosted"] == 0) {
-            break;
-        }
-        eprintln!("load run failed before posting an order, starting again: {report}");
-    }
+    let report = run_load_retrying_setup(&http, &sim, &plan, Duration::from_secs(300))
+        .await
+        .unwrap();
     assert_eq!(report["status"], "COMPLETED", "{report}");
     assert_eq!(report["ordersPosted"], 20, "{report}");
     let outcomes = &report["outcomes"];
@@ -219,8 +205,10 @@ async fn the_load_simulator_drives_every_order_to_a_final_state_and_the_counters
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let feeds = feed_counts(&client, &http).await;
-        let counted = get_json(&http, &format!("{counter}/v1/counts")).await;
+        let feeds = feed_counts(&client, &http).await.unwrap();
+        let counted = get_json(&http, &format!("{counter}/v1/counts"))
+            .await
+            .unwrap();
         let by_type: BTreeMap<String, u64> =
             serde_json::from_value(counted["byType"].clone()).unwrap();
         if !feeds.is_empty() && by_type == feeds {
@@ -232,70 +220,4 @@ async fn the_load_simulator_drives_every_order_to_a_final_state_and_the_counters
         );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-}
-
-/// Starts a load-simulator run and waits until it is no longer RUNNING.
-async fn run_load(http: &reqwest::Client, sim: &str, plan: &Value) -> Value {
-    let started = http
-        .post(format!("{sim}/v1/runs"))
-        .json(plan)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        started.status(),
-        201,
-        "{}",
-        started.text().await.unwrap_or_default()
-    );
-    let run: Value = started.json().await.unwrap();
-    let url = run["_links"]["self"]["href"]
-        .as_str()
-        .unwrap()
-        .replace(run_base(&run).as_str(), sim);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        let report = get_json(http, &url).await;
-        if report["status"] != "RUNNING" {
-            return report;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the run did not complete in 300 s: {report}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-/// Events of every context's global feed, counted by routing key.
-async fn feed_counts(client: &Client, http: &reqwest::Client) -> BTreeMap<String, u64> {
-    let mut counts = BTreeMap::new();
-    for app in ["account", "order", "payment", "warehouse"] {
-        let base = forward_service(client, NS, &format!("ecommerce-{app}-web"), 8080)
-            .await
-            .unwrap();
-        let mut next = Some(format!("{base}/v1/events?after=0&limit=100"));
-        while let Some(page) = next.take() {
-            let doc = get_json(http, &page).await;
-            for e in doc["_embedded"]["events"].as_array().into_iter().flatten() {
-                let key = format!(
-                    "{}.{}",
-                    e["aggregateType"].as_str().unwrap(),
-                    e["eventType"].as_str().unwrap()
-                );
-                *counts.entry(key).or_insert(0u64) += 1;
-            }
-            next = doc["_links"]["next"]["href"]
-                .as_str()
-                .map(|h| h.replace(run_base(&doc).as_str(), &base));
-        }
-    }
-    counts
-}
-
-/// The scheme and authority the app put into its own links (the port-forward
-/// address it saw), so links can be followed through our own forward.
-fn run_base(doc: &Value) -> String {
-    let href = doc["_links"]["self"]["href"].as_str().unwrap_or_default();
-    href.splitn(4, '/').take(3).collect::<Vec<_>>().join("/")
 }

@@ -37,16 +37,27 @@ pub struct Observed {
     pub apply_error: Option<(&'static str, String)>,
 }
 
-/// Replica counts of an applied Deployment.
+/// Replica counts of an applied Deployment. Until the Deployment controller
+/// has observed the applied generation, its counts describe the previous
+/// template: no pod counts as updated then (what `kubectl rollout status`
+/// waits for too).
 pub fn workload_status(workload: &Workload, applied: &Deployment) -> WorkloadStatus {
     let status = applied.status.clone().unwrap_or_default();
+    let current =
+        status.observed_generation.unwrap_or(0) >= applied.metadata.generation.unwrap_or(0);
+    let updated = if current {
+        status.updated_replicas.unwrap_or(0)
+    } else {
+        0
+    };
     WorkloadStatus {
         app: workload.app.clone(),
         role: workload.role.to_owned(),
         deployment: workload.name.clone(),
         replicas: applied.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         ready_replicas: status.ready_replicas.unwrap_or(0),
-        updated_replicas: status.updated_replicas.unwrap_or(0),
+        updated_replicas: updated,
+        old_replicas: (status.replicas.unwrap_or(0) - updated).max(0),
     }
 }
 
@@ -145,7 +156,11 @@ pub fn stream_status(
     let ready = observed
         .workloads
         .iter()
-        .filter(|w| w.ready_replicas >= w.replicas && w.updated_replicas >= w.replicas)
+        .filter(|w| {
+            w.ready_replicas >= w.replicas
+                && w.updated_replicas >= w.replicas
+                && w.old_replicas == 0
+        })
         .count();
     let apps_ok = total > 0 && ready == total;
     let apps_ok = apps_ok && observed.apply_error.is_none();
@@ -227,6 +242,7 @@ mod tests {
             replicas: 1,
             ready_replicas: ready,
             updated_replicas: ready,
+            old_replicas: 0,
         }
     }
 
@@ -280,5 +296,48 @@ mod tests {
         let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(ready.reason, "InvalidSpec");
         assert!(ready.message.contains("spec.apps[0].env[0].name"));
+    }
+
+    fn deployment(generation: i64, observed: i64, pods: i32, updated: i32) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "s-a-worker", "generation": generation},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": pods,
+                       "readyReplicas": pods, "updatedReplicas": updated}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rollout_shows_until_every_pod_runs_the_applied_template() {
+        let w = Workload {
+            app: "a".into(),
+            role: "worker",
+            name: "s-a-worker".into(),
+        };
+        // Just applied: the controller has not seen generation 3 yet, so its
+        // counts are those of the old template.
+        let stale = workload_status(&w, &deployment(3, 2, 2, 2));
+        assert_eq!((stale.updated_replicas, stale.old_replicas), (0, 2));
+        // Half way: one new pod, two old ones (surge).
+        let half = workload_status(&w, &deployment(3, 3, 3, 1));
+        assert_eq!((half.updated_replicas, half.old_replicas), (1, 2));
+        // The last old pod still terminating.
+        let last = workload_status(&w, &deployment(3, 3, 3, 2));
+        assert_eq!(last.old_replicas, 1);
+        for rolling in [stale, half, last] {
+            let mut o = observed(1, Some(Ok(())));
+            o.workloads = vec![rolling];
+            let s = stream_status(None, o, &now());
+            let apps = s.conditions.iter().find(|c| c.type_ == APPS_READY).unwrap();
+            assert_eq!(
+                (apps.status.as_str(), apps.reason.as_str()),
+                ("False", "Progressing")
+            );
+        }
+        let done = workload_status(&w, &deployment(3, 3, 2, 2));
+        let mut o = observed(1, Some(Ok(())));
+        o.workloads = vec![done];
+        assert_eq!(stream_status(None, o, &now()).phase, StreamPhase::Running);
     }
 }

@@ -319,6 +319,16 @@ fn a_three_node_broker_clusters_through_the_headless_service_with_quorum_queues_
         claim.spec.as_ref().unwrap().storage_class_name.as_deref(),
         Some("fast")
     );
+    let retention = sts
+        .persistent_volume_claim_retention_policy
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        retention.when_deleted.as_deref(),
+        Some("Delete"),
+        "volumes go with the EventBroker"
+    );
+    assert_eq!(retention.when_scaled.as_deref(), Some("Retain"));
     assert_eq!(
         pod.security_context.as_ref().unwrap().run_as_user,
         Some(999)

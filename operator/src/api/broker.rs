@@ -55,7 +55,8 @@ pub struct ManagedBroker {
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == 1 || self == 3", "message": "replicas must be 1 or 3"}]))]
     pub replicas: Option<i32>,
 
-    /// Persistent storage of each node; without it, data lives as long as the pod.
+    /// Persistent storage of each node (its claims are deleted with the EventBroker,
+    /// kept on scale-down); without it, data lives as long as the pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
 
@@ -64,7 +65,8 @@ pub struct ManagedBroker {
     pub resources: Option<ResourceRequirements>,
 }
 
-/// A PersistentVolumeClaim per broker node.
+/// A PersistentVolumeClaim per broker node, deleted with the EventBroker
+/// (a scale-down keeps it).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Storage {

@@ -278,8 +278,13 @@ pub struct WorkloadStatus {
     pub replicas: i32,
     /// Ready pods.
     pub ready_replicas: i32,
-    /// Pods running the current pod template.
+    /// Pods running the current pod template (0 until the Deployment
+    /// controller has seen the current template).
     pub updated_replicas: i32,
+    /// Pods still running an earlier pod template: a rollout is under way
+    /// while there are any.
+    #[serde(default)]
+    pub old_replicas: i32,
 }
 
 /// Broker objects of one destination.

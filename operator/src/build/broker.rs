@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use eventflow_contract::QueueType;
 use k8s_openapi::{
     api::{
-        apps::v1::{StatefulSet, StatefulSetSpec},
+        apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
             ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
             EnvVar, EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim,
@@ -441,6 +441,14 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
                     ..Default::default()
                 }),
             },
+            // The volumes go with the EventBroker (its Secret, which their
+            // data needs, goes too); a scale-down keeps them.
+            persistent_volume_claim_retention_policy: claims.as_ref().map(|_| {
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Delete".into()),
+                    when_scaled: Some("Retain".into()),
+                }
+            }),
             volume_claim_templates: claims,
             ..Default::default()
         }),
