@@ -269,6 +269,35 @@ pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(&dir).join("..")
 }
 
+/// The Streams of the examples' namespace, as dynamic objects.
+pub fn example_streams(client: &Client) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "Stream");
+    Api::namespaced_with(
+        client.clone(),
+        EXAMPLES_NS,
+        &kube::api::ApiResource::from_gvk(&gvk),
+    )
+}
+
+/// `kubectl patch stream <name> --type=json` in the examples' namespace, the
+/// way a user changes a Stream.
+pub fn patch_example_stream(name: &str, patch: &Value) -> Result<String> {
+    run_tool(
+        "kubectl",
+        &[
+            "-n",
+            EXAMPLES_NS,
+            "patch",
+            "stream",
+            name,
+            "--type=json",
+            "-p",
+            &patch.to_string(),
+        ],
+        None,
+    )
+}
+
 /// Runs a command-line tool that `make` puts on PATH (kubectl, helm) and
 /// returns its standard output; fails naming the command and its output.
 pub fn run_tool(tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {

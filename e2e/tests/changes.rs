@@ -4,24 +4,19 @@
 //! pod itself) loses no data. The tests here take turns: each disturbs what
 //! the other reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use eventflow_e2e::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
+use kube::api::{DeleteParams, DynamicObject};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 const NS: &str = EXAMPLES_NS;
 static TURN: Mutex<()> = Mutex::const_new(());
-
-fn streams(client: &Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "Stream");
-    Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
-}
 
 fn last_position(events: &[Value]) -> i64 {
     events
@@ -31,10 +26,24 @@ fn last_position(events: &[Value]) -> i64 {
         .unwrap_or(0)
 }
 
-/// Event types per aggregate of `kind`, counted.
-fn by_aggregate(events: &[Value], kind: &str) -> BTreeMap<String, BTreeMap<String, u32>> {
+/// Event types per aggregate of `kind` that belongs to one of `orders` (one
+/// of its events names the order), counted. Other traffic — a demo's load
+/// run, say — may share the feeds.
+fn by_aggregate(
+    events: &[Value],
+    kind: &str,
+    orders: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let of_kind = || events.iter().filter(|e| e["aggregateType"] == kind);
+    let ours: BTreeSet<&str> = of_kind()
+        .filter(|e| {
+            let order = e["payload"]["orderId"].as_str().unwrap_or_default();
+            orders.contains(order)
+        })
+        .filter_map(|e| e["aggregateId"].as_str())
+        .collect();
     let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    for e in events.iter().filter(|e| e["aggregateType"] == kind) {
+    for e in of_kind().filter(|e| ours.contains(e["aggregateId"].as_str().unwrap_or_default())) {
         let types = out
             .entry(e["aggregateId"].as_str().unwrap().to_owned())
             .or_default();
@@ -163,28 +172,14 @@ async fn a_rolling_update_of_every_saga_worker_under_load_loses_and_doubles_no_e
     });
     // A few orders in flight, then the new tag.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let stream = streams(&client).get("ecommerce").await.unwrap();
+    let stream = example_streams(&client).get("ecommerce").await.unwrap();
     let (patch, images) = toggle_worker_images(&stream);
-    run_tool(
-        "kubectl",
-        &[
-            "-n",
-            NS,
-            "patch",
-            "stream",
-            "ecommerce",
-            "--type=json",
-            "-p",
-            &patch.to_string(),
-        ],
-        None,
-    )
-    .unwrap();
+    patch_example_stream("ecommerce", &patch).unwrap();
 
     let mut progress = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     loop {
-        let s = streams(&client).get("ecommerce").await.unwrap();
+        let s = example_streams(&client).get("ecommerce").await.unwrap();
         if rolled_out(&s, &mut progress) {
             break;
         }
@@ -233,18 +228,35 @@ async fn a_rolling_update_of_every_saga_worker_under_load_loses_and_doubles_no_e
         let (http, base, after) = (&http, bases[app].clone(), starts[app]);
         async move { feed_events(http, &base, after).await.unwrap() }
     };
+    // The run's orders are those of its products, `sim-<first 8 of run id>-p<n>`.
+    let product_prefix = format!("sim-{}-", &report["runId"].as_str().unwrap()[..8]);
     let order_events = events("order").await;
-    let orders_seen = by_aggregate(&order_events, "order");
+    let run_orders: BTreeSet<String> = order_events
+        .iter()
+        .filter(|e| e["eventType"] == "ORDER_CREATED")
+        .filter(|e| {
+            e["payload"]["lineItems"][0]["productId"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(&product_prefix))
+        })
+        .filter_map(|e| e["aggregateId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        run_orders.len() as u64,
+        orders,
+        "orders of the run in the feed"
+    );
+    let orders_seen = by_aggregate(&order_events, "order", &run_orders);
     assert_eq!(orders_seen.len() as u64, orders, "orders in the feed");
     assert_each_once(&orders_seen, Some(("RESERVATION_ADDED", units)));
     for (id, types) in &orders_seen {
         let ends = types.get("ORDER_SUCCEEDED").or(types.get("ORDER_FAILED"));
         assert_eq!(ends, Some(&1), "{id}: {types:?}");
     }
-    let payments = by_aggregate(&events("payment").await, "payment");
+    let payments = by_aggregate(&events("payment").await, "payment", &run_orders);
     assert_eq!(payments.len() as u64, orders, "one payment per order");
     assert_each_once(&payments, None);
-    let reservations = by_aggregate(&events("warehouse").await, "reservation");
+    let reservations = by_aggregate(&events("warehouse").await, "reservation", &run_orders);
     assert_eq!(reservations.len() as u64, orders * u64::from(units));
     assert_each_once(&reservations, None);
 

@@ -17,11 +17,6 @@ use serde_json::{Value, json};
 
 const NS: &str = EXAMPLES_NS;
 
-fn streams(client: &Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "Stream");
-    Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
-}
-
 fn brokers(client: &Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "EventBroker");
     Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
@@ -110,30 +105,15 @@ fn workload<'a>(stream: &'a DynamicObject, app: &str, role: &str) -> Option<&'a 
 
 async fn scale_payment_worker(client: &Client, replicas: i64) {
     let patch =
-        json!([{"op": "replace", "path": "/spec/apps/2/worker/replicas", "value": replicas}])
-            .to_string();
-    let stream = streams(client).get("ecommerce").await.unwrap();
+        json!([{"op": "replace", "path": "/spec/apps/2/worker/replicas", "value": replicas}]);
+    let stream = example_streams(client).get("ecommerce").await.unwrap();
     assert_eq!(stream.data["spec"]["apps"][2]["name"], "payment");
-    run_tool(
-        "kubectl",
-        &[
-            "-n",
-            NS,
-            "patch",
-            "stream",
-            "ecommerce",
-            "--type=json",
-            "-p",
-            &patch,
-        ],
-        None,
-    )
-    .unwrap();
+    patch_example_stream("ecommerce", &patch).unwrap();
     wait_for(
         Duration::from_secs(120),
         &format!("status to show {replicas} ready payment workers"),
         || async {
-            let s = streams(client).get("ecommerce").await?;
+            let s = example_streams(client).get("ecommerce").await?;
             let w = workload(&s, "payment", "worker")
                 .cloned()
                 .unwrap_or_default();
@@ -235,7 +215,7 @@ async fn deleting_a_tapping_stream_removes_its_workloads_and_queues_but_not_the_
         }
     }))
     .unwrap();
-    let api = streams(&client);
+    let api = example_streams(&client);
     api.create(&PostParams::default(), &tap).await.unwrap();
     wait_for(
         Duration::from_secs(180),

@@ -9,17 +9,11 @@ use std::time::Duration;
 use eventflow_e2e::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client};
+use kube::Api;
 use serde_json::{Value, json};
 
 const NS: &str = EXAMPLES_NS;
 const SYSTEM_NS: &str = OPERATOR_NS;
-
-fn streams(client: &Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "Stream");
-    Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
-}
 
 #[tokio::test]
 #[ignore = "needs a cluster"]
@@ -54,7 +48,10 @@ async fn the_chart_runs_two_operator_replicas_and_one_holds_the_lease() {
 async fn every_example_stream_is_running_with_every_condition_true_at_its_generation() {
     let client = client().await;
     example_system();
-    let list = streams(&client).list(&Default::default()).await.unwrap();
+    let list = example_streams(&client)
+        .list(&Default::default())
+        .await
+        .unwrap();
     let names: Vec<_> = list
         .items
         .iter()
