@@ -474,29 +474,6 @@ pub async fn run_load(
     }
 }
 
-/// [`run_load`], started again (at most twice, 5 s apart) when the run
-/// failed in set-up before posting any order: Services of a system that just
-/// became Ready can take a moment to route. Any other outcome counts.
-pub async fn run_load_retrying_setup(
-    http: &reqwest::Client,
-    sim: &str,
-    plan: &Value,
-    timeout: Duration,
-) -> Result<Value> {
-    let mut report = Value::Null;
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-        report = run_load(http, sim, plan, timeout).await?;
-        if !(report["status"] == "FAILED" && report["ordersPosted"] == 0) {
-            break;
-        }
-        eprintln!("load run failed before posting an order, starting again: {report}");
-    }
-    Ok(report)
-}
-
 /// Every event of one context's global feed at `base` (a web role) after
 /// position `after`, following `_links.next`.
 pub async fn feed_events(http: &reqwest::Client, base: &str, after: i64) -> Result<Vec<Value>> {

@@ -54,8 +54,42 @@ pub enum SimulationError {
 
 const STOCK_CHUNK: u32 = 1_000;
 
+/// Tries of one POST before it counts as a request error.
+const POST_ATTEMPTS: u32 = 6;
+
+/// Whether a POST outcome is worth another try: no connection (a Service
+/// still being routed, a web pod replaced), a timeout, or a gateway or
+/// overload answer. Anything the app decided (4xx, 500) is final.
+fn transient(outcome: &Result<reqwest::Response, reqwest::Error>) -> bool {
+    match outcome {
+        Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+        Ok(r) => matches!(r.status().as_u16(), 429 | 502 | 503 | 504),
+    }
+}
+
+/// POSTs `body`, retrying transient failures with back-off (0.2 s doubling).
+/// Every try carries the same `Idempotency-Key`, so a try that reached the
+/// app before its answer was lost is applied once: the app answers a repeat
+/// with the first result.
 async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Result<Value, SimulationError> {
-    let r = http.post(url).json(body).send().await?;
+    let key = uuid::Uuid::new_v4().to_string();
+    let mut delay = std::time::Duration::from_millis(200);
+    let mut attempt = 1;
+    let r = loop {
+        let outcome = http
+            .post(url)
+            .header("Idempotency-Key", &key)
+            .json(body)
+            .send()
+            .await;
+        if attempt >= POST_ATTEMPTS || !transient(&outcome) {
+            break outcome?;
+        }
+        tracing::debug!(url, attempt, "POST failed transiently; trying again");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
+    };
     if !r.status().is_success() {
         return Err(SimulationError::Status {
             method: "POST",
@@ -213,4 +247,75 @@ pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: Cancellatio
     } else {
         RunStatus::Completed
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{Router, http::HeaderMap, http::StatusCode, routing::post as route_post};
+
+    use super::*;
+
+    /// A server answering `statuses` in turn (then 201), recording the
+    /// Idempotency-Key of every request.
+    async fn server(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let keys = Arc::new(Mutex::new(Vec::new()));
+        let seen = keys.clone();
+        let app = Router::new().route(
+            "/v1/things",
+            route_post(move |headers: HeaderMap| {
+                let seen = seen.clone();
+                let statuses = statuses.clone();
+                async move {
+                    let mut keys = seen.lock().unwrap();
+                    let key = headers["idempotency-key"].to_str().unwrap().to_owned();
+                    keys.push(key);
+                    let status = statuses.get(keys.len() - 1).copied().unwrap_or(201);
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        axum::Json(json!({"try": keys.len()})),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (format!("http://{addr}/v1/things"), keys)
+    }
+
+    #[tokio::test]
+    async fn a_post_answered_503_is_tried_again_with_the_same_idempotency_key() {
+        let (url, keys) = server(vec![503, 502]).await;
+        let body = post(&reqwest::Client::new(), &url, &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(body["try"], 3);
+        let keys = keys.lock().unwrap();
+        assert_eq!(keys.len(), 3);
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    }
+
+    #[tokio::test]
+    async fn a_post_the_app_refused_is_not_tried_again() {
+        let (url, keys) = server(vec![400]).await;
+        let err = post(&reqwest::Client::new(), &url, &json!({}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("400"), "{err}");
+        assert_eq!(keys.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_post_to_nobody_gives_up_naming_the_failure() {
+        // A port nothing listens on: every try is refused.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/things", listener.local_addr().unwrap());
+        drop(listener);
+        let err = post(&reqwest::Client::new(), &url, &json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SimulationError::Http(_)), "{err}");
+    }
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use eventflow_e2e::{
     CONTEXTS, EXAMPLES_NS, OPERATOR_NS, apply_examples_and_wait, client, context_feed_counts,
-    example_system, forward_service, install_operator, run_load_retrying_setup, run_tool,
+    example_system, forward_service, install_operator, run_load, run_tool,
 };
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client};
@@ -198,7 +198,7 @@ async fn throughput(client: &Client, args: &Args) -> Result<()> {
     // Posting takes orders / rate; each order is then followed for at most
     // followSeconds; a minute more for set-up.
     let timeout = Duration::from_secs_f64(f64::from(args.orders) / args.rate + 300.0 + 60.0);
-    let report = run_load_retrying_setup(&http, &sim, &plan, timeout).await?;
+    let report = run_load(&http, &sim, &plan, timeout).await?;
     let after = context_feed_counts(client, &http)
         .await
         .context("counting the feeds after the run")?;
