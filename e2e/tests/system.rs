@@ -36,11 +36,38 @@ async fn the_chart_runs_two_operator_replicas_and_one_holds_the_lease() {
         .unwrap()
         .holder_identity
         .unwrap();
-    let pods: Api<Pod> = Api::namespaced(client, SYSTEM_NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), SYSTEM_NS);
     assert!(
         pods.get_opt(&holder).await.unwrap().is_some(),
         "the lease holder {holder} is not an operator pod"
     );
+    // A node drain may evict one replica, never both (the disruption
+    // controller computes the budget's status a moment after the pods change).
+    let pdbs: Api<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+        Api::namespaced(client, SYSTEM_NS);
+    wait_for(
+        Duration::from_secs(60),
+        "the PodDisruptionBudget to allow one disruption of two healthy replicas",
+        || async {
+            let status = pdbs
+                .get("eventflow-operator")
+                .await?
+                .status
+                .unwrap_or_default();
+            let seen = (
+                status.desired_healthy,
+                status.current_healthy,
+                status.disruptions_allowed,
+            );
+            anyhow::ensure!(
+                seen == (1, 2, 1),
+                "desired, current healthy, allowed: {seen:?}"
+            );
+            Ok(true)
+        },
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
