@@ -8,6 +8,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+pub use crate::store::Lookup;
 use crate::store::{NewEvent, RecordedEvent};
 
 /// Why a command was refused; each maps to one HTTP status.
@@ -88,6 +89,13 @@ pub trait Aggregate:
     /// `(relation, absolute href)`; `base` is the request's base URL.
     fn relations(&self, _base: &str) -> Vec<(String, String)> {
         Vec::new()
+    }
+    /// The key this state can be found by without reading every snapshot
+    /// of its type (`EventStore::lookup`, `EventStore::lookup_counts`);
+    /// written with every snapshot, so it follows the state. `None`: not
+    /// findable (the default).
+    fn lookup(&self) -> Option<Lookup> {
+        None
     }
     fn schemas() -> AggregateSchemas;
 }

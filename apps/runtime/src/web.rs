@@ -185,6 +185,7 @@ async fn create<A: Aggregate>(
         expected_version: 0,
         events: creation.events,
         snapshot: serde_json::to_value(&state).unwrap_or(Value::Null),
+        lookup: state.lookup(),
     };
     let claims = creation
         .claims
@@ -367,6 +368,7 @@ async fn run_command<A: Aggregate>(
             expected_version: version,
             events: new_events,
             snapshot: serde_json::to_value(&next).unwrap_or(Value::Null),
+            lookup: next.lookup(),
         };
         let idempotency = key.clone().map(|key| IdempotentResult {
             key,

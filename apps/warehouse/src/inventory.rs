@@ -6,7 +6,7 @@
 
 use eventflow_runtime::{
     Aggregate, Creation, DomainError, NewEvent, RecordedEvent,
-    aggregate::{AggregateSchemas, forbidden},
+    aggregate::{AggregateSchemas, Lookup, forbidden},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -53,6 +53,14 @@ impl InventoryItem {
 
     pub fn held(&self) -> bool {
         self.status == RESERVATION_CONNECTED
+    }
+
+    /// The lookup key of the items of a product in a warehouse (the
+    /// lookup group) that are available, or not: a reservation looks up
+    /// only the available items of its product, the search counts them.
+    pub fn stock_key(product_id: &str, available: bool) -> String {
+        let availability = if available { "available" } else { "taken" };
+        format!("{product_id}\u{1f}{availability}")
     }
 
     /// The events that stock a new item (it becomes available at once).
@@ -123,6 +131,13 @@ impl Aggregate for InventoryItem {
 
     fn status(&self) -> String {
         self.status.clone()
+    }
+
+    fn lookup(&self) -> Option<Lookup> {
+        Some(Lookup::new(
+            &self.warehouse_id,
+            Self::stock_key(&self.product_id, self.available()),
+        ))
     }
 
     fn relations(&self, base: &str) -> Vec<(String, String)> {

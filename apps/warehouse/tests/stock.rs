@@ -1,7 +1,9 @@
 //! The warehouse web role in-process (no broker): reservations racing for
 //! the last items on SQLite and on PostgreSQL — through two web "replicas"
 //! with their own connection pools on one store — never take an item twice;
-//! reserveOrder is repeat-safe; releasing gives the item back once.
+//! reserveOrder is repeat-safe; releasing gives the item back once; a
+//! reservation looks up only the available items of its product in its
+//! warehouse.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{collections::HashSet, sync::Arc};
@@ -14,6 +16,7 @@ use eventflow_runtime::{
     testing::{fresh_postgres, fresh_sqlite},
     web::WebContext,
 };
+use eventflow_warehouse::InventoryItem;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -324,5 +327,116 @@ async fn items_are_stocked_through_their_warehouse_only() {
         found["_embedded"]["warehouses"],
         json!([]),
         "pear is held nowhere"
+    );
+}
+
+async fn stock(app: &Router, warehouse: &str, product: &str, quantity: u32) {
+    let (s, body) = call(
+        app,
+        "POST",
+        &format!("/v1/warehouses/{warehouse}/inventory"),
+        json!({ "productId": product, "quantity": quantity }),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+}
+
+async fn found_by_products(app: &Router, products: &str) -> Vec<String> {
+    let (s, found) = call(
+        app,
+        "GET",
+        &format!("/v1/warehouses/search/findByProducts?productIds={products}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{found}");
+    found["_embedded"]["warehouses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["warehouseId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_looks_up_only_the_available_items_of_its_product_in_its_warehouse() {
+    let url = fresh_sqlite();
+    let app = replica(&url).await;
+    let store = EventStore::connect(&url).await.unwrap();
+    // w1: 3 apples (two orders for them) and 2 pears; w2: 2 apples; w3: 1 apple, taken.
+    let (w1, reservations) = racing_reservations(&app, 3, 2).await;
+    stock(&app, &w1, "pear", 2).await;
+    let (w2, _) = racing_reservations(&app, 2, 0).await;
+    let (w3, sold_out) = racing_reservations(&app, 1, 1).await;
+    let connect = |r: &String| format!("{r}/commands/connectInventory");
+    let (_, taken) = call(&app, "POST", &connect(&sold_out[0]), Value::Null).await;
+    assert_eq!(taken["status"], "RESERVATION_SUCCEEDED");
+    let (_, first) = call(&app, "POST", &connect(&reservations[0]), Value::Null).await;
+    assert_eq!(first["status"], "RESERVATION_SUCCEEDED", "{first}");
+    let first_item = first["inventoryId"].as_str().unwrap();
+
+    // What the next reservation of w1 reads: w1's two apples still free,
+    // not the taken one, not its pears, not w2's apples.
+    let apples = InventoryItem::stock_key("apple", true);
+    let free = store
+        .lookup::<InventoryItem>(&w1, Some(&apples), 32)
+        .await
+        .unwrap();
+    assert_eq!(free.len(), 2, "{free:?}");
+    for (id, item) in &free {
+        assert_eq!(
+            (item.warehouse_id.as_str(), item.product_id.as_str()),
+            (w1.as_str(), "apple")
+        );
+        assert!(item.available() && id != first_item, "{item:?}");
+    }
+    let (_, second) = call(&app, "POST", &connect(&reservations[1]), Value::Null).await;
+    assert_eq!(second["status"], "RESERVATION_SUCCEEDED", "{second}");
+    let second_item = second["inventoryId"].as_str().unwrap();
+    assert!(free.iter().any(|(id, _)| id == second_item));
+    let free = store.lookup::<InventoryItem>(&w1, Some(&apples), 32).await;
+    assert_eq!(free.unwrap().len(), 1);
+    assert!(
+        store
+            .lookup::<InventoryItem>(&w3, Some(&apples), 32)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A warehouse's inventory is its own items only.
+    let mine = store.lookup::<InventoryItem>(&w1, None, 100).await.unwrap();
+    assert_eq!(mine.len(), 5);
+    assert!(mine.iter().all(|(_, i)| i.warehouse_id == w1));
+    let (_, inventory) = call(
+        &app,
+        "GET",
+        &format!("/v1/warehouses/{w1}/inventory"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        inventory["products"],
+        json!({ "apple": { "available": 1, "held": 2, "sold": 0, "created": 3 },
+                "pear": { "available": 2, "held": 0, "sold": 0, "created": 2 } })
+    );
+    assert_eq!(
+        inventory["_embedded"]["inventory"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // The search: most available first; a warehouse whose apples are all
+    // taken still holds apples; only w1 holds pears too.
+    assert_eq!(
+        found_by_products(&app, "apple").await,
+        [w2.as_str(), &w1, &w3]
+    );
+    assert_eq!(found_by_products(&app, "apple,pear").await, [w1.as_str()]);
+    assert_eq!(
+        found_by_products(&app, "pear,plum").await,
+        Vec::<String>::new()
     );
 }

@@ -1,10 +1,13 @@
 //! The store's guarantees, checked on SQLite (always) and PostgreSQL (with
 //! the private services): optimistic concurrency, unique claims, idempotency
-//! keys, feed order and the outbox.
+//! keys, feed order, the outbox and lookup keys (also on a database made
+//! before they existed).
 
+use serde::Deserialize;
 use serde_json::json;
 
 use super::*;
+use crate::aggregate::{AggregateSchemas, Creation, DomainError};
 
 fn sqlite_url() -> String {
     let dir =
@@ -40,7 +43,209 @@ fn write(id: &str, expected: i64, types: &[&str]) -> StreamWrite {
             .map(|t| NewEvent::new(*t, json!({ "id": id })))
             .collect(),
         snapshot: json!({ "id": id }),
+        lookup: None,
     }
+}
+
+/// A thing on a shelf, findable by shelf (group) and colour (key).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Shelved {
+    id: String,
+    #[serde(default)]
+    shelf: Option<String>,
+    #[serde(default)]
+    colour: Option<String>,
+}
+
+impl Aggregate for Shelved {
+    const KIND: &'static str = "shelved";
+    const COLLECTION: &'static str = "shelved";
+    const COMMANDS: &'static [&'static str] = &[];
+    type Create = Value;
+    fn create(_: &str, _: Value) -> Result<Creation, DomainError> {
+        Ok(Creation::default())
+    }
+    fn apply(&mut self, _: &RecordedEvent) {}
+    fn commands(&self) -> Vec<&'static str> {
+        vec![]
+    }
+    fn execute(&self, _: &str, _: &Value) -> Result<Vec<NewEvent>, DomainError> {
+        Ok(vec![])
+    }
+    fn status(&self) -> String {
+        String::new()
+    }
+    fn schemas() -> AggregateSchemas {
+        AggregateSchemas {
+            resource: json!({}),
+            create: json!({}),
+            event_payload: json!({}),
+            event_types: &[],
+        }
+    }
+    fn lookup(&self) -> Option<Lookup> {
+        Some(Lookup::new(self.shelf.clone()?, self.colour.clone()?))
+    }
+}
+
+fn shelve(id: &str, expected: i64, shelf: Option<&str>, colour: Option<&str>) -> StreamWrite {
+    let state = Shelved {
+        id: id.into(),
+        shelf: shelf.map(str::to_owned),
+        colour: colour.map(str::to_owned),
+    };
+    StreamWrite {
+        aggregate_type: Shelved::KIND.into(),
+        aggregate_id: id.into(),
+        expected_version: expected,
+        events: vec![NewEvent::new("SHELVED", json!({ "id": id }))],
+        snapshot: serde_json::to_value(&state).unwrap(),
+        lookup: state.lookup(),
+    }
+}
+
+fn ids(found: &[(String, Shelved)]) -> Vec<&str> {
+    found.iter().map(|(id, _)| id.as_str()).collect()
+}
+
+async fn lookups_find_exactly_the_current_keys(store: &EventStore) {
+    for (id, shelf, colour) in [
+        ("s1", "top", "red"),
+        ("s2", "top", "blue"),
+        ("s3", "top", "red"),
+        ("s4", "low", "red"),
+        ("s5", "low", "green"),
+    ] {
+        store
+            .append(&commit(shelve(id, 0, Some(shelf), Some(colour))))
+            .await
+            .unwrap();
+    }
+    // s3 turns blue, s5 leaves every shelf: their old keys find them no more.
+    store
+        .append(&commit(shelve("s3", 1, Some("top"), Some("blue"))))
+        .await
+        .unwrap();
+    store
+        .append(&commit(shelve("s5", 1, None, None)))
+        .await
+        .unwrap();
+    let red_top = store
+        .lookup::<Shelved>("top", Some("red"), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&red_top), ["s1"]);
+    assert_eq!(red_top[0].1.colour.as_deref(), Some("red"));
+    let blue_top = store.lookup::<Shelved>("top", Some("blue"), 10).await;
+    assert_eq!(ids(&blue_top.unwrap()), ["s2", "s3"], "creation order");
+    let top = store.lookup::<Shelved>("top", None, 10).await.unwrap();
+    assert_eq!(ids(&top), ["s1", "s2", "s3"]);
+    let limited = store.lookup::<Shelved>("top", None, 2).await.unwrap();
+    assert_eq!(ids(&limited), ["s1", "s2"]);
+    assert!(
+        store
+            .lookup::<Shelved>("low", Some("green"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let keys = ["red", "blue", "green", "pink"].map(str::to_owned);
+    let counts = store.lookup_counts::<Shelved>(&keys).await.unwrap();
+    let counts: Vec<(&str, &str, i64)> = counts
+        .iter()
+        .map(|c| (c.group.as_str(), c.key.as_str(), c.count))
+        .collect();
+    assert_eq!(
+        counts,
+        [("low", "red", 1), ("top", "blue", 2), ("top", "red", 1)]
+    );
+    assert!(
+        store
+            .lookup_counts::<Shelved>(&[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another type's keys are its own.
+    assert!(
+        store
+            .lookup::<Shelved>("thing", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// A database of schema version 1 (before lookup keys), with snapshots
+/// written the way version-1 binaries wrote them.
+async fn version_1_database(url: &str) {
+    sqlx::any::install_default_drivers();
+    let backend = if url.starts_with("sqlite:") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    };
+    let pool = AnyPool::connect(url).await.unwrap();
+    schema::migrate_to(&pool, backend, 1).await.unwrap();
+    for (position, id, state) in [
+        (
+            1_i64,
+            "old-red",
+            json!({ "id": "old-red", "shelf": "top", "colour": "red" }),
+        ),
+        (2, "old-none", json!({ "id": "old-none" })),
+        (
+            3,
+            "old-blue",
+            json!({ "id": "old-blue", "shelf": "top", "colour": "blue" }),
+        ),
+        (4, "not-json-of-it", json!(["not", "a", "shelved"])),
+    ] {
+        sqlx::query(
+            "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state)
+             VALUES ('shelved', $1, 1, $2, $3)",
+        )
+        .bind(id)
+        .bind(position)
+        .bind(state.to_string())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE store_position SET last = 4 WHERE id = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+async fn an_old_database_migrates_and_finds_its_old_snapshots(url: &str) {
+    version_1_database(url).await;
+    let store = EventStore::connect(url).await.unwrap();
+    // Written after the migration, before the backlog was keyed: keeps its key.
+    store
+        .append(&commit(shelve("old-blue", 1, Some("low"), Some("blue"))))
+        .await
+        .unwrap();
+    let top = store.lookup::<Shelved>("top", None, 10).await.unwrap();
+    assert_eq!(ids(&top), ["old-red"]);
+    let low = store.lookup::<Shelved>("low", Some("blue"), 10).await;
+    assert_eq!(ids(&low.unwrap()), ["old-blue"]);
+    let counts = store
+        .lookup_counts::<Shelved>(&["red".to_owned(), "blue".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    // A second process (or replica) starting later finds the backlog done.
+    let again = EventStore::connect(url).await.unwrap();
+    let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lookup_backlog")
+        .fetch_one(&again.pool)
+        .await
+        .unwrap();
+    assert_eq!(backlog, 0);
+    let top = again.lookup::<Shelved>("top", None, 10).await.unwrap();
+    assert_eq!(ids(&top), ["old-red"]);
+    assert_eq!(again.list("shelved", 0, 10).await.unwrap().len(), 4);
 }
 
 fn commit(w: StreamWrite) -> Commit {
@@ -216,6 +421,7 @@ async fn all_guarantees(url: &str) {
     two_commits_taking_the_same_item_never_both_win(&store).await;
     a_taken_claim_and_a_used_key_refuse_the_whole_commit(&store).await;
     the_feed_and_the_outbox_follow_commit_order(&store).await;
+    lookups_find_exactly_the_current_keys(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,4 +433,15 @@ async fn sqlite_store_keeps_every_guarantee() {
 #[ignore = "needs postgres"]
 async fn postgres_store_keeps_every_guarantee() {
     all_guarantees(&postgres_url().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_sqlite_store_migrates_in_place_and_keys_its_snapshots() {
+    an_old_database_migrates_and_finds_its_old_snapshots(&sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs postgres"]
+async fn an_old_postgres_store_migrates_in_place_and_keys_its_snapshots() {
+    an_old_database_migrates_and_finds_its_old_snapshots(&postgres_url().await).await;
 }

@@ -41,6 +41,8 @@ use crate::{
 const MAX_TAKE_ATTEMPTS: usize = 64;
 const MAX_STOCK_PER_REQUEST: u32 = 1_000;
 const MAX_UNITS_PER_ORDER: u32 = 1_000;
+/// Available items a taker reads (the oldest) and picks one of at random.
+const TAKE_CANDIDATES: i64 = 32;
 
 mod reserve;
 mod stocking;
@@ -100,6 +102,7 @@ fn write<A: Aggregate>(id: &str, state: &A, version: i64, events: Vec<NewEvent>)
         expected_version: version,
         events,
         snapshot: serde_json::to_value(&next).unwrap_or(Value::Null),
+        lookup: next.lookup(),
     }
 }
 
@@ -186,15 +189,6 @@ async fn commit_answer(
         Committed::Repeat(first) => Ok(Some(replayed(first))),
         Committed::Conflict => Ok(None),
     }
-}
-
-/// Every inventory item of the store, as of its last commit.
-async fn all_items(ctx: &WebContext) -> Result<Vec<InventoryItem>, Problem> {
-    let rows = ctx.store.list(InventoryItem::KIND, 0, i64::MAX).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(_, _, state)| serde_json::from_value(state).ok())
-        .collect())
 }
 
 /// A cheap random index (which of several free items to try first), so

@@ -152,15 +152,16 @@ pub(super) async fn connect_inventory(
         if !reservation.commands().contains(&"connectInventory") {
             return Err(forbidden(&reservation, "connectInventory").into());
         }
-        let free: Vec<InventoryItem> = all_items(&ctx)
-            .await?
-            .into_iter()
-            .filter(|i| {
-                i.warehouse_id == reservation.warehouse_id
-                    && i.product_id == reservation.product_id
-                    && i.available()
-            })
-            .collect();
+        // Only the available items of its product in its warehouse, through
+        // the store's lookup index: never the held, sold or other items.
+        let free = ctx
+            .store
+            .lookup::<InventoryItem>(
+                &reservation.warehouse_id,
+                Some(&InventoryItem::stock_key(&reservation.product_id, true)),
+                TAKE_CANDIDATES,
+            )
+            .await?;
         let writes = if free.is_empty() {
             let failed = reservation.event(
                 RESERVATION_FAILED,
@@ -168,10 +169,8 @@ pub(super) async fn connect_inventory(
             );
             vec![write(&id, &reservation, version, vec![failed])]
         } else {
-            let pick = &free[random_index(free.len())];
-            let Some((item, item_version)) =
-                load::<InventoryItem>(&ctx, &pick.inventory_id).await?
-            else {
+            let (pick, _) = &free[random_index(free.len())];
+            let Some((item, item_version)) = load::<InventoryItem>(&ctx, pick).await? else {
                 continue;
             };
             if !item.available() {

@@ -71,10 +71,13 @@ pub(super) async fn warehouse_inventory(
 ) -> Result<Response, Problem> {
     require::<Warehouse>(&ctx, &id).await?;
     let base = hal::base_url(&headers);
-    let items: Vec<InventoryItem> = all_items(&ctx)
+    // This warehouse's items only (its lookup group), in creation order.
+    let items: Vec<InventoryItem> = ctx
+        .store
+        .lookup::<InventoryItem>(&id, None, i64::MAX)
         .await?
         .into_iter()
-        .filter(|i| i.warehouse_id == id)
+        .map(|(_, item)| item)
         .collect();
     let mut products: BTreeMap<&str, [u64; 3]> = BTreeMap::new();
     for i in &items {
@@ -134,15 +137,29 @@ pub(super) async fn find_by_products(
             "name at least one product, comma-separated",
         ));
     }
+    // Per warehouse, how many items of each wanted product are available
+    // and taken (held or sold): counted on the store's lookup index, no
+    // item read. A warehouse holds a product even with none available.
+    let mut keys: HashMap<String, (&str, bool)> = HashMap::new();
+    for p in &wanted {
+        for available in [true, false] {
+            keys.insert(InventoryItem::stock_key(p, available), (*p, available));
+        }
+    }
+    let counts = ctx
+        .store
+        .lookup_counts::<InventoryItem>(&keys.keys().cloned().collect::<Vec<_>>())
+        .await?;
     let mut held: HashMap<&str, (usize, std::collections::HashSet<&str>)> = HashMap::new();
-    let items = all_items(&ctx).await?;
-    for i in items
-        .iter()
-        .filter(|i| wanted.contains(&i.product_id.as_str()))
-    {
-        let entry = held.entry(&i.warehouse_id).or_default();
-        entry.1.insert(&i.product_id);
-        entry.0 += usize::from(i.available());
+    for c in &counts {
+        let Some((product, available)) = keys.get(&c.key) else {
+            continue;
+        };
+        let entry = held.entry(&c.group).or_default();
+        entry.1.insert(product);
+        if *available {
+            entry.0 += usize::try_from(c.count).unwrap_or(0);
+        }
     }
     let mut found: Vec<(&str, usize)> = held
         .iter()
