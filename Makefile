@@ -20,6 +20,7 @@ CLUSTER_SCRIPT := $(CLUSTER_DIR)/$(if $(filter kind,$(CLUSTER)),kind.sh,cluster.
 help:
 	@echo "make demo        bring up a cluster and run the example system"
 	@echo "make test        every test tier (what CI runs)"
+	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups)"
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
 
@@ -63,6 +64,13 @@ images: tools
 demo: cluster-up images ## the example system on a real cluster, with load
 	@e2e/demo.sh
 
+# Benchmarks print figures (a baseline beside each): tests named *_versus_*,
+# left out of `make test`.
+.PHONY: bench
+bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
+	@eval "$$($(CLUSTER_DIR)/services.sh env)"; \
+	  cargo test --release -p eventflow-warehouse --test lookup_bench -- --ignored --nocapture
+
 .PHONY: measure
 measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fresh --orders N --rate R | --memory-only"
 	@eval "$$($(CLUSTER_SCRIPT) env)"; \
@@ -75,7 +83,7 @@ unit:
 # Tier 2: against private RabbitMQ/PostgreSQL and the control-plane-only Kubernetes.
 integration: services-up control-plane-up
 	@eval "$$($(CLUSTER_DIR)/services.sh env)"; eval "$$($(CLUSTER_DIR)/control-plane.sh env)"; \
-	  e2e/run-tier.sh integration cargo test --workspace --exclude eventflow-e2e --all-features -- --include-ignored
+	  e2e/run-tier.sh integration cargo test --workspace --exclude eventflow-e2e --all-features -- --include-ignored --skip _versus_
 
 # Tier 3: the real node.
 e2e: cluster-up images
