@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! eval "$(e2e/cluster/services.sh env)"; eval "$(e2e/cluster/control-plane.sh env)"
-//! cargo run --release -p eventflow-operator --example bench -- 500
+//! cargo run --release -p eventflow-operator --example operator-bench -- 500
 //! ```
 //! The Streams have worker apps only: the control-plane-only API server
 //! allocates ClusterIPs from a /24, so 500 web Services would not fit.

@@ -8,7 +8,7 @@
 //! ```text
 //! eval "$(e2e/cluster/services.sh env)"
 //! cargo build --release -p eventflow-account --bin account
-//! cargo run --release -p eventflow-account --example bench -- [accounts=1000] [clients=32]
+//! cargo run --release -p eventflow-account --example account-bench -- [accounts=1000] [clients=32]
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
