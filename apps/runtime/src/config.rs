@@ -79,6 +79,41 @@ pub struct Standalone {
     pub subscribes: Vec<SubscriptionRequest<'static>>,
 }
 
+/// A context whose worker consumes the destination its web role publishes
+/// to (order, payment, warehouse): its subscription as the operator's Stream
+/// should declare it, and the topology it declares without an operator.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnDestination {
+    pub destination: &'static str,
+    pub group: &'static str,
+    /// Exactly the events that trigger one of the worker's functions.
+    pub routing_keys: &'static [&'static str],
+    pub max_attempts: u32,
+    pub backoff_ms: u32,
+}
+
+impl OwnDestination {
+    /// The worker's subscription.
+    pub fn subscription(&self) -> SubscriptionRequest<'static> {
+        SubscriptionRequest {
+            destination: self.destination,
+            group: self.group,
+            routing_keys: self.routing_keys.iter().map(|k| (*k).to_owned()).collect(),
+            max_attempts: self.max_attempts,
+            backoff_ms: self.backoff_ms,
+        }
+    }
+
+    /// Publishes to the destination, the worker subscribes to it: the
+    /// topology when no operator wrote `EVENTFLOW_BINDINGS`.
+    pub fn standalone(&self) -> Standalone {
+        Standalone {
+            publishes: vec![self.destination],
+            subscribes: vec![self.subscription()],
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub role: Role,

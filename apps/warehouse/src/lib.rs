@@ -14,7 +14,7 @@ use axum::Router;
 use eventflow_contract::bindings::SubscriptionRequest;
 use eventflow_runtime::{
     app::AppSpec,
-    config::Standalone,
+    config::{OwnDestination, Standalone},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes},
 };
@@ -39,27 +39,24 @@ pub const WORKER_ROUTING_KEYS: &[&str] = &[
 pub const MAX_ATTEMPTS: u32 = 30;
 pub const BACKOFF_MS: u32 = 500;
 
+/// The worker's subscription to the context's own destination.
+pub const OWN: OwnDestination = OwnDestination {
+    destination: DESTINATION,
+    group: WORKER_GROUP,
+    routing_keys: WORKER_ROUTING_KEYS,
+    max_attempts: MAX_ATTEMPTS,
+    backoff_ms: BACKOFF_MS,
+};
+
 /// The worker's subscription, as the operator's Stream should declare it.
 pub fn subscription() -> SubscriptionRequest<'static> {
-    SubscriptionRequest {
-        destination: DESTINATION,
-        group: WORKER_GROUP,
-        routing_keys: WORKER_ROUTING_KEYS
-            .iter()
-            .map(|k| (*k).to_owned())
-            .collect(),
-        max_attempts: MAX_ATTEMPTS,
-        backoff_ms: BACKOFF_MS,
-    }
+    OWN.subscription()
 }
 
 /// The topology the app declares for itself when no operator wrote
 /// `EVENTFLOW_BINDINGS`.
 pub fn standalone() -> Standalone {
-    Standalone {
-        publishes: vec![DESTINATION],
-        subscribes: vec![subscription()],
-    }
+    OWN.standalone()
 }
 
 pub fn routes() -> Router<WebContext> {
