@@ -5,7 +5,7 @@
 
 use eventflow_runtime::{
     Aggregate, Creation, DomainError, NewEvent, RecordedEvent,
-    aggregate::{AggregateSchemas, forbidden},
+    aggregate::{AggregateSchemas, Lookup, forbidden},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -440,6 +440,11 @@ impl Aggregate for Order {
 
     fn status(&self) -> String {
         self.status.clone()
+    }
+
+    /// Found by account: `findByAccount` reads only the account's orders.
+    fn lookup(&self) -> Option<Lookup> {
+        Some(Lookup::new(&self.account_id, "order"))
     }
 
     fn relations(&self, _base: &str) -> Vec<(String, String)> {

@@ -1,5 +1,6 @@
 //! `GET /v1/orders/search/findByAccount?accountId=` — the orders of one
-//! account, oldest first: the target of an account's `orders` link.
+//! account, oldest first: the target of an account's `orders` link. It
+//! reads the account's orders only (the store's lookup index by account).
 
 use std::collections::HashMap;
 
@@ -11,7 +12,6 @@ use axum::{
     routing::get,
 };
 use eventflow_runtime::{
-    Aggregate,
     hal::{self, HAL_JSON, link, represent},
     problem::Problem,
     web::WebContext,
@@ -40,16 +40,16 @@ async fn find_by_account(
             Problem::bad_request("accountId", "name the account (1 to 200 characters)")
         })?;
     let base = hal::base_url(&headers);
-    let rows = ctx.store.list(Order::KIND, 0, i64::MAX).await?;
-    let mut orders = Vec::new();
-    for (_, id, snapshot) in rows {
-        let Ok(order) = serde_json::from_value::<Order>(snapshot) else {
-            continue;
-        };
-        if order.account_id == account {
-            orders.push(represent(&order, &id, &base));
-        }
-    }
+    // The account's orders only, through the store's lookup index (one more
+    // than shown tells whether the list was cut).
+    let found = ctx
+        .store
+        .lookup::<Order>(account, None, MAX_ORDERS as i64 + 1)
+        .await?;
+    let mut orders: Vec<_> = found
+        .iter()
+        .map(|(id, order)| represent(order, id, &base))
+        .collect();
     let truncated = orders.len() > MAX_ORDERS;
     orders.truncate(MAX_ORDERS);
     let body = json!({
