@@ -66,16 +66,29 @@ async fn an_order_in_stock_with_a_good_card_succeeds_with_its_items_reserved_and
     );
     assert_eq!(assert_invariants(&saga, &warehouse).await, (1, 0));
 
-    // The account's orders, as an account's `orders` link would find them.
-    let mine = get(&format!(
-        "{}/v1/orders/search/findByAccount?accountId=acc-1",
-        saga.order.web.http
-    ))
-    .await;
+    // The account's orders, as an account's `orders` link would find them:
+    // another account's order is not among them.
+    let theirs = saga.order_for("acc-2", &[("durian", 1)], "CARD").await;
+    let by_account = |account: &str| {
+        let url = format!(
+            "{}/v1/orders/search/findByAccount?accountId={account}",
+            saga.order.web.http
+        );
+        async move { get(&url).await }
+    };
+    let hrefs = |doc: &serde_json::Value| -> Vec<String> {
+        doc["_embedded"]["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["_links"]["self"]["href"].as_str().unwrap().to_owned())
+            .collect()
+    };
     assert_eq!(
-        mine["_embedded"]["orders"][0]["_links"]["self"]["href"],
-        url
+        hrefs(&by_account("acc-1").await),
+        std::slice::from_ref(&url)
     );
+    assert_eq!(hrefs(&by_account("acc-2").await), [theirs]);
     let none = get(&format!(
         "{}/v1/orders/search/findByAccount?accountId=nobody",
         saga.order.web.http

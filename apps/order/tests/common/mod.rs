@@ -239,13 +239,24 @@ impl Saga {
         w
     }
 
-    /// Posts an order of `(productId, quantity)` lines; returns its URL.
+    /// Posts an order of `(productId, quantity)` lines for account `acc-1`;
+    /// returns its URL.
     pub async fn order(&self, lines: &[(&str, u32)], payment_method: &str) -> String {
+        self.order_for("acc-1", lines, payment_method).await
+    }
+
+    /// [`Saga::order`] for another account.
+    pub async fn order_for(
+        &self,
+        account: &str,
+        lines: &[(&str, u32)],
+        payment_method: &str,
+    ) -> String {
         let items: Vec<Value> = lines
             .iter()
             .map(|(p, q)| json!({ "name": format!("{p} widget"), "productId": p, "quantity": q, "price": 10.0, "tax": 1.0 }))
             .collect();
-        let body = json!({ "accountId": "acc-1", "lineItems": items, "shippingAddress": "2 Home Lane", "paymentMethod": payment_method });
+        let body = json!({ "accountId": account, "lineItems": items, "shippingAddress": "2 Home Lane", "paymentMethod": payment_method });
         let o = post(&format!("{}/v1/orders", self.order.web.http), &body).await;
         o["_links"]["self"]["href"].as_str().unwrap().to_owned()
     }
