@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use eventflow_runtime::{
     admin::{self, Readiness},
-    broker,
+    app, broker,
     config::{Config, Role},
     consumer::Consumer,
     metrics::Metrics,
@@ -22,25 +22,6 @@ pub enum CounterError {
     FunctionsRole,
     #[error("lost the broker connection")]
     BrokerLost,
-}
-
-async fn shutdown_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-        () = cancel.cancelled() => return,
-    }
-    tracing::info!("shutting down");
-    cancel.cancel();
 }
 
 async fn serve(
@@ -61,7 +42,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         return Err(CounterError::FunctionsRole.into());
     }
     let cancel = CancellationToken::new();
-    tokio::spawn(shutdown_signal(cancel.clone()));
+    tokio::spawn(app::shutdown_signal(cancel.clone()));
     let metrics = Metrics::default();
     let readiness = Readiness {
         needs_store: false,

@@ -3,6 +3,7 @@
 
 use eventflow_runtime::{
     admin::{self, Readiness},
+    app,
     config::{Config, Role},
     metrics::Metrics,
 };
@@ -15,30 +16,12 @@ use crate::{Simulator, router, simulate::Targets};
 #[error("the load simulator has only a web role (web or all), not {0}")]
 pub struct RoleError(&'static str);
 
-async fn shutdown_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-    tracing::info!("shutting down");
-    cancel.cancel();
-}
-
 pub async fn run(config: Config) -> anyhow::Result<()> {
     if matches!(config.role, Role::Worker | Role::Functions) {
         return Err(RoleError(config.role.as_str()).into());
     }
     let cancel = CancellationToken::new();
-    tokio::spawn(shutdown_signal(cancel.clone()));
+    tokio::spawn(app::shutdown_signal(cancel.clone()));
     let readiness = Readiness::default();
     let admin = TcpListener::bind(config.admin_addr).await?;
     let admin_cancel = cancel.clone();

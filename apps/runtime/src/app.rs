@@ -115,7 +115,9 @@ async fn observe_request(
     response
 }
 
-async fn shutdown_signal(cancel: CancellationToken) {
+/// Cancels `cancel` on SIGTERM or SIGINT (returns without cancelling when
+/// `cancel` is cancelled first): every app's way to begin a graceful stop.
+pub async fn shutdown_signal(cancel: CancellationToken) {
     #[cfg(unix)]
     let term = async {
         if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -429,8 +431,24 @@ pub fn init_logs() {
 /// `EVENTFLOW_ROLE`), then [`run`] until shutdown. Exit code 2 for a bad
 /// configuration, 1 for a failure.
 pub fn main(app: &str, spec: AppSpec, role: Option<&str>) -> std::process::ExitCode {
+    let standalone = spec.standalone.clone();
+    main_with(app, role, &standalone, |config| run(spec, config))
+}
+
+/// [`main`] for an app that runs its own processes instead of [`run`]
+/// (the counter, the load simulator).
+pub fn main_with<F, Fut>(
+    app: &str,
+    role: Option<&str>,
+    standalone: &Standalone,
+    run: F,
+) -> std::process::ExitCode
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     init_logs();
-    let config = match Config::from_env(app, role, &spec.standalone) {
+    let config = match Config::from_env(app, role, standalone) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
@@ -444,7 +462,7 @@ pub fn main(app: &str, spec: AppSpec, role: Option<&str>) -> std::process::ExitC
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(spec, config)) {
+    match runtime.block_on(run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "stopped on error");

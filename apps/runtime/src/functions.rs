@@ -55,6 +55,20 @@ impl Registry {
         self.functions.iter().find(|f| f.name == name)
     }
 
+    /// The routing keys (`<aggregate_type>.<event>`) of every event that
+    /// triggers a function, sorted: what a worker running these functions
+    /// must subscribe to.
+    pub fn trigger_keys(&self, aggregate_type: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .functions
+            .iter()
+            .flat_map(|f| f.triggers.iter().map(|t| format!("{aggregate_type}.{t}")))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// The worker's handler: every function triggered by the event, in order.
     pub fn handler(self, client: HalClient) -> Handler {
         let registry = Arc::new(self);
