@@ -43,12 +43,21 @@ async fn call(app: &Router, method: &str, uri: &str, body: Value) -> (u16, Value
             Body::from(body.to_string())
         })
         .unwrap();
+    let (status, body, _) = send(app, request).await;
+    (status, body)
+}
+
+/// The status, JSON body (Null when none) and whether the answer replays a
+/// first one (`idempotent-replayed`).
+async fn send(app: &Router, request: Request<Body>) -> (u16, Value, bool) {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
+    let replayed = response.headers().contains_key("idempotent-replayed");
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        replayed,
     )
 }
 
@@ -439,4 +448,44 @@ async fn a_reservation_looks_up_only_the_available_items_of_its_product_in_its_w
         found_by_products(&app, "pear,plum").await,
         Vec::<String>::new()
     );
+}
+
+/// POSTs `uri` with no body and `Idempotency-Key: key`; returns the status,
+/// the body and whether the answer says it replays a first one.
+async fn post_with_key(app: &Router, uri: &str, key: &str) -> (u16, Value, bool) {
+    let request = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("host", "warehouse.test")
+        .header("idempotency-key", key)
+        .body(Body::empty())
+        .unwrap();
+    send(app, request).await
+}
+
+#[tokio::test]
+async fn releasing_an_item_again_with_the_same_key_replays_the_first_answer() {
+    let app = replica(&fresh_sqlite()).await;
+    let (_, reservations) = racing_reservations(&app, 1, 1).await;
+    let r = &reservations[0];
+    let (_, taken) = call(
+        &app,
+        "POST",
+        &format!("{r}/commands/connectInventory"),
+        Value::Null,
+    )
+    .await;
+    let item = path(&taken["_links"]["inventory"]["href"]);
+    let release = format!("{item}/commands/release");
+    let (s, first, replayed) = post_with_key(&app, &release, "release-1").await;
+    assert_eq!((s, replayed), (200, false), "{first}");
+    assert_eq!(first["status"], "RESERVATION_RELEASED");
+    // The item is available now, yet the repeat gets the first answer, not
+    // a conflict: a caller whose answer was lost may simply try again.
+    let (s, again, replayed) = post_with_key(&app, &release, "release-1").await;
+    assert_eq!((s, replayed), (200, true), "{again}");
+    assert_eq!(again, first);
+    // A new key is a new request: nothing is held any more.
+    let (s, other, _) = post_with_key(&app, &release, "release-2").await;
+    assert_eq!(s, 409, "{other}");
 }

@@ -123,6 +123,23 @@ fn idempotency_key(headers: &HeaderMap, target: &str) -> Result<Option<String>, 
     }
 }
 
+/// What a request's Idempotency-Key says: its first answer, to replay, or
+/// the scoped key (if any) to record this request's answer under.
+enum Seen {
+    Before(Response),
+    New(Option<String>),
+}
+
+async fn idempotency(ctx: &WebContext, headers: &HeaderMap, target: &str) -> Result<Seen, Problem> {
+    let key = idempotency_key(headers, target)?;
+    if let Some(k) = &key
+        && let Some(first) = ctx.store.idempotent_result(k).await?
+    {
+        return Ok(Seen::Before(replayed(first)));
+    }
+    Ok(Seen::New(key))
+}
+
 fn replayed(first: IdempotentResult) -> Response {
     let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
     let mut response = hal_response(status, first.body);

@@ -68,15 +68,16 @@ pub(super) async fn reserve_order(
     headers: HeaderMap,
     JsonBody(input): JsonBody<ReserveOrder>,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(
+    let key = match idempotency(
+        &ctx,
         &headers,
         &format!("/v1/warehouses/{id}/commands/reserveOrder"),
-    )?;
-    if let Some(k) = &key
-        && let Some(first) = ctx.store.idempotent_result(k).await?
+    )
+    .await?
     {
-        return Ok(replayed(first));
-    }
+        Seen::Before(first) => return Ok(first),
+        Seen::New(key) => key,
+    };
     let (warehouse, _) = require::<Warehouse>(&ctx, &id).await?;
     check_reserve_order(&input)?;
     let base = hal::base_url(&headers);
@@ -137,15 +138,16 @@ pub(super) async fn connect_inventory(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(
+    let key = match idempotency(
+        &ctx,
         &headers,
         &format!("/v1/reservations/{id}/commands/connectInventory"),
-    )?;
-    if let Some(k) = &key
-        && let Some(first) = ctx.store.idempotent_result(k).await?
+    )
+    .await?
     {
-        return Ok(replayed(first));
-    }
+        Seen::Before(first) => return Ok(first),
+        Seen::New(key) => key,
+    };
     let base = hal::base_url(&headers);
     for _ in 0..MAX_TAKE_ATTEMPTS {
         let (reservation, version) = require::<Reservation>(&ctx, &id).await?;
@@ -214,11 +216,6 @@ async fn release(
     headers: &HeaderMap,
     key: Option<String>,
 ) -> Result<Response, Problem> {
-    if let Some(k) = &key
-        && let Some(first) = ctx.store.idempotent_result(k).await?
-    {
-        return Ok(replayed(first));
-    }
     let base = hal::base_url(headers);
     for _ in 0..MAX_TAKE_ATTEMPTS {
         let (reservation, version) = require::<Reservation>(ctx, id).await?;
@@ -265,11 +262,11 @@ pub(super) async fn release_inventory(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(
-        &headers,
-        &format!("/v1/reservations/{id}/commands/releaseInventory"),
-    )?;
-    release(&ctx, &id, &headers, key).await
+    let target = format!("/v1/reservations/{id}/commands/releaseInventory");
+    match idempotency(&ctx, &headers, &target).await? {
+        Seen::Before(first) => Ok(first),
+        Seen::New(key) => release(&ctx, &id, &headers, key).await,
+    }
 }
 
 /// `release` on an item: releases the reservation holding it.
@@ -278,7 +275,18 @@ pub(super) async fn release_item(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers, &format!("/v1/inventory/{id}/commands/release"))?;
+    // A repeat is answered before the item is looked at: the first release
+    // left it available.
+    let key = match idempotency(
+        &ctx,
+        &headers,
+        &format!("/v1/inventory/{id}/commands/release"),
+    )
+    .await?
+    {
+        Seen::Before(first) => return Ok(first),
+        Seen::New(key) => key,
+    };
     let (item, _) = require::<InventoryItem>(&ctx, &id).await?;
     match item.reservation_id.clone().filter(|_| item.held()) {
         Some(holder) => release(&ctx, &holder, &headers, key).await,

@@ -20,12 +20,10 @@ pub(super) async fn stock(
     headers: HeaderMap,
     JsonBody(input): JsonBody<StockRequest>,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers, &format!("/v1/warehouses/{id}/inventory"))?;
-    if let Some(k) = &key
-        && let Some(first) = ctx.store.idempotent_result(k).await?
-    {
-        return Ok(replayed(first));
-    }
+    let key = match idempotency(&ctx, &headers, &format!("/v1/warehouses/{id}/inventory")).await? {
+        Seen::Before(first) => return Ok(first),
+        Seen::New(key) => key,
+    };
     require::<Warehouse>(&ctx, &id).await?;
     let product = input.product_id.trim();
     if product.is_empty() || product.len() > 200 {
