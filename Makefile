@@ -89,7 +89,7 @@ integration: services-up control-plane-up
 e2e: cluster-up images
 	@eval "$$($(CLUSTER_SCRIPT) env)"; \
 	  e2e/run-tier.sh e2e bash -c 'cargo test -p eventflow-e2e -- --include-ignored --test-threads=4 --skip the_uninstall_order && \
-	    cargo test -p eventflow-e2e --test uninstall -- --include-ignored'
+	    cargo test -p eventflow-e2e --test uninstall -- --include-ignored' || { e2e/cluster/diagnose.sh; exit 1; }
 
 test:
 	@rm -f $(EVENTFLOW_TEST_SUMMARY)

@@ -74,24 +74,30 @@ async fn after_the_leader_pod_is_deleted_the_other_replica_takes_over_and_restor
         .delete(&old, &DeleteParams::default())
         .await
         .unwrap();
+    // One Deployment of each example Stream: the new leader reconciles every
+    // Stream at once, and none of them may be left behind.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    deployments
-        .delete("ecommerce-payment-worker", &DeleteParams::default())
+    for name in ["ecommerce-payment-worker", "audit-order-audit"] {
+        deployments
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in ["ecommerce-payment-worker", "audit-order-audit"] {
+        wait_for(
+            Duration::from_secs(120),
+            &format!("the deleted Deployment {name} to come back and be available"),
+            || async {
+                let d = deployments.get_opt(name).await?;
+                Ok(d.and_then(|d| d.status)
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0)
+                    >= 1)
+            },
+        )
         .await
         .unwrap();
-    wait_for(
-        Duration::from_secs(120),
-        "the deleted Deployment to come back and be available",
-        || async {
-            let d = deployments.get_opt("ecommerce-payment-worker").await?;
-            Ok(d.and_then(|d| d.status)
-                .and_then(|s| s.available_replicas)
-                .unwrap_or(0)
-                >= 1)
-        },
-    )
-    .await
-    .unwrap();
+    }
     let new = lease_holder(&client).await;
     assert_ne!(new, old, "the deleted leader still holds the lease");
 }

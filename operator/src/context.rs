@@ -46,6 +46,10 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// Reconciles running at once per kind; the rest wait in the controller's queue.
     pub concurrency: u16,
+    /// A reconcile running longer is abandoned and retried with backoff, so
+    /// no single stuck call (an API request without a read timeout, say)
+    /// stops its object from ever being reconciled again.
+    pub reconcile_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -57,6 +61,7 @@ impl Default for Settings {
             amqp_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(300),
             concurrency: 16,
+            reconcile_timeout: Duration::from_secs(120),
         }
     }
 }

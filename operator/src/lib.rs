@@ -53,6 +53,9 @@ pub enum Error {
 
     #[error("broker topology of this Stream is still on the broker: {0}")]
     CleanupPending(String),
+
+    #[error("the reconcile did not finish within {0:?}; abandoned, to be retried")]
+    ReconcileTimeout(std::time::Duration),
 }
 
 impl Error {
@@ -67,6 +70,7 @@ impl Error {
             Error::Malformed(_) => "MalformedObject",
             Error::Random(_) => "RandomFailed",
             Error::CleanupPending(_) => "CleanupPending",
+            Error::ReconcileTimeout(_) => "ReconcileTimeout",
         }
     }
 }

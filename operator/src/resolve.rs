@@ -1,25 +1,45 @@
 //! The first pipeline step: read what a reconcile depends on but does not
 //! own — a Stream's EventBroker and the Secret holding the broker's URI.
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, runtime::reflector::ObjectRef};
+use kube::{
+    Api, Client,
+    runtime::reflector::{ObjectRef, Store},
+};
 
 use crate::{Error, Result, api::EventBroker, build::BrokerWiring, context::Context};
 
-/// The EventBroker from the watch cache when the controllers run, else from the API.
+/// The EventBroker from the watch cache once the cache has listed, else
+/// (no controllers running, or a new leader whose EventBroker watch has not
+/// listed yet) from the API.
 pub async fn cached_broker(
     ctx: &Context,
     namespace: &str,
     name: &str,
 ) -> Result<Option<EventBroker>> {
-    let Some(store) = ctx.brokers.get() else {
-        return broker(&ctx.client, namespace, name).await;
-    };
-    // Only waits before the first list of EventBrokers completed.
-    let _ = store.wait_until_ready().await;
-    Ok(store
-        .get(&ObjectRef::new(name).within(namespace))
-        .and_then(|guard| guard.0.clone().ok()))
+    match ctx.brokers.get() {
+        Some(store) if has_listed(store) => Ok(store
+            .get(&ObjectRef::new(name).within(namespace))
+            .and_then(|guard| guard.0.clone().ok())),
+        _ => broker(&ctx.client, namespace, name).await,
+    }
+}
+
+/// Whether the store's first list is complete, without waiting for it.
+/// Never `.await` `wait_until_ready` from concurrent reconciles: the store
+/// remembers only the last waiter's waker, so every earlier waiter sleeps
+/// forever and its object is never reconciled again (seen after a leader
+/// change, with every Stream reconciled at once).
+pub fn has_listed<K>(store: &Store<K>) -> bool
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
 }
 
 /// The broker URI for Streams, reused for a few seconds.
@@ -74,4 +94,115 @@ pub async fn secret_value(
 /// The AMQP URI Streams of this broker use.
 pub async fn broker_uri(client: &Client, namespace: &str, wiring: &BrokerWiring) -> Result<String> {
     secret_value(client, namespace, &wiring.secret.name, &wiring.secret.key).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use http::{Request, Response};
+    use kube::{
+        client::Body,
+        core::DeserializeGuard,
+        runtime::{reflector, watcher},
+    };
+    use serde_json::json;
+
+    use super::*;
+    use crate::{context::Settings, metrics::Metrics};
+
+    fn broker_json(name: &str) -> serde_json::Value {
+        json!({
+            "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
+            "metadata": {"name": name, "namespace": "demo", "uid": "u-1"},
+            "spec": {"mode": "managed"}
+        })
+    }
+
+    /// A context on a fake API server, with an EventBroker cache that has
+    /// not listed yet; returns the cache's writer too.
+    type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+    type BrokerWriter = reflector::store::Writer<DeserializeGuard<EventBroker>>;
+
+    fn context() -> (Arc<Context>, BrokerWriter, ApiHandle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = Context::new(
+            kube::Client::new(service, "default"),
+            "test",
+            Metrics::new(),
+            Settings::default(),
+        );
+        let (reader, writer) = reflector::store();
+        let _ = ctx.brokers.set(reader);
+        (Arc::new(ctx), writer, handle)
+    }
+
+    #[tokio::test]
+    async fn before_the_cache_has_listed_every_caller_reads_the_broker_from_the_api_at_once() {
+        let (ctx, _writer, mut handle) = context();
+        assert!(!has_listed(ctx.brokers.get().unwrap()));
+        // Reconciles of several Streams at once, as when a new leader starts.
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                let ctx = ctx.clone();
+                tokio::spawn(async move { cached_broker(&ctx, "demo", "rabbit").await })
+            })
+            .collect();
+        for _ in 0..3 {
+            let (request, send) =
+                tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+                    .await
+                    .expect("a caller waited for the cache instead of asking the API")
+                    .unwrap();
+            assert_eq!(
+                request.uri().path(),
+                "/apis/eventflow.dev/v1alpha1/namespaces/demo/eventbrokers/rabbit"
+            );
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(broker_json("rabbit").to_string().into_bytes()))
+                    .unwrap(),
+            );
+        }
+        for caller in callers {
+            let broker = tokio::time::timeout(Duration::from_secs(5), caller)
+                .await
+                .expect("a caller never finished")
+                .unwrap()
+                .unwrap();
+            assert_eq!(broker.unwrap().metadata.name.as_deref(), Some("rabbit"));
+        }
+    }
+
+    #[tokio::test]
+    async fn once_the_cache_has_listed_the_broker_comes_from_it_without_a_request() {
+        let (ctx, mut writer, mut handle) = context();
+        let cached: DeserializeGuard<EventBroker> =
+            serde_json::from_value(broker_json("rabbit")).unwrap();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(cached));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(has_listed(ctx.brokers.get().unwrap()));
+        let lookup = |name: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(5), cached_broker(&ctx, "demo", name))
+                    .await
+                    .expect("the lookup asked the API (nobody answers here)")
+                    .unwrap()
+            }
+        };
+        let found = lookup("rabbit").await;
+        assert_eq!(found.unwrap().metadata.name.as_deref(), Some("rabbit"));
+        assert!(
+            lookup("other").await.is_none(),
+            "a broker the cache does not hold does not exist"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), handle.next_request())
+                .await
+                .is_err(),
+            "no API request"
+        );
+    }
 }

@@ -76,6 +76,10 @@ impl Config {
                 "EVENTFLOW_OPERATOR_CLEANUP_GIVE_UP_SECS",
                 defaults.cleanup_give_up,
             )?,
+            reconcile_timeout: secs(
+                "EVENTFLOW_OPERATOR_RECONCILE_TIMEOUT_SECS",
+                defaults.reconcile_timeout,
+            )?,
             concurrency: match var("EVENTFLOW_OPERATOR_CONCURRENCY") {
                 None => defaults.concurrency,
                 Some(v) => v.parse().with_context(|| {

@@ -101,7 +101,7 @@ impl Amqp {
         let channel = self.channel(uri).await?;
         let result =
             tokio::time::timeout(self.timeout * 4, declare(&channel, topology, false)).await;
-        let _ = channel.close(200, "done".into()).await;
+        self.close(&channel).await;
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(Error::Amqp {

@@ -304,6 +304,44 @@ async fn a_message_reaches_the_group_queue_only_when_its_routing_key_matches() {
     common::teardown(&client, &ns).await;
 }
 
+/// A new leader finds every Stream at once and reconciles them together:
+/// each converges, and each keeps being corrected afterwards. (On the real
+/// node a reconcile once waited forever there for the EventBroker cache;
+/// the unit tests of `resolve` pin that case down, this is the whole path.)
+#[tokio::test]
+#[ignore = "needs kube-apiserver and rabbitmq"]
+async fn an_operator_starting_beside_many_streams_reconciles_and_keeps_correcting_each() {
+    let client = common::client().await;
+    common::install_crds(&client).await;
+    let ns = common::namespace(&client, "stream-start").await;
+    common::external_broker(&client, &ns, &common::amqp_uri()).await;
+    let names: Vec<String> = (0..6).map(|i| format!("shop{i}")).collect();
+    for name in &names {
+        create_stream(&client, &ns, &common::shop_stream(name)).await;
+    }
+    let _operator = Operator::start(&client, &ns, common::test_settings()).await;
+    for name in &names {
+        converged(&client, &ns, name).await;
+    }
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+    for name in &names {
+        deployments
+            .delete(&format!("{name}-account-worker"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    for name in &names {
+        let deployment = format!("{name}-account-worker");
+        eventually(
+            Duration::from_secs(30),
+            &format!("the deleted Deployment {deployment} recreated"),
+            || async { deployments.get_opt(&deployment).await.ok()?.map(|_| ()) },
+        )
+        .await;
+    }
+    common::teardown(&client, &ns).await;
+}
+
 #[tokio::test]
 #[ignore = "needs kube-apiserver and rabbitmq"]
 async fn an_owned_deployment_that_is_deleted_or_edited_comes_back() {

@@ -64,7 +64,12 @@ where
     let started = Instant::now();
     ctx.metrics.reconciled(kind);
     let result = match &obj.0 {
-        Ok(inner) => f(Arc::new(inner.clone()), ctx.clone()).await,
+        Ok(inner) => {
+            let limit = ctx.settings.reconcile_timeout;
+            tokio::time::timeout(limit, f(Arc::new(inner.clone()), ctx.clone()))
+                .await
+                .unwrap_or(Err(Error::ReconcileTimeout(limit)))
+        }
         Err(invalid) => {
             ctx.event(
                 obj.as_ref(),
@@ -250,5 +255,59 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(ctx.metrics.render().contains(r#"reason="MalformedObject""#));
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_that_never_finishes_is_abandoned_with_a_warning_event() {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let settings = Settings {
+            reconcile_timeout: Duration::from_millis(200),
+            ..Settings::default()
+        };
+        let ctx = Arc::new(Context::new(
+            kube::Client::new(service, "default"),
+            "test",
+            Metrics::new(),
+            settings,
+        ));
+        let guard: Arc<DeserializeGuard<Stream>> = Arc::new(
+            serde_json::from_value(json!({
+                "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
+                "metadata": {"name": "stuck", "namespace": "demo", "uid": "u-3"},
+                "spec": {"broker": "rabbit", "apps": []}
+            }))
+            .unwrap(),
+        );
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.unwrap();
+            let body: serde_json::Value =
+                serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            assert_eq!(body["reason"], "ReconcileTimeout");
+            assert_eq!(body["type"], "Warning");
+            assert_eq!(body["regarding"]["name"], "stuck");
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(b"{}".to_vec()))
+                    .unwrap(),
+            );
+        });
+        let never = |_: Arc<Stream>, _: Arc<Context>| std::future::pending::<Result<Action>>();
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            guarded(guard, ctx.clone(), "Stream", never),
+        )
+        .await
+        .expect("the reconcile was not abandoned");
+        assert_eq!(result.unwrap_err().reason(), "ReconcileTimeout");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            ctx.metrics
+                .render()
+                .contains(r#"reason="ReconcileTimeout""#)
+        );
     }
 }

@@ -40,6 +40,7 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action>
         return cleanup(&stream, &namespace, &ctx).await;
     }
     if !stream.finalizers().iter().any(|f| f == STREAM_FINALIZER) {
+        tracing::debug!(object = key, "step: add finalizer");
         // Before anything is declared on the broker, so nothing can leak.
         set_finalizers(&ctx, &stream, true).await?;
     }
@@ -134,6 +135,7 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
         return Ok(Action::await_change());
     }
 
+    tracing::debug!(object = key, "step: resolve broker");
     let Some(broker) = resolve::cached_broker(ctx, namespace, &stream.spec.broker).await? else {
         observed.broker = BrokerState::NotReady(
             "BrokerNotFound",
@@ -158,6 +160,7 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
 
     let objects = build::build_stream(stream, &wiring.secret, wiring.queue_type)
         .ok_or_else(|| Error::Malformed("a stored Stream has a uid and a namespace".into()))?;
+    tracing::debug!(object = key, "step: apply objects");
     if let Err(e) = apply_objects(stream, namespace, ctx, &objects, &mut observed).await {
         // The status still tells what went wrong; the error drives the backoff.
         observed.apply_error = Some((e.reason(), e.to_string()));
@@ -173,6 +176,7 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
     let spec_changed = deployed.is_some() && deployed != stream.metadata.generation;
     let topology = match resolve::cached_broker_uri(ctx, namespace, &wiring).await {
         Ok(uri) => {
+            tracing::debug!(object = key, "step: declare topology");
             let declared = ctx.amqp.declare(&uri, &objects.topology).await;
             if declared.is_ok()
                 && spec_changed
@@ -199,6 +203,7 @@ async fn deploy(stream: &Stream, namespace: &str, ctx: &Context, key: &str) -> R
     };
     observed.topology = Some(topology.map_err(|e| (e.reason(), e.to_string())));
     let new = status::stream_status(old, observed, &now());
+    tracing::debug!(object = key, "step: status");
     if old != Some(&new) {
         patch_status(ctx, stream, &new).await?;
         announce(ctx, stream, old, &new).await;

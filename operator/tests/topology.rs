@@ -1,0 +1,118 @@
+//! The operator's AMQP side against the real RabbitMQ: many reconciles
+//! declaring and deleting at once, as after a leader change, when every
+//! Stream is reconciled together on an empty connection cache.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use eventflow_contract::Topology;
+use eventflow_operator::{build::stream::stream_topology, topology::Amqp};
+use futures::future::join_all;
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
+
+/// Topologies of `count` Streams in a namespace of their own (one exchange
+/// shared by all, as Streams tapping the same destination have).
+fn topologies(count: usize) -> Vec<Topology> {
+    let ns = format!("topology-{}", std::process::id());
+    (0..count)
+        .map(|i| {
+            let stream = common::shop_stream(&format!("s{i}"));
+            stream_topology(&stream, &ns, eventflow_contract::QueueType::Classic)
+        })
+        .collect()
+}
+
+async fn queue_exists(uri: &str, name: &str) -> bool {
+    let conn = Connection::connect(uri, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let exists = ch
+        .queue_declare(name.into(), passive, FieldTable::default())
+        .await
+        .is_ok();
+    let _ = conn.close(200, "done".into()).await;
+    exists
+}
+
+/// Runs `op` for every topology at once; fails the test if one of them has
+/// not finished within `limit` (a hung reconcile blocks its Stream forever).
+async fn all_at_once<F, Fut>(topologies: &[Topology], limit: Duration, what: &str, op: F)
+where
+    F: Fn(Topology) -> Fut,
+    Fut: std::future::Future<Output = eventflow_operator::Result<()>> + Send + 'static,
+{
+    let tasks = topologies.iter().cloned().map(|t| tokio::spawn(op(t)));
+    let results = tokio::time::timeout(limit, join_all(tasks))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: an operation did not finish within {limit:?}"));
+    for r in results {
+        r.unwrap().unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs rabbitmq"]
+async fn declares_and_deletes_started_together_on_an_empty_connection_cache_all_finish() {
+    let uri = common::amqp_uri();
+    let amqp = Arc::new(Amqp::new(Duration::from_secs(2)));
+    let topologies = topologies(8);
+    let limit = Duration::from_secs(30);
+
+    let op = |amqp: Arc<Amqp>, uri: String, delete: bool| {
+        move |t: Topology| {
+            let (amqp, uri) = (amqp.clone(), uri.clone());
+            async move {
+                if delete {
+                    amqp.delete(&uri, &t).await
+                } else {
+                    amqp.declare(&uri, &t).await
+                }
+            }
+        }
+    };
+    all_at_once(
+        &topologies,
+        limit,
+        "declare",
+        op(amqp.clone(), uri.clone(), false),
+    )
+    .await;
+    for t in &topologies {
+        for q in &t.queues {
+            assert!(
+                queue_exists(&uri, &q.name).await,
+                "{} was not declared",
+                q.name
+            );
+        }
+    }
+    // The cache now holds a working connection: a second round reuses it.
+    all_at_once(
+        &topologies,
+        limit,
+        "declare again",
+        op(amqp.clone(), uri.clone(), false),
+    )
+    .await;
+
+    // A fresh cache again, for deleting (a new leader cleaning up).
+    let amqp = Arc::new(Amqp::new(Duration::from_secs(2)));
+    all_at_once(&topologies, limit, "delete", op(amqp, uri.clone(), true)).await;
+    for t in &topologies {
+        for q in &t.queues {
+            assert!(
+                !queue_exists(&uri, &q.name).await,
+                "{} is still there",
+                q.name
+            );
+        }
+    }
+}
