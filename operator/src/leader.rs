@@ -4,7 +4,7 @@
 //! is older than its duration, or at once when the holder released it on
 //! graceful shutdown. Every write is a compare-and-swap on resourceVersion.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -12,7 +12,7 @@ use k8s_openapi::{
 };
 use kube::{Api, Client, api::PostParams};
 
-use crate::Result;
+use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct LeaseConfig {
@@ -79,8 +79,22 @@ impl LeaseLock {
         i32::try_from(self.config.duration.as_secs()).unwrap_or(i32::MAX)
     }
 
+    /// Bounds one Lease operation by the renew period: the API client has
+    /// no read timeout, and a leader stuck in a request would go on writing
+    /// after its Lease expired and another instance took over.
+    async fn bounded<T>(&self, op: impl Future<Output = Result<T>>) -> Result<T> {
+        let limit = self.config.renew;
+        tokio::time::timeout(limit, op)
+            .await
+            .unwrap_or(Err(Error::LeaseTimeout(limit)))
+    }
+
     /// Acquires, renews or fails to get the Lease; `true` when we hold it now.
     pub async fn try_acquire_or_renew(&self) -> Result<bool> {
+        self.bounded(self.acquire_or_renew()).await
+    }
+
+    async fn acquire_or_renew(&self) -> Result<bool> {
         let me = self.config.identity.clone();
         let Some(mut lease) = self.api.get_opt(&self.config.name).await? else {
             let lease = Lease {
@@ -129,6 +143,10 @@ impl LeaseLock {
 
     /// Gives the Lease up (if we hold it) so a standby takes over at once.
     pub async fn release(&self) -> Result<()> {
+        self.bounded(self.give_up()).await
+    }
+
+    async fn give_up(&self) -> Result<()> {
         let Some(mut lease) = self.api.get_opt(&self.config.name).await? else {
             return Ok(());
         };
@@ -159,5 +177,46 @@ impl LeaseLock {
             .await?
             .and_then(|l| l.spec)
             .and_then(|s| s.holder_identity))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lease_request_that_never_answers_fails_within_the_renew_period() {
+        // An API server that accepts the requests and never answers them.
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Some(pending) = handle.next_request().await {
+                held.push(pending);
+            }
+        });
+        let mut config = LeaseConfig::new("demo", "eventflow-operator", "me");
+        config.renew = Duration::from_millis(300);
+        let lock = LeaseLock::new(Client::new(service, "default"), config);
+        for (what, started, result) in [
+            (
+                "acquire",
+                Instant::now(),
+                lock.try_acquire_or_renew().await.map(|_| ()),
+            ),
+            ("release", Instant::now(), lock.release().await),
+        ] {
+            let error = result.expect_err(what);
+            assert_eq!(error.reason(), "LeaseTimeout", "{what}");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{what} waited too long"
+            );
+        }
+        silent.abort();
     }
 }

@@ -56,6 +56,9 @@ pub enum Error {
 
     #[error("the reconcile did not finish within {0:?}; abandoned, to be retried")]
     ReconcileTimeout(std::time::Duration),
+
+    #[error("the leader Lease request did not finish within {0:?}")]
+    LeaseTimeout(std::time::Duration),
 }
 
 impl Error {
@@ -71,6 +74,7 @@ impl Error {
             Error::Random(_) => "RandomFailed",
             Error::CleanupPending(_) => "CleanupPending",
             Error::ReconcileTimeout(_) => "ReconcileTimeout",
+            Error::LeaseTimeout(_) => "LeaseTimeout",
         }
     }
 }
