@@ -76,14 +76,15 @@ async fn after_the_leader_pod_is_deleted_the_other_replica_takes_over_and_restor
         .unwrap();
     // One Deployment of each example Stream: the new leader reconciles every
     // Stream at once, and none of them may be left behind.
+    const DELETED: [&str; 2] = ["ecommerce-payment-worker", "audit-order-audit"];
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    for name in ["ecommerce-payment-worker", "audit-order-audit"] {
+    for name in DELETED {
         deployments
             .delete(name, &DeleteParams::default())
             .await
             .unwrap();
     }
-    for name in ["ecommerce-payment-worker", "audit-order-audit"] {
+    for name in DELETED {
         wait_for(
             Duration::from_secs(120),
             &format!("the deleted Deployment {name} to come back and be available"),

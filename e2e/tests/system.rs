@@ -3,7 +3,7 @@
 //! broker, PostgreSQL and the Streams, and traffic goes through the web
 //! roles by port-forward. The same binary runs on the local node and on kind.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use eventflow_e2e::*;
@@ -278,9 +278,7 @@ async fn feeds_and_counter(
 
 /// Per routing key, the feeds' count minus the counter's (keys at 0 left out).
 fn gap(feeds: &BTreeMap<String, u64>, counted: &BTreeMap<String, u64>) -> BTreeMap<String, i64> {
-    let mut keys: Vec<&String> = feeds.keys().chain(counted.keys()).collect();
-    keys.sort();
-    keys.dedup();
+    let keys: BTreeSet<&String> = feeds.keys().chain(counted.keys()).collect();
     keys.into_iter()
         .map(|k| {
             let n = |m: &BTreeMap<String, u64>| i64::try_from(*m.get(k).unwrap_or(&0)).unwrap();

@@ -165,3 +165,21 @@ impl Context {
         uris.insert(key, (Instant::now(), uri.to_owned()));
     }
 }
+
+/// The test side of a fake API server: every request the client sends.
+#[cfg(test)]
+pub(crate) type FakeApi =
+    tower_test::mock::Handle<http::Request<kube::client::Body>, http::Response<kube::client::Body>>;
+
+#[cfg(test)]
+impl Context {
+    /// A context whose client talks to a fake API server, for unit tests.
+    pub(crate) fn fake(settings: Settings) -> (std::sync::Arc<Self>, FakeApi) {
+        let (service, handle) = tower_test::mock::pair();
+        let client = Client::new(service, "default");
+        (
+            std::sync::Arc::new(Self::new(client, "test", Metrics::new(), settings)),
+            handle,
+        )
+    }
+}

@@ -100,7 +100,7 @@ pub async fn broker_uri(client: &Client, namespace: &str, wiring: &BrokerWiring)
 mod tests {
     use std::{sync::Arc, time::Duration};
 
-    use http::{Request, Response};
+    use http::Response;
     use kube::{
         client::Body,
         core::DeserializeGuard,
@@ -109,7 +109,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::{context::Settings, metrics::Metrics};
+    use crate::context::{FakeApi, Settings};
 
     fn broker_json(name: &str) -> serde_json::Value {
         json!({
@@ -119,22 +119,15 @@ mod tests {
         })
     }
 
-    /// A context on a fake API server, with an EventBroker cache that has
-    /// not listed yet; returns the cache's writer too.
-    type ApiHandle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
     type BrokerWriter = reflector::store::Writer<DeserializeGuard<EventBroker>>;
 
-    fn context() -> (Arc<Context>, BrokerWriter, ApiHandle) {
-        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let ctx = Context::new(
-            kube::Client::new(service, "default"),
-            "test",
-            Metrics::new(),
-            Settings::default(),
-        );
+    /// A context on a fake API server, with an EventBroker cache that has
+    /// not listed yet; returns the cache's writer too.
+    fn context() -> (Arc<Context>, BrokerWriter, FakeApi) {
+        let (ctx, api) = Context::fake(Settings::default());
         let (reader, writer) = reflector::store();
         let _ = ctx.brokers.set(reader);
-        (Arc::new(ctx), writer, handle)
+        (ctx, writer, api)
     }
 
     #[tokio::test]

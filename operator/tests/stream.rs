@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Operator, eventually};
+use common::{Operator, eventually, queue_exists};
 use eventflow_operator::api::{Stream, StreamPhase};
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service, events::v1::Event};
 use kube::{
@@ -17,8 +17,7 @@ use kube::{
 };
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
-    options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions},
-    types::FieldTable,
+    options::{BasicGetOptions, BasicPublishOptions, QueueDeleteOptions},
 };
 use serde_json::json;
 
@@ -69,24 +68,6 @@ async fn amqp() -> lapin::Channel {
         .await
         .unwrap();
     conn.create_channel().await.unwrap()
-}
-
-async fn queue_exists(channel_uri: &str, queue: &str) -> bool {
-    let conn = Connection::connect(channel_uri, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let passive = QueueDeclareOptions {
-        passive: true,
-        durable: true,
-        ..Default::default()
-    };
-    let exists = ch
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-        .is_ok();
-    let _ = conn.close(200, "bye".into()).await;
-    exists
 }
 
 async fn events(client: &Client, ns: &str) -> Vec<Event> {

@@ -11,7 +11,6 @@ use std::{sync::Arc, time::Duration};
 use eventflow_contract::Topology;
 use eventflow_operator::{build::stream::stream_topology, topology::Amqp};
 use futures::future::join_all;
-use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
 
 /// Topologies of `count` Streams in a namespace of their own (one exchange
 /// shared by all, as Streams tapping the same destination have).
@@ -23,23 +22,6 @@ fn topologies(count: usize) -> Vec<Topology> {
             stream_topology(&stream, &ns, eventflow_contract::QueueType::Classic)
         })
         .collect()
-}
-
-async fn queue_exists(uri: &str, name: &str) -> bool {
-    let conn = Connection::connect(uri, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let exists = ch
-        .queue_declare(name.into(), passive, FieldTable::default())
-        .await
-        .is_ok();
-    let _ = conn.close(200, "done".into()).await;
-    exists
 }
 
 /// Runs `op` for every topology at once; fails the test if one of them has
@@ -88,7 +70,7 @@ async fn declares_and_deletes_started_together_on_an_empty_connection_cache_all_
     for t in &topologies {
         for q in &t.queues {
             assert!(
-                queue_exists(&uri, &q.name).await,
+                common::queue_exists(&uri, &q.name).await,
                 "{} was not declared",
                 q.name
             );
@@ -109,7 +91,7 @@ async fn declares_and_deletes_started_together_on_an_empty_connection_cache_all_
     for t in &topologies {
         for q in &t.queues {
             assert!(
-                !queue_exists(&uri, &q.name).await,
+                !common::queue_exists(&uri, &q.name).await,
                 "{} is still there",
                 q.name
             );

@@ -199,23 +199,43 @@ pub async fn run(
 mod tests {
     use std::time::Duration;
 
-    use http::{Request, Response};
+    use http::Response;
     use http_body_util::BodyExt;
     use kube::client::Body;
     use serde_json::json;
 
     use super::*;
-    use crate::{context::Settings, metrics::Metrics};
+    use crate::context::{FakeApi, Settings};
+
+    /// Answers the one request expected: a Warning Event `reason` about Stream `name` in `demo`.
+    fn expect_warning_event(
+        mut api: FakeApi,
+        reason: &'static str,
+        name: &'static str,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let (request, send) = api.next_request().await.unwrap();
+            assert_eq!(
+                request.uri().path(),
+                "/apis/events.k8s.io/v1/namespaces/demo/events"
+            );
+            let body: serde_json::Value =
+                serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
+                    .unwrap();
+            assert_eq!(body["reason"], reason);
+            assert_eq!(body["type"], "Warning");
+            assert_eq!(body["regarding"]["name"], name);
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(b"{}".to_vec()))
+                    .unwrap(),
+            );
+        })
+    }
 
     #[tokio::test]
     async fn a_stream_that_does_not_parse_gets_a_warning_event_and_waits_for_a_fix() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let ctx = Arc::new(Context::new(
-            kube::Client::new(service, "default"),
-            "test",
-            Metrics::new(),
-            Settings::default(),
-        ));
+        let (ctx, api) = Context::fake(Settings::default());
         // Admission would reject it; an older CRD version, or a bug, may not.
         let guard: DeserializeGuard<Stream> = serde_json::from_value(json!({
             "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
@@ -225,24 +245,7 @@ mod tests {
         .unwrap();
         assert!(guard.0.is_err());
         let guard = Arc::new(guard);
-        let server = tokio::spawn(async move {
-            let (request, send) = handle.next_request().await.unwrap();
-            assert_eq!(
-                request.uri().path(),
-                "/apis/events.k8s.io/v1/namespaces/demo/events"
-            );
-            let body: serde_json::Value =
-                serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
-                    .unwrap();
-            assert_eq!(body["reason"], "MalformedObject");
-            assert_eq!(body["type"], "Warning");
-            assert_eq!(body["regarding"]["name"], "broken");
-            send.send_response(
-                Response::builder()
-                    .body(Body::from(b"{}".to_vec()))
-                    .unwrap(),
-            );
-        });
+        let server = expect_warning_event(api, "MalformedObject", "broken");
         let result = guarded(guard.clone(), ctx.clone(), "Stream", stream::reconcile).await;
         let error = result.unwrap_err();
         assert_eq!(error.reason(), "MalformedObject");
@@ -259,17 +262,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_reconcile_that_never_finishes_is_abandoned_with_a_warning_event() {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let settings = Settings {
+        let (ctx, api) = Context::fake(Settings {
             reconcile_timeout: Duration::from_millis(200),
             ..Settings::default()
-        };
-        let ctx = Arc::new(Context::new(
-            kube::Client::new(service, "default"),
-            "test",
-            Metrics::new(),
-            settings,
-        ));
+        });
         let guard: Arc<DeserializeGuard<Stream>> = Arc::new(
             serde_json::from_value(json!({
                 "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
@@ -278,20 +274,7 @@ mod tests {
             }))
             .unwrap(),
         );
-        let server = tokio::spawn(async move {
-            let (request, send) = handle.next_request().await.unwrap();
-            let body: serde_json::Value =
-                serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes())
-                    .unwrap();
-            assert_eq!(body["reason"], "ReconcileTimeout");
-            assert_eq!(body["type"], "Warning");
-            assert_eq!(body["regarding"]["name"], "stuck");
-            send.send_response(
-                Response::builder()
-                    .body(Body::from(b"{}".to_vec()))
-                    .unwrap(),
-            );
-        });
+        let server = expect_warning_event(api, "ReconcileTimeout", "stuck");
         let never = |_: Arc<Stream>, _: Arc<Context>| std::future::pending::<Result<Action>>();
         let result = tokio::time::timeout(
             Duration::from_secs(5),

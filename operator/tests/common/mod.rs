@@ -44,6 +44,27 @@ pub fn amqp_uri() -> String {
     require_env("EVENTFLOW_TEST_AMQP_URI", "the private RabbitMQ")
 }
 
+/// Whether queue `name` exists on the broker at `uri` (a passive declare on a fresh connection).
+pub async fn queue_exists(uri: &str, name: &str) -> bool {
+    use lapin::{
+        Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable,
+    };
+    let conn = Connection::connect(uri, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let exists = ch
+        .queue_declare(name.into(), passive, FieldTable::default())
+        .await
+        .is_ok();
+    let _ = conn.close(200, "bye".into()).await;
+    exists
+}
+
 /// Installs (server-side applies) both CRDs and waits until they are established.
 pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
