@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::{
     Client, Resource,
     core::DeserializeGuard,
@@ -20,8 +21,9 @@ use kube::{
 
 use crate::{
     api::{EventBroker, Stream},
+    apply::record::Record,
     metrics::Metrics,
-    topology::Amqp,
+    topology::{Amqp, Declarations},
 };
 
 /// How long a broker URI read from its Secret is reused by Stream reconciles.
@@ -81,6 +83,14 @@ pub struct Context {
     pub brokers: OnceLock<Store<DeserializeGuard<EventBroker>>>,
     /// Streams as the watch sees them (to find destinations other Streams use).
     pub streams: OnceLock<Store<DeserializeGuard<Stream>>>,
+    /// Our Deployments and Services as the watches see them (without
+    /// managedFields; Deployments without their pod template).
+    pub deployments: OnceLock<Store<Deployment>>,
+    pub services: OnceLock<Store<Service>>,
+    /// What this process last applied, to skip unchanged applies.
+    pub applied: Record,
+    /// What this process last declared on a broker, to skip fresh declares.
+    pub declarations: Declarations,
     uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
@@ -99,6 +109,10 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             brokers: OnceLock::new(),
             streams: OnceLock::new(),
+            deployments: OnceLock::new(),
+            services: OnceLock::new(),
+            applied: Record::default(),
+            declarations: Declarations::default(),
             uris: Mutex::new(HashMap::new()),
         }
     }

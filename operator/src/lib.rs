@@ -1,8 +1,11 @@
 //! The eventflow operator: reconciles `Stream` and `EventBroker` resources
 //! into Deployments, Services, a RabbitMQ broker and its topology.
 //!
-//! Reconcile is a pipeline, one module per step: [`resolve`] -> [`validate`]
-//! (pure) -> [`build`] (pure) -> [`apply`] -> [`topology`] -> [`status`];
+//! Reconcile is a pipeline, one module per step, each run once per
+//! reconcile in this order: [`validate`] (pure, hands a
+//! [`validate::ValidStream`] on) -> [`resolve`] (the broker, its
+//! [`connection`] and URI, read once) -> [`build`] (pure) -> [`apply`] ->
+//! [`topology`] -> [`status`] (computed once, written once);
 //! [`controller`] strings them together, [`run`] starts everything behind
 //! a [`leader`] Lease with [`metrics`] and the [`admin`] endpoints.
 
@@ -10,9 +13,11 @@ pub mod admin;
 pub mod api;
 pub mod apply;
 pub mod build;
+pub mod connection;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod fingerprint;
 pub mod leader;
 pub mod metrics;
 pub mod naming;

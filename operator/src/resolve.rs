@@ -1,14 +1,97 @@
-//! The first pipeline step: read what a reconcile depends on but does not
-//! own — a Stream's EventBroker and the Secret holding the broker's URI.
+//! The resolve step: everything a reconcile depends on but does not own,
+//! read once — a Stream's EventBroker (from the watch cache), how Streams
+//! reach it ([`BrokerWiring`]) and the broker URI from its Secret (cached
+//! for a few seconds) — plus the namespace's Streams, for what they share.
+
+use std::sync::Arc;
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Client,
+    Api, Client, Resource, ResourceExt,
+    api::ListParams,
+    core::DeserializeGuard,
     runtime::reflector::{ObjectRef, Store},
 };
 
-use crate::{Error, Result, api::EventBroker, build::BrokerWiring, context::Context};
+use crate::{
+    Error, Result,
+    api::{EventBroker, Stream, is_true},
+    connection::{BrokerWiring, broker_wiring},
+    context::Context,
+    status::READY,
+};
+
+/// A Stream's broker as the reconcile found it.
+#[derive(Debug)]
+pub enum Broker {
+    /// No EventBroker of that name in the namespace: nothing is deployed.
+    Missing,
+    Found(Box<FoundBroker>),
+}
+
+#[derive(Debug)]
+pub struct FoundBroker {
+    pub wiring: BrokerWiring,
+    /// The EventBroker's Ready condition.
+    pub ready: bool,
+    /// Its resourceVersion: a changed broker is declared on again.
+    pub version: String,
+    /// The AMQP URI from the broker's Secret, or why it cannot be read.
+    pub uri: Result<String>,
+}
+
+/// Resolves the broker `name` of a Stream in `namespace`: the EventBroker,
+/// its wiring and its URI. An error is a failed API read; a missing Secret
+/// or key is reported in [`FoundBroker::uri`].
+pub async fn stream_broker(ctx: &Context, namespace: &str, name: &str) -> Result<Broker> {
+    let Some(broker) = cached_broker(ctx, namespace, name).await? else {
+        return Ok(Broker::Missing);
+    };
+    let wiring = broker_wiring(&broker);
+    let uri = cached_broker_uri(ctx, namespace, &wiring).await;
+    Ok(Broker::Found(Box::new(FoundBroker {
+        ready: broker
+            .status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.conditions, READY)),
+        version: broker.resource_version().unwrap_or_default(),
+        wiring,
+        uri,
+    })))
+}
+
+/// The Streams of one namespace, shared with the watch cache (not copied).
+pub struct Streams(Vec<Arc<DeserializeGuard<Stream>>>);
+
+impl Streams {
+    /// Every Stream that parsed.
+    pub fn iter(&self) -> impl Iterator<Item = &Stream> {
+        self.0.iter().filter_map(|s| s.0.as_ref().ok())
+    }
+}
+
+/// The Streams of `namespace`, from the watch cache when the controllers run.
+pub async fn namespace_streams(ctx: &Context, namespace: &str) -> Result<Streams> {
+    match ctx.streams.get() {
+        Some(store) if has_listed(store) => Ok(Streams(
+            store
+                .state()
+                .into_iter()
+                .filter(|s| s.meta().namespace.as_deref() == Some(namespace))
+                .collect(),
+        )),
+        _ => Ok(Streams(
+            Api::<Stream>::namespaced(ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .map(|s| Arc::new(DeserializeGuard(Ok(s))))
+                .collect(),
+        )),
+    }
+}
 
 /// The EventBroker from the watch cache once the cache has listed, else
 /// (no controllers running, or a new leader whose EventBroker watch has not

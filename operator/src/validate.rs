@@ -8,10 +8,67 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use eventflow_contract::{bindings::DEFAULT_BACKOFF_MS, env};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
 use crate::{
-    api::{Packaging, StreamSpec},
+    api::{Packaging, Stream, StreamSpec},
     naming,
 };
+
+/// A Stream that passed validation and was stored (it has a name, a
+/// namespace and a uid, so objects can be owned by it): the only input
+/// [`crate::build::build_stream`] takes.
+#[derive(Clone, Debug)]
+pub struct ValidStream<'a> {
+    pub stream: &'a Stream,
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// The controller owner reference every object of the Stream carries.
+    pub owner: OwnerReference,
+}
+
+impl ValidStream<'_> {
+    pub fn spec(&self) -> &StreamSpec {
+        &self.stream.spec
+    }
+}
+
+/// Why a Stream cannot be deployed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// The spec breaks rules admission could not check: every problem, with its field.
+    #[error("{}", describe(.0))]
+    Spec(Vec<Problem>),
+    /// The object was never stored (no uid or namespace): nothing can be owned by it.
+    #[error("the Stream has no {0} (it was never stored)")]
+    NotStored(&'static str),
+}
+
+/// Checks `stream` and hands back the validated value build needs.
+pub fn validate(stream: &Stream) -> Result<ValidStream<'_>, Invalid> {
+    let name = stream
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Invalid::NotStored("name"))?;
+    let problems = validate_stream(name, &stream.spec);
+    if !problems.is_empty() {
+        return Err(Invalid::Spec(problems));
+    }
+    Ok(ValidStream {
+        stream,
+        name,
+        namespace: stream
+            .metadata
+            .namespace
+            .as_deref()
+            .ok_or(Invalid::NotStored("namespace"))?,
+        owner: stream
+            .controller_owner_ref(&())
+            .ok_or(Invalid::NotStored("uid"))?,
+    })
+}
 
 /// One reason a spec cannot be deployed, with the field it is about.
 #[derive(Clone, Debug, PartialEq, Eq)]

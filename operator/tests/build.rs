@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use eventflow_contract::{Bindings, QueueType};
 use eventflow_operator::{
     api::{EventBroker, Stream},
-    build::{StreamObjects, broker_wiring, build_broker, build_stream},
+    build::{StreamObjects, build_broker, build_stream},
+    connection::broker_wiring,
+    validate::validate,
 };
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -29,7 +31,7 @@ fn shop() -> StreamObjects {
     let stream: Stream = fixture("stream-shop.yaml");
     let broker: EventBroker = fixture("broker-external.yaml");
     let wiring = broker_wiring(&broker);
-    build_stream(&stream, &wiring.secret, wiring.queue_type).unwrap()
+    build_stream(&validate(&stream).unwrap(), &wiring)
 }
 
 fn deployment<'a>(objects: &'a StreamObjects, name: &str) -> &'a Deployment {

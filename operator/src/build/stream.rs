@@ -5,6 +5,16 @@
 
 use std::collections::BTreeMap;
 
+use super::{
+    security::{APP_UID, container_security, pod_security},
+    wiring::{app_bindings, container_env, web_port},
+};
+use crate::{
+    api::{App, Packaging, Stream},
+    connection::BrokerWiring,
+    naming::{self, Workload},
+    validate::ValidStream,
+};
 use eventflow_contract::{Bindings, QueueType, Topology, env};
 use k8s_openapi::{
     api::{
@@ -19,16 +29,6 @@ use k8s_openapi::{
         apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
         util::intstr::IntOrString,
     },
-};
-use kube::Resource;
-
-use super::{
-    security::{APP_UID, container_security, pod_security},
-    wiring::{BrokerSecret, app_bindings, container_env, web_port},
-};
-use crate::{
-    api::{App, Packaging, Stream},
-    naming::{self, Workload},
 };
 
 /// Everything a Stream deploys, plus what its apps are wired to.
@@ -70,33 +70,33 @@ pub fn stream_topology(stream: &Stream, namespace: &str, queue_type: QueueType) 
     )
 }
 
-/// Builds every object of `stream`. `None` when the Stream has no uid or
-/// namespace yet (it was never stored, so nothing can be owned by it).
-pub fn build_stream(
-    stream: &Stream,
-    broker: &BrokerSecret,
-    queue_type: QueueType,
-) -> Option<StreamObjects> {
-    let owner = stream.controller_owner_ref(&())?;
-    let namespace = stream.metadata.namespace.as_deref()?;
-    let name = stream.metadata.name.as_deref()?;
+/// Builds every object of a validated Stream, wired to `broker`.
+pub fn build_stream(stream: &ValidStream<'_>, broker: &BrokerWiring) -> StreamObjects {
+    let (name, namespace, owner) = (stream.name, stream.namespace, &stream.owner);
     let mut out = StreamObjects::default();
-    for app in &stream.spec.apps {
-        let bindings = app_bindings(namespace, app, queue_type);
+    for app in &stream.spec().apps {
+        let bindings = app_bindings(namespace, app, broker.queue_type);
         for workload in naming::workloads(name, app) {
-            let env = container_env(stream, namespace, app, workload.role, broker, &bindings);
+            let env = container_env(
+                stream.stream,
+                namespace,
+                app,
+                workload.role,
+                &broker.secret,
+                &bindings,
+            );
             out.deployments
-                .push(deployment(name, namespace, app, &workload, env, &owner));
+                .push(deployment(name, namespace, app, &workload, env, owner));
             if workload.role != "worker" && app.web.is_some() {
                 out.services
-                    .push(service(name, namespace, app, &workload, &owner));
+                    .push(service(name, namespace, app, &workload, owner));
             }
             out.workloads.push(workload);
         }
         out.bindings.insert(app.name.clone(), bindings);
     }
     out.topology = Topology::merge(out.bindings.values().map(Topology::of));
-    Some(out)
+    out
 }
 
 fn role_image(app: &App, role: &str) -> String {

@@ -11,15 +11,9 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Secr
 
 use crate::{
     api::{App, Stream},
+    connection::BrokerSecret,
     naming,
 };
-
-/// Where the apps' broker URI is: a key of a Secret in the Stream's namespace.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerSecret {
-    pub name: String,
-    pub key: String,
-}
 
 /// The bindings document of one app, names resolved under `namespace`.
 pub fn app_bindings(namespace: &str, app: &App, queue_type: QueueType) -> Bindings {

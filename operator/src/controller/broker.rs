@@ -21,6 +21,7 @@ use crate::{
         self,
         broker::{cookie_data, credentials_data, secret_meta},
     },
+    connection::broker_wiring,
     context::Context,
     naming::{self, MANAGER},
     resolve,
@@ -34,7 +35,7 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
     }
     let namespace = broker.namespace().unwrap_or_default();
     let name = broker.name_any();
-    let wiring = build::broker_wiring(&broker);
+    let wiring = broker_wiring(&broker);
 
     if let Some(objects) = build::build_broker(&broker) {
         let names = naming::broker(&name);

@@ -5,17 +5,18 @@
 //! correction); an EventBroker change triggers the Streams that use it.
 
 pub mod broker;
+pub mod finalizer;
 pub mod stream;
 
 use std::{future::Future, sync::Arc, time::Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
     core::v1::{ConfigMap, Service},
 };
 use kube::{
-    Api, Client, Resource,
+    Api, Client, Resource, ResourceExt,
     core::DeserializeGuard,
     runtime::{
         Controller, PredicateConfig, WatchStreamExt,
@@ -135,10 +136,16 @@ pub async fn run(
     };
 
     // Streams: only spec (generation) and deletion changes trigger a
-    // reconcile — not our own status and finalizer writes.
+    // reconcile — not our own status and finalizer writes. The cache keeps
+    // no managedFields (nothing reads them; they are most of an object).
     let (stream_reader, stream_writer) = reflector::store();
     let stream_watch = watcher(api::<DeserializeGuard<Stream>>(&client, ns), wc.clone())
         .default_backoff()
+        .modify(|s: &mut DeserializeGuard<Stream>| {
+            if let Ok(s) = s.0.as_mut() {
+                s.managed_fields_mut().clear();
+            }
+        })
         .reflect(stream_writer)
         .applied_objects()
         .predicate_filter(spec_or_deletion, PredicateConfig::default());
@@ -154,10 +161,42 @@ pub async fn run(
     let store = stream_reader.clone();
     let _ = ctx.streams.set(stream_reader.clone());
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    // Owned Deployments and Services: cached for the apply step (skip what
+    // is unchanged) and the orphan sweep; every change wakes the owning
+    // Stream (drift correction, rollout status) except the echo of our own
+    // write, which the reconcile that wrote it has already seen.
+    let (deployment_reader, deployment_writer) = reflector::store();
+    let _ = ctx.deployments.set(deployment_reader);
+    let echo = ctx.clone();
+    let deployments = watcher(api::<Deployment>(&client, ns), owned())
+        .default_backoff()
+        .modify(|d: &mut Deployment| {
+            d.managed_fields_mut().clear();
+            // The pod template is what we applied; status reads spec.replicas and status only.
+            if let Some(spec) = d.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        })
+        .reflect(deployment_writer)
+        .touched_objects()
+        .try_filter(move |d| {
+            futures::future::ready(!echo.applied.is_own_write("Deployment", d.meta()))
+        });
+    let (service_reader, service_writer) = reflector::store();
+    let _ = ctx.services.set(service_reader);
+    let echo = ctx.clone();
+    let services = watcher(api::<Service>(&client, ns), owned())
+        .default_backoff()
+        .modify(|s: &mut Service| s.managed_fields_mut().clear())
+        .reflect(service_writer)
+        .touched_objects()
+        .try_filter(move |s| {
+            futures::future::ready(!echo.applied.is_own_write("Service", s.meta()))
+        });
     let streams = Controller::for_stream(stream_watch, stream_reader)
         .with_config(config.clone())
-        .owns(api::<Deployment>(&client, ns), owned())
-        .owns(api::<Service>(&client, ns), owned())
+        .owns_stream(deployments)
+        .owns_stream(services)
         .watches_stream(broker_watch, move |broker| {
             let name = broker.meta().name.clone().unwrap_or_default();
             let namespace = broker.meta().namespace.clone();

@@ -1,7 +1,7 @@
-//! Broker topology over AMQP (lapin): declaring a Stream's exchanges, queues
-//! and bindings through the contract crate (so apps and operator send the
-//! very same arguments), deleting what a deleted Stream leaves unused, and
-//! checking that an EventBroker's credentials open a connection.
+//! Broker operations over AMQP (lapin): declaring a topology through the
+//! contract crate (so apps and operator send the very same arguments),
+//! deleting queues and exchanges, and checking that an EventBroker's
+//! credentials open a connection.
 //!
 //! Connections are cached per URI and reopened when they fail; every
 //! attempt is bounded by a timeout so an unreachable broker never blocks a
@@ -142,59 +142,8 @@ impl Amqp {
     }
 }
 
-/// What deleting `mine` may remove: every queue and exchange no topology in
-/// `others` (the namespace's other Streams on the same broker) still has.
-pub fn unshared(mine: &Topology, others: &Topology) -> Topology {
-    let queues = mine
-        .queues
-        .iter()
-        .filter(|q| !others.queues.iter().any(|o| o.name == q.name))
-        .cloned()
-        .collect();
-    let exchanges = mine
-        .exchanges
-        .iter()
-        .filter(|e| !others.exchanges.iter().any(|o| o.name == e.name))
-        .cloned()
-        .collect();
-    Topology {
-        exchanges,
-        queues,
-        bindings: Vec::new(),
-    }
-}
-
-/// The topology a Stream declared, as recorded in its status: destination
-/// exchanges and queues, and the dead-letter exchange of every `.dlq`.
-/// Arguments are not recorded; this is only good for deleting by name.
-pub fn from_destinations(destinations: &[crate::api::DestinationStatus]) -> Topology {
-    use eventflow_contract::topology::{Exchange, ExchangeKind, Queue};
-    let mut t = Topology::default();
-    for d in destinations {
-        t.exchanges.push(Exchange {
-            name: d.exchange.clone(),
-            kind: ExchangeKind::Topic,
-        });
-        for q in &d.queues {
-            t.queues.push(Queue {
-                name: q.clone(),
-                args: Default::default(),
-            });
-            if let Some(group) = q.strip_suffix(".dlq") {
-                t.exchanges.push(Exchange {
-                    name: format!("{group}.dlx"),
-                    kind: ExchangeKind::Fanout,
-                });
-            }
-        }
-    }
-    Topology::merge([t])
-}
-
 #[cfg(test)]
 mod tests {
-    use eventflow_contract::{Bindings, bindings::SubscriptionRequest};
-
     use super::*;
 
     #[test]
@@ -204,50 +153,5 @@ mod tests {
             "rabbit.demo.svc:5672/%2f"
         );
         assert_eq!(redact("amqp://rabbit:5672"), "rabbit:5672");
-    }
-
-    #[test]
-    fn deleting_a_stream_keeps_a_destination_another_stream_still_uses() {
-        let sub = |group| SubscriptionRequest {
-            destination: "orders",
-            group,
-            routing_keys: vec![],
-            max_attempts: 3,
-            backoff_ms: 100,
-        };
-        let mine = Topology::of(&Bindings::standalone("ns", &["orders"], &[sub("billing")]));
-        let other = Topology::of(&Bindings::standalone("ns", &[], &[sub("shipping")]));
-        let left = unshared(&mine, &other);
-        let exchanges: Vec<_> = left.exchanges.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(
-            exchanges,
-            ["ns.orders.billing.dlx"],
-            "the shared destination exchange stays"
-        );
-        assert_eq!(
-            left.queue_names().collect::<Vec<_>>(),
-            [
-                "ns.orders.billing",
-                "ns.orders.billing.dlq",
-                "ns.orders.billing.retry"
-            ]
-        );
-    }
-
-    #[test]
-    fn a_status_gives_back_every_queue_and_exchange_it_recorded() {
-        let d = crate::api::DestinationStatus {
-            name: "orders".into(),
-            exchange: "ns.orders".into(),
-            queues: vec![
-                "ns.orders.w".into(),
-                "ns.orders.w.dlq".into(),
-                "ns.orders.w.retry".into(),
-            ],
-        };
-        let t = from_destinations(&[d]);
-        let exchanges: Vec<_> = t.exchanges.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(exchanges, ["ns.orders", "ns.orders.w.dlx"]);
-        assert_eq!(t.queue_names().count(), 3);
     }
 }

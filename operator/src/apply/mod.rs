@@ -2,7 +2,11 @@
 //! manager (so edits by others to fields we own are reverted, and a
 //! deleted object is recreated), removal of objects that carry our labels
 //! but are no longer desired, and create-once Secrets (generated passwords
-//! must never be regenerated).
+//! must never be regenerated). [`stream`] applies a Stream's objects,
+//! skipping what [`record`] shows unchanged since our last write.
+
+pub mod record;
+pub mod stream;
 
 use std::{collections::BTreeMap, fmt::Debug};
 

@@ -1,6 +1,14 @@
 //! The status step: conditions and phase derived from what this reconcile
-//! applied and observed. Every condition carries the generation it
-//! describes, so a client can tell a fresh status from a stale one.
+//! applied and observed — computed once per reconcile, written once
+//! ([`report`]) with Events for the conditions that changed. Every
+//! condition carries the generation it describes, so a client can tell a
+//! fresh status from a stale one. [`conditions`] decides each condition on
+//! its own.
+
+mod conditions;
+pub mod report;
+
+use conditions::Verdict;
 
 use k8s_openapi::{api::apps::v1::Deployment, apimachinery::pkg::apis::meta::v1::Time};
 
@@ -69,28 +77,15 @@ pub fn stream_status(
 ) -> StreamStatus {
     let g = observed.generation;
     let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
-    let was_running =
-        previous.is_some_and(|p| matches!(p.phase, StreamPhase::Running | StreamPhase::Degraded));
-
+    let mut set = |type_: &str, c: Verdict| {
+        set_condition(&mut conditions, type_, c.ok, c.reason, c.message, g, now)
+    };
     if let Some(problems) = observed.invalid {
-        set_condition(
-            &mut conditions,
-            READY,
-            false,
-            "InvalidSpec",
-            problems,
-            g,
-            now,
-        );
+        set(READY, Verdict::no("InvalidSpec", problems));
         for t in [BROKER_READY, TOPOLOGY_READY, APPS_READY] {
-            set_condition(
-                &mut conditions,
+            set(
                 t,
-                false,
-                "InvalidSpec",
-                "not deployed: the spec is invalid",
-                g,
-                now,
+                Verdict::no("InvalidSpec", "not deployed: the spec is invalid"),
             );
         }
         return StreamStatus {
@@ -100,122 +95,26 @@ pub fn stream_status(
             ..Default::default()
         };
     }
-
-    let broker_ok = observed.broker == BrokerState::Ready;
-    match &observed.broker {
-        BrokerState::Ready => set_condition(
-            &mut conditions,
-            BROKER_READY,
-            true,
-            "Connected",
-            "the EventBroker is ready",
-            g,
-            now,
-        ),
-        BrokerState::NotReady(reason, msg) => set_condition(
-            &mut conditions,
-            BROKER_READY,
-            false,
-            reason,
-            msg.clone(),
-            g,
-            now,
-        ),
-    }
-    let topology_ok = matches!(observed.topology, Some(Ok(())));
-    match &observed.topology {
-        Some(Ok(())) => set_condition(
-            &mut conditions,
-            TOPOLOGY_READY,
-            true,
-            "Declared",
-            "exchanges, queues and bindings are declared",
-            g,
-            now,
-        ),
-        Some(Err((reason, msg))) => set_condition(
-            &mut conditions,
-            TOPOLOGY_READY,
-            false,
-            reason,
-            msg.clone(),
-            g,
-            now,
-        ),
-        None => set_condition(
-            &mut conditions,
-            TOPOLOGY_READY,
-            false,
-            "WaitingForBroker",
-            "not declared yet",
-            g,
-            now,
-        ),
-    }
-    let total = observed.workloads.len();
-    let ready = observed
-        .workloads
-        .iter()
-        .filter(|w| {
-            w.ready_replicas >= w.replicas
-                && w.updated_replicas >= w.replicas
-                && w.old_replicas == 0
-        })
-        .count();
-    let apps_ok = total > 0 && ready == total;
-    let apps_ok = apps_ok && observed.apply_error.is_none();
-    match &observed.apply_error {
-        Some((reason, msg)) => set_condition(
-            &mut conditions,
-            APPS_READY,
-            false,
-            reason,
-            format!("applying the workloads failed: {msg}"),
-            g,
-            now,
-        ),
-        None => set_condition(
-            &mut conditions,
-            APPS_READY,
-            apps_ok,
-            if apps_ok { "AllReady" } else { "Progressing" },
-            format!("{ready}/{total} workloads ready"),
-            g,
-            now,
-        ),
-    }
-    let all_ok = broker_ok && topology_ok && apps_ok;
-    let not_ready: Vec<&str> = [
-        (BROKER_READY, broker_ok),
-        (TOPOLOGY_READY, topology_ok),
-        (APPS_READY, apps_ok),
-    ]
-    .iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(t, _)| *t)
-    .collect();
-    set_condition(
-        &mut conditions,
-        READY,
-        all_ok,
-        if all_ok { "Running" } else { "NotReady" },
-        if all_ok {
-            "everything is ready".to_owned()
-        } else {
-            format!("not ready: {}", not_ready.join(", "))
-        },
-        g,
-        now,
+    let broker = conditions::broker(&observed.broker);
+    let topology = conditions::topology(observed.topology.as_ref());
+    let (ready, total) = conditions::ready_workloads(&observed.workloads);
+    let apps = conditions::apps(ready, total, observed.apply_error.as_ref());
+    let all = conditions::ready(&[
+        (BROKER_READY, broker.ok),
+        (TOPOLOGY_READY, topology.ok),
+        (APPS_READY, apps.ok),
+    ]);
+    let phase = conditions::phase(
+        previous,
+        all.ok,
+        total,
+        broker.ok,
+        observed.topology.is_some(),
     );
-    let phase = if all_ok {
-        StreamPhase::Running
-    } else if was_running {
-        StreamPhase::Degraded
-    } else if total == 0 || !broker_ok && observed.topology.is_none() {
-        StreamPhase::Pending
-    } else {
-        StreamPhase::Deploying
-    };
+    set(BROKER_READY, broker);
+    set(TOPOLOGY_READY, topology);
+    set(APPS_READY, apps);
+    set(READY, all);
     StreamStatus {
         phase,
         observed_generation: g,

@@ -1,0 +1,190 @@
+//! The apply step of a Stream: its Deployments and Services server-side
+//! applied — skipped for an object the watch cache shows still as we wrote
+//! it (see [`super::record`]) — and, after a spec change, the objects with
+//! its label that the spec no longer asks for deleted (orphans), found in
+//! the watch cache rather than by a LIST per reconcile.
+
+use std::fmt::Debug;
+
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::{apps::v1::Deployment, core::v1::Service},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::DeleteParams,
+    runtime::reflector::{ObjectRef, Store},
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::{apply, record::Tracking, remove_orphans};
+use crate::{
+    Result, api::WorkloadStatus, build::StreamObjects, context::Context, fingerprint,
+    naming::LABEL_STREAM, resolve::has_listed, status, validate::ValidStream,
+};
+
+/// Applies every object of a Stream; returns the replica counts of its
+/// workloads as the API server holds them.
+pub async fn apply_stream(
+    ctx: &Context,
+    stream: &ValidStream<'_>,
+    objects: &StreamObjects,
+    spec_changed: bool,
+) -> Result<Vec<WorkloadStatus>> {
+    let mut workloads = Vec::with_capacity(objects.deployments.len());
+    for (deployment, workload) in objects.deployments.iter().zip(&objects.workloads) {
+        let stored = apply_owned(
+            ctx,
+            "Deployment",
+            deployment,
+            ctx.deployments.get(),
+            Tracking::Generation,
+        )
+        .await?;
+        workloads.push(status::workload_status(workload, &stored));
+    }
+    for service in &objects.services {
+        apply_owned(
+            ctx,
+            "Service",
+            service,
+            ctx.services.get(),
+            Tracking::ResourceVersion,
+        )
+        .await?;
+    }
+    // Only a spec change can orphan an object.
+    if spec_changed {
+        remove_stream_orphans(ctx, stream, objects).await?;
+    }
+    Ok(workloads)
+}
+
+/// Whether `cached` still carries every label and owner reference we set.
+fn covers(cached: &ObjectMeta, desired: &ObjectMeta) -> bool {
+    let labels = cached.labels.as_ref();
+    let owners = cached.owner_references.as_deref().unwrap_or_default();
+    desired
+        .labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        && desired
+            .owner_references
+            .iter()
+            .flatten()
+            .all(|o| owners.contains(o))
+}
+
+/// Server-side applies `desired` unless the cache shows it unchanged since
+/// our last apply of the same content; returns the stored object.
+async fn apply_owned<K>(
+    ctx: &Context,
+    kind: &'static str,
+    desired: &K,
+    cache: Option<&Store<K>>,
+    tracking: Tracking,
+) -> Result<K>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let print = fingerprint::of(desired);
+    if let Some(store) = cache.filter(|s| has_listed(*s))
+        && let Some(cached) = store.get(&ObjectRef::from_obj(desired))
+        && ctx.applied.unchanged(kind, cached.meta(), print, tracking)
+        && covers(cached.meta(), desired.meta())
+    {
+        return Ok(cached.as_ref().clone());
+    }
+    let stored = apply(&ctx.client, desired).await?;
+    ctx.applied.remember(kind, stored.meta(), print);
+    Ok(stored)
+}
+
+async fn remove_stream_orphans(
+    ctx: &Context,
+    stream: &ValidStream<'_>,
+    objects: &StreamObjects,
+) -> Result<()> {
+    let keep_deployments: Vec<String> = objects.workloads.iter().map(|w| w.name.clone()).collect();
+    let keep_services: Vec<String> = objects.services.iter().map(|s| s.name_any()).collect();
+    let mut removed = orphans::<Deployment>(
+        ctx,
+        "Deployment",
+        stream,
+        ctx.deployments.get(),
+        &keep_deployments,
+    )
+    .await?;
+    removed.extend(
+        orphans::<Service>(ctx, "Service", stream, ctx.services.get(), &keep_services).await?,
+    );
+    if !removed.is_empty() {
+        ctx.event(
+            stream.stream,
+            false,
+            "OrphansRemoved",
+            format!(
+                "removed objects no longer in the spec: {}",
+                removed.join(", ")
+            ),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Deletes the objects of kind `K` with the Stream's label not in `keep`.
+async fn orphans<K>(
+    ctx: &Context,
+    kind: &'static str,
+    stream: &ValidStream<'_>,
+    cache: Option<&Store<K>>,
+    keep: &[String],
+) -> Result<Vec<String>>
+where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + DeserializeOwned
+        + Clone
+        + Debug,
+{
+    let removed = match cache.filter(|s| has_listed(*s)) {
+        None => {
+            let selector = format!("{LABEL_STREAM}={}", stream.name);
+            remove_orphans::<K>(&ctx.client, stream.namespace, &selector, keep).await?
+        }
+        Some(store) => {
+            let api = Api::<K>::namespaced(ctx.client.clone(), stream.namespace);
+            let mut removed = Vec::new();
+            for obj in store.state() {
+                let meta = obj.meta();
+                let name = obj.name_any();
+                let ours = meta.namespace.as_deref() == Some(stream.namespace)
+                    && meta
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(LABEL_STREAM))
+                        .map(String::as_str)
+                        == Some(stream.name);
+                if !ours || keep.contains(&name) || meta.deletion_timestamp.is_some() {
+                    continue;
+                }
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => removed.push(name),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            removed
+        }
+    };
+    for name in &removed {
+        ctx.applied.forget(kind, stream.namespace, name);
+    }
+    Ok(removed)
+}
