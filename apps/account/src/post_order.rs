@@ -204,3 +204,24 @@ pub fn path_item() -> Value {
         }
     } })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(status: Status) -> Account {
+        Account {
+            status,
+            ..Account::default()
+        }
+    }
+
+    #[test]
+    fn post_order_is_offered_to_an_active_account_only_when_an_order_context_is_deployed() {
+        let deployed = OrderContext::new(Some("http://order-web:8080".into())).offered();
+        assert_eq!(deployed(&account(Status::Active)), ["postOrder"]);
+        assert!(deployed(&account(Status::Suspended)).is_empty());
+        let absent = OrderContext::new(None).offered();
+        assert!(absent(&account(Status::Active)).is_empty());
+    }
+}

@@ -238,10 +238,8 @@ pub(super) async fn release_inventory(
     let base = hal::base_url(&headers);
     let target = format!("/v1/reservations/{id}/commands/releaseInventory");
     let attempts = take_attempts(RELEASE_TOO_FAST);
-    ctx.run_command(&headers, &target, attempts, || async {
-        release(&ctx, &id, &base).await
-    })
-    .await
+    ctx.run_command(&headers, &target, attempts, || release(&ctx, &id, &base))
+        .await
 }
 
 /// `release` on an item: releases the reservation holding it.
@@ -263,8 +261,8 @@ pub(super) async fn release_item(
     };
     let base = hal::base_url(&headers);
     command
-        .decide(take_attempts(RELEASE_TOO_FAST), || async {
-            release(&ctx, &holder, &base).await
+        .decide(take_attempts(RELEASE_TOO_FAST), || {
+            release(&ctx, &holder, &base)
         })
         .await
 }
