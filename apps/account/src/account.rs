@@ -155,9 +155,8 @@ impl Aggregate for Account {
             Status::Pending => vec!["confirm"],
             Status::Confirmed | Status::Archived => vec!["activate"],
             Status::Suspended => vec!["activate"],
-            Status::Active if crate::post_order::order_context().is_some() => {
-                vec!["suspend", "archive", "postOrder"]
-            }
+            // postOrder is offered by its route's wiring (it needs the
+            // order context, which is configuration, not state).
             Status::Active => vec!["suspend", "archive"],
         }
     }

@@ -12,7 +12,7 @@ use eventflow_runtime::{
     app::AppSpec,
     config::Standalone,
     openapi::OpenApi,
-    web::{WebContext, aggregate_routes},
+    web::{WebContext, aggregate_routes_offering},
 };
 
 pub use account::Account;
@@ -37,11 +37,11 @@ pub fn standalone() -> Standalone {
 }
 
 pub fn routes() -> Router<WebContext> {
+    // Configuration is read here, once: the aggregate stays pure.
+    let orders = post_order::OrderContext::from_env();
     // The static segment wins over the runtime's `{command}` route.
-    aggregate_routes::<Account>().route(
-        "/v1/accounts/{id}/commands/postOrder",
-        axum::routing::post(post_order::post_order),
-    )
+    aggregate_routes_offering::<Account>(orders.offered())
+        .route("/v1/accounts/{id}/commands/postOrder", orders.route())
 }
 
 pub fn openapi() -> serde_json::Value {

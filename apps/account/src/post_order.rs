@@ -3,20 +3,28 @@
 //! `EVENTFLOW_PEER_ORDER_URL`, never a hard-coded host); the order context
 //! connects it back to the account through its own saga. Without an order
 //! context the command is refused with 409, like any command the current
-//! situation forbids.
+//! situation forbids, and not offered. The URL is configuration: read once
+//! when the routes are wired ([`OrderContext::from_env`]) and handed to the
+//! handler, so the account aggregate stays pure.
+//!
+//! Nothing is written to the account: the command core
+//! (`eventflow_runtime::command`) only loads it and checks the
+//! Idempotency-Key, which goes on to the order context, scoped by account.
+
+use std::sync::Arc;
 
 use axum::{
     body::Bytes,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    response::Response,
+    routing::{MethodRouter, post},
 };
-use eventflow_contract::env::peer_url_var;
 use eventflow_runtime::{
-    aggregate::replay,
-    hal::{self, HAL_JSON},
+    command::{IDEMPOTENCY_KEY, idempotency_key},
+    hal, hypermedia,
     problem::{Problem, parse_json},
-    web::{IDEMPOTENCY_KEY, WebContext},
+    web::{AlsoOffered, WebContext},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,36 +42,71 @@ pub struct PostOrder {
     pub payment_method: Option<String>,
 }
 
-/// The order context's base URL, if this Stream has one.
-pub fn order_context() -> Option<String> {
-    std::env::var(peer_url_var("order"))
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| v.trim_end_matches('/').to_owned())
+/// The order context of this Stream: its base URL, if one is deployed.
+#[derive(Clone, Debug, Default)]
+pub struct OrderContext {
+    url: Option<Arc<str>>,
 }
 
-pub async fn post_order(
+impl OrderContext {
+    /// The order context at `url` (`None`: not deployed).
+    pub fn new(url: Option<String>) -> Self {
+        Self {
+            url: url.map(Into::into),
+        }
+    }
+
+    /// The one read of `EVENTFLOW_PEER_ORDER_URL`, at wiring.
+    pub fn from_env() -> Self {
+        Self::new(hypermedia::peer_url("order").ok())
+    }
+
+    /// `postOrder` is offered to an ACTIVE account when an order context
+    /// is deployed.
+    pub fn offered(&self) -> AlsoOffered<Account> {
+        let deployed = self.url.is_some();
+        Arc::new(move |account: &Account| {
+            if deployed && account.status == Status::Active {
+                vec!["postOrder"]
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
+    /// The `postOrder` handler, holding this order context.
+    pub fn route(self) -> MethodRouter<WebContext> {
+        post(
+            move |ctx: State<WebContext>, id: Path<String>, headers: HeaderMap, body: Bytes| async move {
+                post_order(ctx, id, headers, body, &self).await
+            },
+        )
+    }
+}
+
+async fn post_order(
     State(ctx): State<WebContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
+    orders: &OrderContext,
 ) -> Result<Response, Problem> {
-    let events = ctx.store.load("account", &id).await?;
-    let account: Account =
-        replay(&events).ok_or_else(|| Problem::not_found(format!("no account {id}")))?;
+    let (account, _) = ctx.require::<Account>(&id).await?;
     if account.status != Status::Active {
         return Err(Problem::conflict(format!(
             "postOrder is not allowed while the account is {}",
             account.status.name()
         )));
     }
-    let Some(orders) = order_context() else {
+    let Some(orders) = &orders.url else {
         return Err(Problem::conflict(
             "postOrder needs the order context, which is not deployed in this Stream",
         ));
     };
-    // The situation is checked before the body: 404 and 409 win over 400.
+    // The situation is checked before the body and the key: 404 and 409
+    // win over 400.
     let input: PostOrder = parse_json(&body)?;
+    let key = idempotency_key(&headers)?;
     let base = hal::base_url(&headers);
     let body = json!({
         "accountId": id,
@@ -75,7 +118,7 @@ pub async fn post_order(
     let mut request = reqwest::Client::new()
         .post(format!("{orders}/v1/orders"))
         .json(&body);
-    if let Some(key) = headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()) {
+    if let Some(key) = key {
         // Scoped like the account's own keys: a repeat creates no second order.
         request = request.header(IDEMPOTENCY_KEY, format!("postOrder:{id}:{key}"));
     }
@@ -91,12 +134,7 @@ pub async fn post_order(
     let order: Value = response.json().await.unwrap_or(Value::Null);
     match status.as_u16() {
         200 | 201 => {
-            let mut reply = (
-                StatusCode::CREATED,
-                [(header::CONTENT_TYPE, HAL_JSON)],
-                order.to_string(),
-            )
-                .into_response();
+            let mut reply = hal::response(StatusCode::CREATED, order);
             if let Some(location) = location {
                 reply.headers_mut().insert(header::LOCATION, location);
             }
@@ -165,4 +203,25 @@ pub fn path_item() -> Value {
             "503": problem("Event store unavailable")
         }
     } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(status: Status) -> Account {
+        Account {
+            status,
+            ..Account::default()
+        }
+    }
+
+    #[test]
+    fn post_order_is_offered_to_an_active_account_only_when_an_order_context_is_deployed() {
+        let deployed = OrderContext::new(Some("http://order-web:8080".into())).offered();
+        assert_eq!(deployed(&account(Status::Active)), ["postOrder"]);
+        assert!(deployed(&account(Status::Suspended)).is_empty());
+        let absent = OrderContext::new(None).offered();
+        assert!(absent(&account(Status::Active)).is_empty());
+    }
 }

@@ -3,7 +3,10 @@
 //! and the representations of resources and events shared by the HTTP API
 //! and the CloudEvents on the broker.
 
-use axum::http::HeaderMap;
+use axum::{
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
 use serde_json::{Map, Value, json};
 
 use crate::{aggregate::Aggregate, store::RecordedEvent};
@@ -35,6 +38,11 @@ pub fn base_url(headers: &HeaderMap) -> String {
         .map(|p| p.trim_end_matches('/'))
         .unwrap_or("");
     format!("{proto}://{host}{prefix}")
+}
+
+/// A HAL+JSON response.
+pub fn response(status: StatusCode, body: Value) -> Response {
+    (status, [(header::CONTENT_TYPE, HAL_JSON)], body.to_string()).into_response()
 }
 
 pub fn link(href: impl Into<String>) -> Value {

@@ -13,6 +13,7 @@ pub mod aggregate;
 pub mod app;
 pub mod broker;
 pub mod cloudevent;
+pub mod command;
 pub mod config;
 pub mod consumer;
 pub mod functions;

@@ -1,8 +1,10 @@
 //! The HTTP API every aggregate gets (DOMAIN.md, "Common HTTP shape"):
 //! create, get, paged list, the aggregate's event log and single events, the
 //! commands valid now, command execution with `Idempotency-Key`, and the
-//! global feed. Commands that lose an optimistic-concurrency race are decided
-//! again on the new state, so the loser sees the winner's effect (often a 409).
+//! global feed. Creating and running a command go through the command core
+//! ([`crate::command`]): a command that loses an optimistic-concurrency race
+//! is decided again on the new state, so the loser sees the winner's effect
+//! (often a 409).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,55 +12,28 @@ use axum::{
     Router,
     body::Bytes,
     extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::Response,
     routing::{get, post},
 };
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
+pub use crate::command::{IDEMPOTENCY_KEY, WebContext};
 use crate::{
-    aggregate::{Aggregate, DomainError, replay},
-    hal::{self, HAL_JSON, link, represent, represent_event, resource_url},
-    metrics::Metrics,
+    aggregate::{Aggregate, DomainError},
+    command::{Attempts, Decision, Outcome, write},
+    hal::{self, link, represent, represent_event, resource_url},
     problem::{JsonBody, Problem, parse_json},
-    store::{AppendError, Claim, Commit, EventStore, IdempotentResult, StreamWrite},
+    store::Claim,
 };
 
-/// Header a caller sets so a repeated command is applied once.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// How often a command is decided again after losing a race.
-const MAX_CONFLICT_RETRIES: usize = 20;
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 100;
 
-/// What the handlers share.
-#[derive(Clone)]
-pub struct WebContext {
-    pub store: EventStore,
-    pub metrics: Metrics,
-    /// Wakes the outbox relay after a commit.
-    pub relay: Arc<Notify>,
-}
-
-fn hal(status: StatusCode, body: Value) -> Response {
-    (status, [(header::CONTENT_TYPE, HAL_JSON)], body.to_string()).into_response()
-}
-
-/// The idempotency key of a request, scoped by its target: the same key
-/// sent to another resource or command is another request.
-fn idempotency_key(headers: &HeaderMap, target: &str) -> Result<Option<String>, Problem> {
-    match headers.get(IDEMPOTENCY_KEY) {
-        None => Ok(None),
-        Some(v) => match v.to_str() {
-            Ok(k) if !k.is_empty() && k.len() <= 512 => Ok(Some(format!("POST {target} {k}"))),
-            _ => Err(Problem::bad_request(
-                "Idempotency-Key",
-                "must be 1 to 512 visible ASCII characters",
-            )),
-        },
-    }
-}
+/// Commands an app serves on routes of its own beside the aggregate's (the
+/// account's `postOrder`), listed with the aggregate's when they are valid
+/// for the state.
+pub type AlsoOffered<A> = Arc<dyn Fn(&A) -> Vec<&'static str> + Send + Sync>;
 
 /// `after` and `limit` of a paged request.
 fn page(query: &HashMap<String, String>) -> Result<(i64, i64), Problem> {
@@ -80,6 +55,13 @@ fn page(query: &HashMap<String, String>) -> Result<(i64, i64), Problem> {
 
 /// The routes of one aggregate type; merge several into one web role.
 pub fn aggregate_routes<A: Aggregate>() -> Router<WebContext> {
+    aggregate_routes_offering::<A>(Arc::new(|_| Vec::new()))
+}
+
+/// [`aggregate_routes`] whose `GET .../commands` also lists the commands
+/// the app serves on its own routes, when `also_offered` says they are
+/// valid for the state.
+pub fn aggregate_routes_offering<A: Aggregate>(also_offered: AlsoOffered<A>) -> Router<WebContext> {
     let c = A::COLLECTION;
     Router::new()
         .route(&format!("/v1/{c}"), post(create::<A>).get(list::<A>))
@@ -89,10 +71,17 @@ pub fn aggregate_routes<A: Aggregate>() -> Router<WebContext> {
             &format!("/v1/{c}/{{id}}/events/{{event_id}}"),
             get(one_event::<A>),
         )
-        .route(&format!("/v1/{c}/{{id}}/commands"), get(commands::<A>))
+        .route(
+            &format!("/v1/{c}/{{id}}/commands"),
+            get(
+                move |ctx: State<WebContext>, id: Path<String>, headers: HeaderMap| async move {
+                    commands::<A>(ctx, id, headers, &*also_offered).await
+                },
+            ),
+        )
         .route(
             &format!("/v1/{c}/{{id}}/commands/{{command}}"),
-            post(run_command::<A>),
+            post(execute::<A>),
         )
 }
 
@@ -111,124 +100,55 @@ pub fn feed_routes(collection_of: fn(&str) -> &'static str) -> Router<WebContext
             if let Some(last) = events.last().filter(|_| events.len() as i64 == limit) {
                 links["next"] = link(format!("{base}/v1/events?after={}&limit={limit}", last.position));
             }
-            Ok::<_, Problem>(hal(StatusCode::OK, json!({ "_embedded": { "events": items }, "_links": links })))
+            Ok::<_, Problem>(hal::response(StatusCode::OK, json!({ "_embedded": { "events": items }, "_links": links })))
         }),
     )
 }
 
-async fn load<A: Aggregate>(ctx: &WebContext, id: &str) -> Result<(A, i64), Problem> {
-    let events = ctx.store.load(A::KIND, id).await?;
-    let version = events.last().map_or(0, |e| e.version);
-    let state =
-        replay::<A>(&events).ok_or_else(|| Problem::not_found(format!("no {} {id}", A::KIND)))?;
-    Ok((state, version))
-}
-
-/// Commits, or returns the first result of the same idempotency key.
-async fn commit(
-    ctx: &WebContext,
-    commit: &Commit,
-) -> Result<Option<IdempotentResult>, AppendError> {
-    match ctx.store.append(commit).await {
-        Ok(events) => {
-            ctx.metrics.events_appended.inc_by(events.len() as u64);
-            ctx.relay.notify_one();
-            Ok(None)
-        }
-        Err(AppendError::DuplicateKey(key)) => {
-            Ok(ctx
-                .store
-                .idempotent_result(&key)
-                .await?
-                .or(Some(IdempotentResult {
-                    key,
-                    status: 409,
-                    body: json!({}),
-                })))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn replayed(r: IdempotentResult) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
-    let mut response = hal(status, r.body);
-    response.headers_mut().insert(
-        "idempotent-replayed",
-        header::HeaderValue::from_static("true"),
-    );
-    response
-}
-
+/// `POST /v1/{c}`: 201 with `Location`; a taken claim is a 409 naming the
+/// field.
 async fn create<A: Aggregate>(
     State(ctx): State<WebContext>,
     headers: HeaderMap,
     JsonBody(input): JsonBody<A::Create>,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(&headers, &format!("/v1/{}", A::COLLECTION))?;
-    if let Some(key) = &key
-        && let Some(first) = ctx.store.idempotent_result(key).await?
-    {
-        return Ok(replayed(first));
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let creation = A::create(&id, input)?;
-    let mut state = A::default();
-    for (i, e) in creation.events.iter().enumerate() {
-        state.apply(&e.at_version(A::KIND, &id, i as i64 + 1));
-    }
     let base = hal::base_url(&headers);
-    let body = represent(&state, &id, &base);
-    let write = StreamWrite {
-        aggregate_type: A::KIND.to_owned(),
-        aggregate_id: id.clone(),
-        expected_version: 0,
-        events: creation.events,
-        snapshot: serde_json::to_value(&state).unwrap_or(Value::Null),
-        lookup: state.lookup(),
+    let id = uuid::Uuid::new_v4().to_string();
+    // One attempt: a fresh id has no rival writer, and deciding uses the
+    // input up (the closure takes it out of `input`).
+    let attempts = Attempts {
+        max: 1,
+        exhausted: Problem::conflict(format!("{} {id} changed concurrently", A::KIND)),
     };
-    let claims = creation
-        .claims
-        .into_iter()
-        .map(|(scope, value)| Claim {
-            scope,
-            value,
-            aggregate_id: id.clone(),
-        })
-        .collect();
-    let idempotency = key.map(|key| IdempotentResult {
-        key,
-        status: 201,
-        body: body.clone(),
-    });
-    match commit(
-        &ctx,
-        &Commit {
-            writes: vec![write],
-            claims,
-            idempotency,
-        },
-    )
+    let mut input = Some(input);
+    let target = format!("/v1/{}", A::COLLECTION);
+    ctx.run_command(&headers, &target, attempts, || {
+        let input = input.take();
+        async {
+            let Some(input) = input else {
+                return Ok(Decision::Again);
+            };
+            let creation = A::create(&id, input)?;
+            let (write, state) = write(&id, &A::default(), 0, creation.events);
+            let claims = creation
+                .claims
+                .into_iter()
+                .map(|(scope, value)| Claim {
+                    scope,
+                    value,
+                    aggregate_id: id.clone(),
+                })
+                .collect();
+            Ok(Decision::Commit(Outcome {
+                writes: vec![write],
+                claims,
+                status: StatusCode::CREATED,
+                body: represent(&state, &id, &base),
+                location: Some(resource_url::<A>(&base, &id)),
+            }))
+        }
+    })
     .await
-    {
-        Ok(None) => {
-            let mut response = hal(StatusCode::CREATED, body);
-            if let Ok(location) = header::HeaderValue::from_str(&resource_url::<A>(&base, &id)) {
-                response.headers_mut().insert(header::LOCATION, location);
-            }
-            Ok(response)
-        }
-        Ok(Some(first)) => Ok(replayed(first)),
-        Err(AppendError::ClaimTaken { scope, value }) => {
-            let field = scope.rsplit('.').next().unwrap_or(&scope).to_owned();
-            Err(Problem {
-                field: Some(field),
-                ..Problem::conflict(format!("{scope} {value:?} is already taken"))
-            })
-        }
-        Err(AppendError::Store(e)) => Err(e.into()),
-        Err(e) => Err(Problem::conflict(e.to_string())),
-    }
 }
 
 async fn list<A: Aggregate>(
@@ -250,7 +170,7 @@ async fn list<A: Aggregate>(
     if let Some((last, _, _)) = rows.last().filter(|_| rows.len() as i64 == limit) {
         links["next"] = link(format!("{base}/v1/{c}?after={last}&limit={limit}"));
     }
-    Ok(hal(
+    Ok(hal::response(
         StatusCode::OK,
         json!({ "_embedded": { c: items }, "_links": links }),
     ))
@@ -261,8 +181,8 @@ async fn get_one<A: Aggregate>(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (state, _) = load::<A>(&ctx, &id).await?;
-    Ok(hal(
+    let (state, _) = ctx.require::<A>(&id).await?;
+    Ok(hal::response(
         StatusCode::OK,
         represent(&state, &id, &hal::base_url(&headers)),
     ))
@@ -284,7 +204,7 @@ async fn events<A: Aggregate>(
         .map(|e| represent_event(e, A::COLLECTION, &base))
         .collect();
     let links = json!({ "self": link(format!("{url}/events")), A::KIND: link(url) });
-    Ok(hal(
+    Ok(hal::response(
         StatusCode::OK,
         json!({ "_embedded": { "events": items }, "_links": links }),
     ))
@@ -300,7 +220,7 @@ async fn one_event<A: Aggregate>(
         .iter()
         .find(|e| e.event_id == event_id)
         .ok_or_else(|| Problem::not_found(format!("no event {event_id} of {} {id}", A::KIND)))?;
-    Ok(hal(
+    Ok(hal::response(
         StatusCode::OK,
         represent_event(e, A::COLLECTION, &hal::base_url(&headers)),
     ))
@@ -310,95 +230,58 @@ async fn commands<A: Aggregate>(
     State(ctx): State<WebContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    also_offered: &(dyn Fn(&A) -> Vec<&'static str> + Send + Sync),
 ) -> Result<Response, Problem> {
-    let (state, _) = load::<A>(&ctx, &id).await?;
+    let (state, _) = ctx.require::<A>(&id).await?;
     let url = resource_url::<A>(&hal::base_url(&headers), &id);
-    let valid = state.commands();
+    let mut valid = state.commands();
+    valid.extend(also_offered(&state));
     let mut links = json!({ "self": link(format!("{url}/commands")), A::KIND: link(&url) });
     for c in &valid {
         links[*c] = link(format!("{url}/commands/{c}"));
     }
-    Ok(hal(
+    Ok(hal::response(
         StatusCode::OK,
         json!({ "commands": valid, "_links": links }),
     ))
 }
 
-async fn run_command<A: Aggregate>(
+/// `POST /v1/{c}/{id}/commands/{command}`: the aggregate decides on its
+/// state; a refusal is counted and answered as a problem.
+async fn execute<A: Aggregate>(
     State(ctx): State<WebContext>,
     Path((id, command)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
-    let key = idempotency_key(
-        &headers,
-        &format!("/v1/{}/{id}/commands/{command}", A::COLLECTION),
-    )?;
-    if let Some(key) = &key
-        && let Some(first) = ctx.store.idempotent_result(key).await?
-    {
-        return Ok(replayed(first));
-    }
-    let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        parse_json(&body)?
-    };
     let base = hal::base_url(&headers);
-    for _ in 0..MAX_CONFLICT_RETRIES {
-        let (state, version) = load::<A>(&ctx, &id).await?;
+    let target = format!("/v1/{}/{id}/commands/{command}", A::COLLECTION);
+    let attempts = Attempts::conflict_retries(Problem::conflict(format!(
+        "{} {id} is changing too fast; try again",
+        A::KIND
+    )));
+    ctx.run_command(&headers, &target, attempts, || async {
+        let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            Value::Null
+        } else {
+            parse_json(&body)?
+        };
+        let (state, version) = ctx.require::<A>(&id).await?;
         if !A::COMMANDS.contains(&command.as_str()) {
             return Err(Problem::not_found(format!(
                 "{} has no command {command:?}",
                 A::KIND
             )));
         }
-        let new_events = state.execute(&command, &input).map_err(|e: DomainError| {
+        let events = state.execute(&command, &input).map_err(|e: DomainError| {
             ctx.metrics.commands_refused.inc();
             Problem::from(e)
         })?;
-        let mut next = state.clone();
-        for (i, e) in new_events.iter().enumerate() {
-            next.apply(&e.at_version(A::KIND, &id, version + i as i64 + 1));
-        }
+        let (write, next) = write(&id, &state, version, events);
         let body = represent(&next, &id, &base);
-        let write = StreamWrite {
-            aggregate_type: A::KIND.to_owned(),
-            aggregate_id: id.clone(),
-            expected_version: version,
-            events: new_events,
-            snapshot: serde_json::to_value(&next).unwrap_or(Value::Null),
-            lookup: next.lookup(),
-        };
-        let idempotency = key.clone().map(|key| IdempotentResult {
-            key,
-            status: 200,
-            body: body.clone(),
-        });
-        match commit(
-            &ctx,
-            &Commit {
-                writes: vec![write],
-                claims: vec![],
-                idempotency,
-            },
-        )
-        .await
-        {
-            Ok(None) => return Ok(hal(StatusCode::OK, body)),
-            Ok(Some(first)) => return Ok(replayed(first)),
-            Err(AppendError::Conflict { .. }) => {
-                ctx.metrics.concurrency_conflicts.inc();
-                continue;
-            }
-            Err(AppendError::Store(e)) => return Err(e.into()),
-            Err(e) => return Err(Problem::conflict(e.to_string())),
-        }
-    }
-    Err(Problem::conflict(format!(
-        "{} {id} is changing too fast; try again",
-        A::KIND
-    )))
+        Ok(Decision::commit(vec![write], StatusCode::OK, body))
+    })
+    .await
 }
 
 /// A problem+json 404 for every route nobody serves.

@@ -68,18 +68,6 @@ pub(super) async fn reserve_order(
     headers: HeaderMap,
     JsonBody(input): JsonBody<ReserveOrder>,
 ) -> Result<Response, Problem> {
-    let key = match idempotency(
-        &ctx,
-        &headers,
-        &format!("/v1/warehouses/{id}/commands/reserveOrder"),
-    )
-    .await?
-    {
-        Seen::Before(first) => return Ok(first),
-        Seen::New(key) => key,
-    };
-    let (warehouse, _) = require::<Warehouse>(&ctx, &id).await?;
-    check_reserve_order(&input)?;
     let base = hal::base_url(&headers);
     let order_id = input.order_id.as_str();
     let ids: Vec<(String, &str)> = input
@@ -91,43 +79,51 @@ pub(super) async fn reserve_order(
                 .map(move |unit| (format!("{order_id}-{line}-{unit}"), l.product_id.trim()))
         })
         .collect();
-    let answer = |reservations: Vec<Value>| {
-        let mut body = represent(&warehouse, &id, &base);
-        body["_embedded"] = json!({ "reservations": reservations });
-        body
+    // A second attempt finds the reservations of the request it lost to.
+    let attempts = Attempts {
+        max: 2,
+        exhausted: Problem::conflict(
+            "the order's reservations are being created concurrently; try again",
+        ),
     };
-    for _ in 0..2 {
-        if load::<Reservation>(&ctx, &ids[0].0).await?.is_some() {
+    let target = format!("/v1/warehouses/{id}/commands/reserveOrder");
+    ctx.run_command(&headers, &target, attempts, || async {
+        let (warehouse, _) = ctx.require::<Warehouse>(&id).await?;
+        check_reserve_order(&input)?;
+        let answer = |reservations: Vec<Value>| {
+            let mut body = represent(&warehouse, &id, &base);
+            body["_embedded"] = json!({ "reservations": reservations });
+            body
+        };
+        if ctx.load::<Reservation>(&ids[0].0).await?.is_some() {
             // Already reserved: answer with the reservations as they are.
             let mut existing = Vec::new();
             for (rid, _) in &ids {
-                if let Some((r, _)) = load::<Reservation>(&ctx, rid).await? {
+                if let Some((r, _)) = ctx.load::<Reservation>(rid).await? {
                     existing.push(represent(&r, rid, &base));
                 }
             }
-            return Ok(hal_response(StatusCode::OK, answer(existing)));
+            return Ok(Decision::Answer(hal::response(
+                StatusCode::OK,
+                answer(existing),
+            )));
         }
-        let writes: Vec<StreamWrite> = ids
+        let (writes, reservations) = ids
             .iter()
             .map(|(rid, product)| {
                 let events =
                     Reservation::requested(rid, &input.order_id, &input.order_href, &id, product);
-                write(rid, &Reservation::default(), 0, events)
+                let (write, reservation) = write(rid, &Reservation::default(), 0, events);
+                (write, represent(&reservation, rid, &base))
             })
-            .collect();
-        let reservations = writes
-            .iter()
-            .map(|w| represent(&after::<Reservation>(w), &w.aggregate_id, &base))
-            .collect();
-        if let Some(response) =
-            commit_answer(&ctx, writes, &key, StatusCode::OK, answer(reservations)).await?
-        {
-            return Ok(response);
-        }
-    }
-    Err(Problem::conflict(
-        "the order's reservations are being created concurrently; try again",
-    ))
+            .unzip();
+        Ok(Decision::commit(
+            writes,
+            StatusCode::OK,
+            answer(reservations),
+        ))
+    })
+    .await
 }
 
 /// `connectInventory`: the reservation takes one available item of its
@@ -138,19 +134,11 @@ pub(super) async fn connect_inventory(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let key = match idempotency(
-        &ctx,
-        &headers,
-        &format!("/v1/reservations/{id}/commands/connectInventory"),
-    )
-    .await?
-    {
-        Seen::Before(first) => return Ok(first),
-        Seen::New(key) => key,
-    };
     let base = hal::base_url(&headers);
-    for _ in 0..MAX_TAKE_ATTEMPTS {
-        let (reservation, version) = require::<Reservation>(&ctx, &id).await?;
+    let target = format!("/v1/reservations/{id}/commands/connectInventory");
+    let attempts = take_attempts("too many concurrent takers for this product; try again");
+    ctx.run_command(&headers, &target, attempts, || async {
+        let (reservation, version) = ctx.require::<Reservation>(&id).await?;
         if !reservation.commands().contains(&"connectInventory") {
             return Err(forbidden(&reservation, "connectInventory").into());
         }
@@ -164,97 +152,82 @@ pub(super) async fn connect_inventory(
                 TAKE_CANDIDATES,
             )
             .await?;
-        let writes = if free.is_empty() {
+        let Some((pick, _)) = free.get(random_index(free.len())) else {
             let failed = reservation.event(
                 RESERVATION_FAILED,
                 json!({ "reason": format!("{} is out of stock", reservation.product_id) }),
             );
-            vec![write(&id, &reservation, version, vec![failed])]
-        } else {
-            let (pick, _) = &free[random_index(free.len())];
-            let Some((item, item_version)) = load::<InventoryItem>(&ctx, pick).await? else {
-                continue;
-            };
-            if !item.available() {
-                continue;
-            }
-            let taken = json!({ "inventoryId": item.inventory_id });
-            vec![
-                write(
-                    &id,
-                    &reservation,
-                    version,
-                    vec![
-                        reservation.event(INVENTORY_CONNECTED, taken.clone()),
-                        reservation.event(RESERVATION_SUCCEEDED, taken),
-                    ],
-                ),
-                write(
-                    &item.inventory_id,
-                    &item,
-                    item_version,
-                    vec![item.event(RESERVATION_CONNECTED, &id)],
-                ),
-            ]
+            let (write, failed) = write(&id, &reservation, version, vec![failed]);
+            let body = represent(&failed, &id, &base);
+            return Ok(Decision::commit(vec![write], StatusCode::OK, body));
         };
-        let body = represent(&after::<Reservation>(&writes[0]), &id, &base);
-        if let Some(response) = commit_answer(&ctx, writes, &key, StatusCode::OK, body).await? {
-            return Ok(response);
+        let Some((item, item_version)) = ctx.load::<InventoryItem>(pick).await? else {
+            return Ok(Decision::Again);
+        };
+        if !item.available() {
+            return Ok(Decision::Again);
         }
-    }
-    Err(Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service Unavailable",
-        "too many concurrent takers for this product; try again",
-    ))
-}
-
-/// Releases reservation `id` and, atomically, the item it holds.
-async fn release(
-    ctx: &WebContext,
-    id: &str,
-    headers: &HeaderMap,
-    key: Option<String>,
-) -> Result<Response, Problem> {
-    let base = hal::base_url(headers);
-    for _ in 0..MAX_TAKE_ATTEMPTS {
-        let (reservation, version) = require::<Reservation>(ctx, id).await?;
-        let Some(item_id) = reservation
-            .inventory_id
-            .clone()
-            .filter(|_| reservation.holds())
-        else {
-            return Err(forbidden(&reservation, "releaseInventory").into());
-        };
-        let (item, item_version) = require::<InventoryItem>(ctx, &item_id).await?;
-        let mut writes = vec![write(
-            id,
+        let taken = json!({ "inventoryId": item.inventory_id });
+        let (reserved, succeeded) = write(
+            &id,
             &reservation,
             version,
-            vec![reservation.event(RESERVATION_RELEASED, json!({ "inventoryId": item_id }))],
-        )];
-        if item.held() && item.reservation_id.as_deref() == Some(id) {
-            writes.push(write(
-                &item_id,
-                &item,
-                item_version,
-                vec![item.event(INVENTORY_RELEASED, id)],
-            ));
-        } else if item.reservation_id.as_deref() == Some(id) {
-            // Sold (INVENTORY_RESERVED): the order succeeded, nothing to give back.
-            return Err(forbidden(&item, "release").into());
-        }
-        let body = represent(&after::<Reservation>(&writes[0]), id, &base);
-        if let Some(response) = commit_answer(ctx, writes, &key, StatusCode::OK, body).await? {
-            return Ok(response);
-        }
-    }
-    Err(Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Service Unavailable",
-        "reservation changing too fast; try again",
-    ))
+            vec![
+                reservation.event(INVENTORY_CONNECTED, taken.clone()),
+                reservation.event(RESERVATION_SUCCEEDED, taken),
+            ],
+        );
+        let (connected, _) = write(
+            &item.inventory_id,
+            &item,
+            item_version,
+            vec![item.event(RESERVATION_CONNECTED, &id)],
+        );
+        let body = represent(&succeeded, &id, &base);
+        Ok(Decision::commit(
+            vec![reserved, connected],
+            StatusCode::OK,
+            body,
+        ))
+    })
+    .await
 }
+
+/// Releasing reservation `id` and, in the same commit, the item it holds.
+async fn release(ctx: &WebContext, id: &str, base: &str) -> Result<Decision, Problem> {
+    let (reservation, version) = ctx.require::<Reservation>(id).await?;
+    let Some(item_id) = reservation
+        .inventory_id
+        .clone()
+        .filter(|_| reservation.holds())
+    else {
+        return Err(forbidden(&reservation, "releaseInventory").into());
+    };
+    let (item, item_version) = ctx.require::<InventoryItem>(&item_id).await?;
+    let (released, after) = write(
+        id,
+        &reservation,
+        version,
+        vec![reservation.event(RESERVATION_RELEASED, json!({ "inventoryId": item_id }))],
+    );
+    let mut writes = vec![released];
+    if item.held() && item.reservation_id.as_deref() == Some(id) {
+        let (given_back, _) = write(
+            &item_id,
+            &item,
+            item_version,
+            vec![item.event(INVENTORY_RELEASED, id)],
+        );
+        writes.push(given_back);
+    } else if item.reservation_id.as_deref() == Some(id) {
+        // Sold (INVENTORY_RESERVED): the order succeeded, nothing to give back.
+        return Err(forbidden(&item, "release").into());
+    }
+    let body = represent(&after, id, base);
+    Ok(Decision::commit(writes, StatusCode::OK, body))
+}
+
+const RELEASE_TOO_FAST: &str = "reservation changing too fast; try again";
 
 /// `releaseInventory`: the reservation gives its item back (available again).
 pub(super) async fn release_inventory(
@@ -262,11 +235,11 @@ pub(super) async fn release_inventory(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    let base = hal::base_url(&headers);
     let target = format!("/v1/reservations/{id}/commands/releaseInventory");
-    match idempotency(&ctx, &headers, &target).await? {
-        Seen::Before(first) => Ok(first),
-        Seen::New(key) => release(&ctx, &id, &headers, key).await,
-    }
+    let attempts = take_attempts(RELEASE_TOO_FAST);
+    ctx.run_command(&headers, &target, attempts, || release(&ctx, &id, &base))
+        .await
 }
 
 /// `release` on an item: releases the reservation holding it.
@@ -277,19 +250,19 @@ pub(super) async fn release_item(
 ) -> Result<Response, Problem> {
     // A repeat is answered before the item is looked at: the first release
     // left it available.
-    let key = match idempotency(
-        &ctx,
-        &headers,
-        &format!("/v1/inventory/{id}/commands/release"),
-    )
-    .await?
-    {
-        Seen::Before(first) => return Ok(first),
-        Seen::New(key) => key,
+    let target = format!("/v1/inventory/{id}/commands/release");
+    let command = match ctx.begin_command(&headers, &target).await? {
+        Begun::Repeat(first) => return Ok(first),
+        Begun::New(command) => command,
     };
-    let (item, _) = require::<InventoryItem>(&ctx, &id).await?;
-    match item.reservation_id.clone().filter(|_| item.held()) {
-        Some(holder) => release(&ctx, &holder, &headers, key).await,
-        None => Err(forbidden(&item, "release").into()),
-    }
+    let (item, _) = ctx.require::<InventoryItem>(&id).await?;
+    let Some(holder) = item.reservation_id.clone().filter(|_| item.held()) else {
+        return Err(forbidden(&item, "release").into());
+    };
+    let base = hal::base_url(&headers);
+    command
+        .decide(take_attempts(RELEASE_TOO_FAST), || {
+            release(&ctx, &holder, &base)
+        })
+        .await
 }

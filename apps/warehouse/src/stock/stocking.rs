@@ -20,44 +20,42 @@ pub(super) async fn stock(
     headers: HeaderMap,
     JsonBody(input): JsonBody<StockRequest>,
 ) -> Result<Response, Problem> {
-    let key = match idempotency(&ctx, &headers, &format!("/v1/warehouses/{id}/inventory")).await? {
-        Seen::Before(first) => return Ok(first),
-        Seen::New(key) => key,
-    };
-    require::<Warehouse>(&ctx, &id).await?;
-    let product = input.product_id.trim();
-    if product.is_empty() || product.len() > 200 {
-        return Err(Problem::bad_request(
-            "productId",
-            "must be 1 to 200 characters",
-        ));
-    }
-    let quantity = input.quantity.unwrap_or(1);
-    if quantity == 0 || quantity > MAX_STOCK_PER_REQUEST {
-        return Err(Problem::bad_request("quantity", "must be 1 to 1000"));
-    }
     let base = hal::base_url(&headers);
-    let mut writes = Vec::new();
-    let mut items = Vec::new();
-    for _ in 0..quantity {
-        let item_id = uuid::Uuid::new_v4().to_string();
-        let w = write(
-            &item_id,
-            &InventoryItem::default(),
-            0,
-            InventoryItem::stocked(&item_id, &id, product),
-        );
-        items.push(represent(&after::<InventoryItem>(&w), &item_id, &base));
-        writes.push(w);
-    }
-    let body = json!({
-        "_embedded": { "inventory": items },
-        "_links": { "self": link(format!("{base}/v1/warehouses/{id}/inventory")),
-                    "warehouse": link(format!("{base}/v1/warehouses/{id}")) },
-    });
-    commit_answer(&ctx, writes, &key, StatusCode::CREATED, body)
-        .await?
-        .ok_or_else(|| Problem::conflict("stocking raced with itself; try again"))
+    // New items only: nothing to race with but a repeat of this request.
+    let attempts = Attempts {
+        max: 1,
+        exhausted: Problem::conflict("stocking raced with itself; try again"),
+    };
+    let target = format!("/v1/warehouses/{id}/inventory");
+    ctx.run_command(&headers, &target, attempts, || async {
+        ctx.require::<Warehouse>(&id).await?;
+        let product = input.product_id.trim();
+        if product.is_empty() || product.len() > 200 {
+            return Err(Problem::bad_request(
+                "productId",
+                "must be 1 to 200 characters",
+            ));
+        }
+        let quantity = input.quantity.unwrap_or(1);
+        if quantity == 0 || quantity > MAX_STOCK_PER_REQUEST {
+            return Err(Problem::bad_request("quantity", "must be 1 to 1000"));
+        }
+        let (writes, items) = (0..quantity)
+            .map(|_| {
+                let item_id = uuid::Uuid::new_v4().to_string();
+                let events = InventoryItem::stocked(&item_id, &id, product);
+                let (write, item) = write(&item_id, &InventoryItem::default(), 0, events);
+                (write, represent(&item, &item_id, &base))
+            })
+            .unzip::<_, _, Vec<_>, Vec<_>>();
+        let body = json!({
+            "_embedded": { "inventory": items },
+            "_links": { "self": link(format!("{base}/v1/warehouses/{id}/inventory")),
+                        "warehouse": link(format!("{base}/v1/warehouses/{id}")) },
+        });
+        Ok(Decision::commit(writes, StatusCode::CREATED, body))
+    })
+    .await
 }
 
 /// `GET /v1/warehouses/{id}/inventory`: the warehouse's items and, per
@@ -67,7 +65,7 @@ pub(super) async fn warehouse_inventory(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    require::<Warehouse>(&ctx, &id).await?;
+    ctx.require::<Warehouse>(&id).await?;
     let base = hal::base_url(&headers);
     // This warehouse's items only (its lookup group), in creation order.
     let items: Vec<InventoryItem> = ctx
@@ -102,7 +100,7 @@ pub(super) async fn warehouse_inventory(
         .iter()
         .map(|i| represent(i, &i.inventory_id, &base))
         .collect();
-    Ok(hal_response(
+    Ok(hal::response(
         StatusCode::OK,
         json!({
             "products": products,
@@ -168,11 +166,11 @@ pub(super) async fn find_by_products(
     let base = hal::base_url(&headers);
     let mut warehouses = Vec::new();
     for (id, _) in found {
-        if let Some((w, _)) = load::<Warehouse>(&ctx, id).await? {
+        if let Some((w, _)) = ctx.load::<Warehouse>(id).await? {
             warehouses.push(represent(&w, id, &base));
         }
     }
-    Ok(hal_response(
+    Ok(hal::response(
         StatusCode::OK,
         json!({ "_embedded": { "warehouses": warehouses },
                 "_links": { "self": link(format!("{base}/v1/warehouses/search/findByProducts?productIds={}", wanted.join(","))) } }),
