@@ -188,3 +188,116 @@ where
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::Response;
+    use kube::{
+        client::Body,
+        runtime::{reflector, watcher},
+    };
+    use serde_json::json;
+
+    use super::*;
+    use crate::context::Settings;
+
+    fn deployment(replicas: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "s-a-worker", "namespace": "demo",
+                         "labels": {"eventflow.dev/stream": "s"}},
+            "spec": {"replicas": replicas, "selector": {}, "template": {}}
+        }))
+        .unwrap()
+    }
+
+    /// What the API server stores for `desired`: uid, generation, resourceVersion.
+    fn stored(desired: &Deployment, generation: i64, rv: &str) -> Deployment {
+        let mut d = desired.clone();
+        d.metadata.uid = Some("u-1".into());
+        d.metadata.generation = Some(generation);
+        d.metadata.resource_version = Some(rv.into());
+        d
+    }
+
+    #[tokio::test]
+    async fn an_object_the_cache_shows_as_we_wrote_it_is_not_applied_again_and_an_edited_one_is() {
+        let (ctx, mut api) = Context::fake(Settings::default());
+        let (reader, mut writer) = reflector::store::<Deployment>();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let _ = ctx.deployments.set(reader);
+        let desired = deployment(2);
+        let answer = stored(&desired, 1, "10");
+
+        // First: nothing cached, so the apply goes out.
+        let reply = answer.clone();
+        let server = tokio::spawn(async move {
+            let (request, send) = api.next_request().await.unwrap();
+            assert_eq!(request.method(), "PATCH");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/apps/v1/namespaces/demo/deployments/s-a-worker"
+            );
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+            api
+        });
+        let apply = |d: Deployment| {
+            let ctx = ctx.clone();
+            async move {
+                tokio::time::timeout(
+                    Duration::from_secs(5),
+                    apply_owned(
+                        &ctx,
+                        "Deployment",
+                        &d,
+                        ctx.deployments.get(),
+                        Tracking::Generation,
+                    ),
+                )
+                .await
+            }
+        };
+        apply(desired.clone()).await.unwrap().unwrap();
+        let mut api = server.await.unwrap();
+
+        // The watch brings our write, then the Deployment controller's status write.
+        writer.apply_watcher_event(&watcher::Event::Apply(answer.clone()));
+        assert!(ctx.applied.is_own_write("Deployment", &answer.metadata));
+        let status_write = stored(&desired, 1, "11");
+        writer.apply_watcher_event(&watcher::Event::Apply(status_write.clone()));
+        assert!(
+            !ctx.applied
+                .is_own_write("Deployment", &status_write.metadata)
+        );
+        let again = apply(desired.clone())
+            .await
+            .expect("no request may be sent (nobody answers now)")
+            .unwrap();
+        assert_eq!(again.metadata.resource_version.as_deref(), Some("11"));
+
+        // Someone scales it: the generation moves, so it is applied again.
+        let mut edited = stored(&deployment(7), 2, "12");
+        edited.metadata.uid = Some("u-1".into());
+        writer.apply_watcher_event(&watcher::Event::Apply(edited));
+        let reply = stored(&desired, 3, "13");
+        let server = tokio::spawn(async move {
+            let (request, send) = api.next_request().await.unwrap();
+            assert_eq!(request.method(), "PATCH");
+            send.send_response(
+                Response::builder()
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let restored = apply(desired).await.unwrap().unwrap();
+        assert_eq!(restored.spec.unwrap().replicas, Some(2));
+        server.await.unwrap();
+    }
+}
