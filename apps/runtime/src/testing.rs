@@ -261,3 +261,28 @@ impl Drop for AppProcess {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{io::ErrorKind, net::TcpStream};
+
+    use super::*;
+
+    #[test]
+    fn a_reserved_port_refuses_connections_and_other_binds_yet_its_process_can_listen_on_it_again()
+    {
+        let reserved = ReservedPort::new();
+        let refused = TcpStream::connect(reserved.addr()).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+        for _ in 0..2 {
+            // What a spawned process does; std, like tokio, sets SO_REUSEADDR.
+            let listener = std::net::TcpListener::bind(reserved.addr()).unwrap();
+            TcpStream::connect(reserved.addr()).unwrap();
+            let taken = std::net::TcpListener::bind(reserved.addr()).unwrap_err();
+            assert_eq!(taken.kind(), ErrorKind::AddrInUse);
+            drop(listener);
+        }
+        let others: Vec<_> = (0..200).map(|_| ReservedPort::new().port()).collect();
+        assert!(!others.contains(&reserved.port()));
+    }
+}
