@@ -44,7 +44,9 @@ async fn an_event_committed_before_the_web_role_dies_is_published_after_restart(
     });
     assert_eq!(status.code(), Some(86), "{}", web.log_text());
     assert_eq!(
-        metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"ok\"}")
+            .await,
         0.0,
         "published before the crash"
     );
@@ -85,15 +87,15 @@ async fn a_poison_message_is_dead_lettered_after_max_attempts_and_the_worker_kee
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        metric(&worker, "eventflow_messages_total{outcome=\"retried\"}").await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"retried\"}")
+            .await,
         2.0
     );
     assert_eq!(
-        metric(
-            &worker,
-            "eventflow_messages_total{outcome=\"dead_lettered\"}"
-        )
-        .await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"dead_lettered\"}")
+            .await,
         1.0
     );
     // Two retries went through the retry queue before the third attempt failed.
@@ -200,7 +202,11 @@ async fn a_worker_that_cannot_reach_the_web_role_retries_after_backoff_until_it_
     let mut worker = AppProcess::spawn(BIN, "worker", &env);
     worker.wait_ready(READY_TIMEOUT).await;
     let start = std::time::Instant::now();
-    while metric(&worker, "eventflow_messages_total{outcome=\"retried\"}").await < 2.0 {
+    while worker
+        .metric("eventflow_messages_total{outcome=\"retried\"}")
+        .await
+        < 2.0
+    {
         assert!(
             start.elapsed() < ACTIVE_TIMEOUT,
             "no retries:\n{}",
@@ -212,11 +218,9 @@ async fn a_worker_that_cannot_reach_the_web_role_retries_after_backoff_until_it_
     web.wait_ready(READY_TIMEOUT).await;
     wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[&web, &worker]).await;
     assert_eq!(
-        metric(
-            &worker,
-            "eventflow_messages_total{outcome=\"dead_lettered\"}"
-        )
-        .await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"dead_lettered\"}")
+            .await,
         0.0
     );
 }

@@ -223,6 +223,22 @@ impl AppProcess {
         panic!("not live after {timeout:?}:\n{}", self.log_text());
     }
 
+    /// A counter or gauge from the process's `/metrics`: the value of the
+    /// first line starting with `line_prefix` (0 when absent).
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
