@@ -29,26 +29,26 @@ pub async fn wait_pod_finished(
     timeout: Duration,
 ) -> Result<(String, String)> {
     wait_for(timeout, &format!("pod {name} to finish"), || async {
-        let phase = pods
-            .get(name)
-            .await?
-            .status
-            .and_then(|s| s.phase)
-            .unwrap_or_default();
+        let phase = phase(pods, name).await?;
         Ok(phase == "Succeeded" || phase == "Failed")
     })
     .await?;
-    let phase = pods
-        .get(name)
-        .await?
-        .status
-        .and_then(|s| s.phase)
-        .unwrap_or_default();
+    let phase = phase(pods, name).await?;
     let log = pods
         .logs(name, &LogParams::default())
         .await
         .unwrap_or_default();
     Ok((phase, log))
+}
+
+/// A pod's phase (`Pending`, `Running`, `Succeeded`, ...; empty before it has one).
+async fn phase(pods: &Api<Pod>, name: &str) -> Result<String> {
+    Ok(pods
+        .get(name)
+        .await?
+        .status
+        .and_then(|s| s.phase)
+        .unwrap_or_default())
 }
 
 /// Waits until a pod is Ready.
