@@ -33,7 +33,8 @@ tools: deps ## Kubernetes, etcd, CoreDNS, local-path-provisioner, Helm (cached b
 fmt:
 	cargo fmt --all
 
-lint:
+lint: deps ## deps installs shellcheck
+	shellcheck $$(find e2e -name '*.sh' | sort)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 

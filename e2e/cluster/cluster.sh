@@ -23,7 +23,6 @@ CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 CONTAINERD_ROOT=$EVENTFLOW_CACHE/containerd-root
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
 
-alive() { [ -f "$ST/pids/$1.pid" ] && kill -0 "$(cat "$ST/pids/$1.pid")" 2>/dev/null; }
 kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 crictl() { "$TOOLS/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" --image-endpoint "unix://$CONTAINERD_SOCK" "$@"; }
 
@@ -234,7 +233,7 @@ addons_up() {
 
 healthy() {
   local c
-  for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
+  for c in "${COMPONENTS[@]}"; do alive "$ST/pids/$c.pid" || return 1; done
   kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s >/dev/null 2>&1
 }
 
@@ -268,12 +267,12 @@ stop_component() {
 
 remove_pods_via_cri() {
   # containerd must run for the CRI; start it alone if a killed cluster left it dead.
-  if ! alive containerd && [ -f "$ST/containerd.toml" ] && [ -d "$CONTAINERD_ROOT" ]; then
+  if ! alive "$ST/pids/containerd.pid" && [ -f "$ST/containerd.toml" ] && [ -d "$CONTAINERD_ROOT" ]; then
     mkdir -p "$ST/pids" "$LOG_DIR" "$RUN/containerd"
     start containerd containerd --config "$ST/containerd.toml"
     wait_for 30 containerd crictl info || true
   fi
-  alive containerd || return 0
+  alive "$ST/pids/containerd.pid" || return 0
   local pods
   pods=$(crictl pods -q 2>/dev/null || true)
   [ -n "$pods" ] || return 0
@@ -375,7 +374,7 @@ down() {
 check_clean() {
   local bad=0 c
   for c in "${COMPONENTS[@]}"; do
-    if alive "$c"; then log "left behind: process $c"; bad=1; fi
+    if alive "$ST/pids/$c.pid"; then log "left behind: process $c"; bad=1; fi
   done
   if [ -n "$(our_mounts)" ]; then log "left behind: mounts $(our_mounts | tr '\n' ' ')"; bad=1; fi
   if [ -n "$(our_netns)" ]; then log "left behind: network namespaces $(our_netns | tr '\n' ' ')"; bad=1; fi

@@ -15,8 +15,6 @@ API_PORT=${EVENTFLOW_CP_API_PORT:-28443}
 KUBECONFIG_FILE=$CP/admin.kubeconfig
 BIN=$(kube_bin_dir)
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
 stop_pid() { # pidfile
   if alive "$1"; then
     local pid; pid=$(cat "$1")

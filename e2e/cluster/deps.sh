@@ -9,6 +9,7 @@ packages=(
   iptables conntrack iproute2 ethtool kmod socat util-linux openssl  # node networking, certs
   rabbitmq-server postgresql postgresql-client                       # private test services
   python3-venv                                                      # schemathesis
+  shellcheck                                                        # make lint
 )
 missing=()
 for p in "${packages[@]}"; do

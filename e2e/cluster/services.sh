@@ -17,14 +17,12 @@ PG_PORT=${EVENTFLOW_TEST_PG_PORT:-28432}
 SVC=$EVENTFLOW_STATE/services
 RMQ=$SVC/rabbitmq
 PG=$SVC/postgres
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)
 
 exports() {
   echo "export EVENTFLOW_TEST_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$AMQP_PORT/%2f"
   echo "export EVENTFLOW_TEST_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$PG_PORT/eventflow"
 }
-
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 wait_port() { # port seconds what
   local i

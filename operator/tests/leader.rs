@@ -23,15 +23,25 @@ use serde_json::json;
 struct Process {
     child: Child,
     admin: u16,
+    /// The admin port, held while the process runs (see [`reserve_port`]).
+    _admin_port: tokio::net::TcpSocket,
+}
+
+/// A loopback port bound with `SO_REUSEADDR` but never listening: unlike a
+/// port found free and released, nothing (another bind, an outgoing
+/// connection's ephemeral port) can take it before the child binds it, and
+/// the child still can, since tokio's listeners set `SO_REUSEADDR` too.
+fn reserve_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
 }
 
 impl Process {
     fn start(ns: &str, id: &str) -> Self {
-        let admin = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (admin_port, admin) = reserve_port();
         let child = Command::new(env!("CARGO_BIN_EXE_eventflow-operator"))
             .env("EVENTFLOW_OPERATOR_NAMESPACE", ns)
             .env("EVENTFLOW_OPERATOR_LEASE_NAMESPACE", ns)
@@ -46,7 +56,11 @@ impl Process {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        Self { child, admin }
+        Self {
+            child,
+            admin,
+            _admin_port: admin_port,
+        }
     }
 
     /// SIGTERM: the graceful path that releases the Lease.

@@ -8,7 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use eventflow_runtime::testing::{AppProcess, amqp_uri, free_port, fresh_sqlite, unique_namespace};
+use eventflow_runtime::testing::{
+    AppProcess, Ports, ReservedPort, amqp_uri, fresh_sqlite, unique_namespace,
+};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +44,9 @@ async fn an_event_committed_before_the_web_role_dies_is_published_after_restart(
     });
     assert_eq!(status.code(), Some(86), "{}", web.log_text());
     assert_eq!(
-        metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"ok\"}")
+            .await,
         0.0,
         "published before the crash"
     );
@@ -83,15 +87,15 @@ async fn a_poison_message_is_dead_lettered_after_max_attempts_and_the_worker_kee
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        metric(&worker, "eventflow_messages_total{outcome=\"retried\"}").await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"retried\"}")
+            .await,
         2.0
     );
     assert_eq!(
-        metric(
-            &worker,
-            "eventflow_messages_total{outcome=\"dead_lettered\"}"
-        )
-        .await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"dead_lettered\"}")
+            .await,
         1.0
     );
     // Two retries went through the retry queue before the third attempt failed.
@@ -111,9 +115,11 @@ async fn the_web_role_takes_commands_while_the_broker_is_down_and_is_not_ready_u
     let env = broker.env(&store);
     let mut down = env.clone();
     down.retain(|(k, _)| *k != "EVENTFLOW_BROKER_URI");
+    // Held for the whole test and never listened on: every connection is refused.
+    let no_broker = ReservedPort::new();
     down.push((
         "EVENTFLOW_BROKER_URI",
-        format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()),
+        format!("amqp://guest:guest@{}/%2f", no_broker.addr()),
     ));
     let mut web = AppProcess::spawn(BIN, "web", &down);
     web.wait_live(READY_TIMEOUT).await;
@@ -149,8 +155,8 @@ async fn accounts_in_flight_at_sigterm_all_become_active_after_a_restart() {
         ("DATABASE_URL", fresh_sqlite()),
     ];
     // The restart keeps the ports: events already on the broker link to them.
-    let (http_port, admin_port) = (free_port(), free_port());
-    let mut all = AppProcess::spawn_at(BIN, "all", &env, http_port, admin_port);
+    let ports = Ports::reserve();
+    let mut all = AppProcess::spawn_on(BIN, "all", &env, &ports);
     all.wait_ready(READY_TIMEOUT).await;
     let mut urls = Vec::new();
     for i in 0..20 {
@@ -164,7 +170,7 @@ async fn accounts_in_flight_at_sigterm_all_become_active_after_a_restart() {
         all.log_text()
     );
 
-    let mut again = AppProcess::spawn_at(BIN, "all", &env, http_port, admin_port);
+    let mut again = AppProcess::spawn_on(BIN, "all", &env, &ports);
     again.wait_ready(READY_TIMEOUT).await;
     for url in &urls {
         wait_status(url, "ACTIVE", ACTIVE_TIMEOUT, &[&again]).await;
@@ -176,8 +182,8 @@ async fn accounts_in_flight_at_sigterm_all_become_active_after_a_restart() {
 async fn a_worker_that_cannot_reach_the_web_role_retries_after_backoff_until_it_can() {
     let broker = Broker::prepared(20, 300).await;
     let env = broker.env(&fresh_sqlite());
-    let (http_port, admin_port) = (free_port(), free_port());
-    let mut web = AppProcess::spawn_at(BIN, "web", &env, http_port, admin_port);
+    let ports = Ports::reserve();
+    let mut web = AppProcess::spawn_on(BIN, "web", &env, &ports);
     web.wait_ready(READY_TIMEOUT).await;
     let created = create(&web, "patient@example.com").await;
     let url = created["_links"]["self"]["href"]
@@ -196,7 +202,11 @@ async fn a_worker_that_cannot_reach_the_web_role_retries_after_backoff_until_it_
     let mut worker = AppProcess::spawn(BIN, "worker", &env);
     worker.wait_ready(READY_TIMEOUT).await;
     let start = std::time::Instant::now();
-    while metric(&worker, "eventflow_messages_total{outcome=\"retried\"}").await < 2.0 {
+    while worker
+        .metric("eventflow_messages_total{outcome=\"retried\"}")
+        .await
+        < 2.0
+    {
         assert!(
             start.elapsed() < ACTIVE_TIMEOUT,
             "no retries:\n{}",
@@ -204,15 +214,13 @@ async fn a_worker_that_cannot_reach_the_web_role_retries_after_backoff_until_it_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut web = AppProcess::spawn_at(BIN, "web", &env, http_port, admin_port);
+    let mut web = AppProcess::spawn_on(BIN, "web", &env, &ports);
     web.wait_ready(READY_TIMEOUT).await;
     wait_status(&url, "ACTIVE", ACTIVE_TIMEOUT, &[&web, &worker]).await;
     assert_eq!(
-        metric(
-            &worker,
-            "eventflow_messages_total{outcome=\"dead_lettered\"}"
-        )
-        .await,
+        worker
+            .metric("eventflow_messages_total{outcome=\"dead_lettered\"}")
+            .await,
         0.0
     );
 }

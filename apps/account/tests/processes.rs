@@ -98,12 +98,18 @@ async fn the_same_event_delivered_twice_changes_nothing_the_second_time() {
     let id = active["accountId"].as_str().unwrap();
     let created = broker.next_tapped("ACCOUNT_CREATED", id).await;
     let confirmed = broker.next_tapped("ACCOUNT_CONFIRMED", id).await;
-    let handled = metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await;
+    let handled = worker
+        .metric("eventflow_messages_total{outcome=\"ok\"}")
+        .await;
     for ce in [&created, &confirmed] {
         broker.publish(&ce.routing_key(), &ce.to_json()).await;
     }
     let start = std::time::Instant::now();
-    while metric(&worker, "eventflow_messages_total{outcome=\"ok\"}").await < handled + 2.0 {
+    while worker
+        .metric("eventflow_messages_total{outcome=\"ok\"}")
+        .await
+        < handled + 2.0
+    {
         assert!(
             start.elapsed() < ACTIVE_TIMEOUT,
             "redeliveries not handled:\n{}",

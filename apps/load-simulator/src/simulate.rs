@@ -309,10 +309,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_post_to_nobody_gives_up_naming_the_failure() {
-        // A port nothing listens on: every try is refused.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/things", listener.local_addr().unwrap());
-        drop(listener);
+        // A port held but never listened on: every try is refused.
+        let nobody = eventflow_runtime::testing::ReservedPort::new();
+        let url = format!("http://{}/v1/things", nobody.addr());
         let err = post(&reqwest::Client::new(), &url, &json!({}))
             .await
             .unwrap_err();

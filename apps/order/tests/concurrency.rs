@@ -218,20 +218,6 @@ async fn every_worker_killed_mid_saga_and_restarted_completes_every_order_with_n
     assert_no_double_effect(&saga).await;
 }
 
-async fn metric(process: &AppProcess, line_prefix: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", process.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs rabbitmq"]
 async fn a_reservation_outcome_arriving_before_its_order_is_reserving_is_retried_until_it_counts() {
@@ -254,7 +240,9 @@ async fn a_reservation_outcome_arriving_before_its_order_is_reserving_is_retried
     loop {
         let mut retried = 0.0;
         for w in &saga.warehouse.workers {
-            retried += metric(w, "eventflow_messages_total{outcome=\"retried\"}").await;
+            retried += w
+                .metric("eventflow_messages_total{outcome=\"retried\"}")
+                .await;
         }
         if retried >= 2.0 {
             break;
@@ -287,7 +275,8 @@ async fn a_reservation_outcome_arriving_before_its_order_is_reserving_is_retried
     );
     for w in saga.warehouse.workers.iter() {
         assert_eq!(
-            metric(w, "eventflow_messages_total{outcome=\"dead_lettered\"}").await,
+            w.metric("eventflow_messages_total{outcome=\"dead_lettered\"}")
+                .await,
             0.0
         );
     }
@@ -314,7 +303,9 @@ async fn a_reservation_outcome_whose_report_was_dead_lettered_is_still_collected
     loop {
         let mut dead = 0.0;
         for w in &saga.warehouse.workers {
-            dead += metric(w, "eventflow_messages_total{outcome=\"dead_lettered\"}").await;
+            dead += w
+                .metric("eventflow_messages_total{outcome=\"dead_lettered\"}")
+                .await;
         }
         if dead >= 2.0 {
             break;

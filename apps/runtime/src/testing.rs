@@ -1,15 +1,19 @@
 //! Test helpers for apps built on the runtime (feature `testing`): the
 //! private services' addresses (a test whose service is missing fails
 //! loudly, never passes silently), isolated stores and broker namespaces,
-//! and app processes that are killed when the test ends.
+//! loopback ports reserved for the test, and app processes that are killed
+//! when the test ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    net::TcpListener,
+    net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
+
+use tokio::net::TcpSocket;
 
 use sqlx::{Connection, postgres::PgConnection};
 
@@ -67,13 +71,71 @@ pub fn fresh_sqlite() -> String {
     )
 }
 
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port held by the test until dropped: bound, with
+/// `SO_REUSEADDR`, but never listening. A port merely found free and
+/// released could be taken before the process handed it binds it (by an
+/// outgoing connection's ephemeral port or another test); a held port
+/// cannot: the kernel gives neither a port-0 bind nor an outgoing
+/// connection a port a socket is bound to, and refuses any other bind
+/// while a process listens on it. The process it is handed to can still
+/// bind and listen on it, because Linux lets sockets that all set
+/// `SO_REUSEADDR` share a port while at most one listens, and tokio's
+/// (mio's) listeners set it. While nobody listens, connections to it are
+/// refused, as to a stopped process; and a restarted process gets the
+/// same port.
+pub struct ReservedPort {
+    _socket: TcpSocket,
+    addr: SocketAddr,
+}
+
+impl ReservedPort {
+    pub fn new() -> Self {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket
+            .bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        Self {
+            _socket: socket,
+            addr,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Default for ReservedPort {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The HTTP and admin ports of an app process, reserved as long as a clone
+/// lives: a process started again on them ([`AppProcess::spawn_on`]) keeps
+/// its URLs.
+#[derive(Clone)]
+pub struct Ports(Arc<(ReservedPort, ReservedPort)>);
+
+impl Ports {
+    pub fn reserve() -> Self {
+        Self(Arc::new((ReservedPort::new(), ReservedPort::new())))
+    }
+
+    pub fn http(&self) -> SocketAddr {
+        self.0.0.addr()
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.0.1.addr()
+    }
 }
 
 /// An app process (one role); killed on drop.
@@ -82,23 +144,21 @@ pub struct AppProcess {
     pub http: String,
     pub admin: String,
     pub log: PathBuf,
+    /// Held while the process runs, so nothing else takes its ports.
+    _ports: Ports,
 }
 
 impl AppProcess {
-    /// Starts `binary role` with `env` plus fresh HTTP/admin ports (and its
-    /// own URL as `EVENTFLOW_SELF_URL` unless `env` sets it); logs go to a file.
+    /// Starts `binary role` with `env` plus freshly reserved HTTP/admin ports
+    /// (and its own URL as `EVENTFLOW_SELF_URL` unless `env` sets it); logs
+    /// go to a file.
     pub fn spawn(binary: &str, role: &str, env: &[(&str, String)]) -> Self {
-        Self::spawn_at(binary, role, env, free_port(), free_port())
+        Self::spawn_on(binary, role, env, &Ports::reserve())
     }
 
-    /// [`AppProcess::spawn`] on given ports (a restart that keeps its URL).
-    pub fn spawn_at(
-        binary: &str,
-        role: &str,
-        env: &[(&str, String)],
-        http_port: u16,
-        admin_port: u16,
-    ) -> Self {
+    /// [`AppProcess::spawn`] on `ports` (a restart that keeps its URLs).
+    pub fn spawn_on(binary: &str, role: &str, env: &[(&str, String)], ports: &Ports) -> Self {
+        let (http, admin) = (ports.http(), ports.admin());
         let log = temp_dir().join(format!("{role}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(binary);
@@ -106,12 +166,9 @@ impl AppProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")
-            .env("EVENTFLOW_HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-            .env("EVENTFLOW_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
-            .env(
-                "EVENTFLOW_SELF_URL",
-                format!("http://127.0.0.1:{http_port}"),
-            )
+            .env("EVENTFLOW_HTTP_ADDR", http.to_string())
+            .env("EVENTFLOW_ADMIN_ADDR", admin.to_string())
+            .env("EVENTFLOW_SELF_URL", format!("http://{http}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);
@@ -123,9 +180,10 @@ impl AppProcess {
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
         Self {
             child,
-            http: format!("http://127.0.0.1:{http_port}"),
-            admin: format!("http://127.0.0.1:{admin_port}"),
+            http: format!("http://{http}"),
+            admin: format!("http://{admin}"),
             log,
+            _ports: ports.clone(),
         }
     }
 
@@ -165,6 +223,22 @@ impl AppProcess {
         panic!("not live after {timeout:?}:\n{}", self.log_text());
     }
 
+    /// A counter or gauge from the process's `/metrics`: the value of the
+    /// first line starting with `line_prefix` (0 when absent).
+    pub async fn metric(&self, line_prefix: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -201,5 +275,30 @@ impl Drop for AppProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{io::ErrorKind, net::TcpStream};
+
+    use super::*;
+
+    #[test]
+    fn a_reserved_port_refuses_connections_and_other_binds_yet_its_process_can_listen_on_it_again()
+    {
+        let reserved = ReservedPort::new();
+        let refused = TcpStream::connect(reserved.addr()).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+        for _ in 0..2 {
+            // What a spawned process does; std, like tokio, sets SO_REUSEADDR.
+            let listener = std::net::TcpListener::bind(reserved.addr()).unwrap();
+            TcpStream::connect(reserved.addr()).unwrap();
+            let taken = std::net::TcpListener::bind(reserved.addr()).unwrap_err();
+            assert_eq!(taken.kind(), ErrorKind::AddrInUse);
+            drop(listener);
+        }
+        let others: Vec<_> = (0..200).map(|_| ReservedPort::new().port()).collect();
+        assert!(!others.contains(&reserved.port()));
     }
 }

@@ -219,21 +219,6 @@ pub async fn event_types(account: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A counter from a role's `/metrics` (0 when absent).
-pub async fn metric(process: &AppProcess, line_prefix: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", process.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 pub const ACTIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 

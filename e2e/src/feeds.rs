@@ -1,0 +1,102 @@
+//! The global event feeds (`GET /v1/events`) of the example system's
+//! bounded contexts: read whole, counted by routing key, and their oldest
+//! event.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use serde_json::Value;
+
+use crate::forward::forward_service;
+use crate::http::{get_json, run_base};
+use crate::install::EXAMPLES_NS;
+
+/// The bounded contexts of the example system whose web role serves a
+/// global event feed (`GET /v1/events`), as `ecommerce-<context>-web`.
+pub const CONTEXTS: [&str; 4] = ["account", "order", "payment", "warehouse"];
+
+/// Every event of one context's global feed at `base` (a web role) after
+/// position `after`, following `_links.next`.
+pub async fn feed_events(http: &reqwest::Client, base: &str, after: i64) -> Result<Vec<Value>> {
+    let mut events = Vec::new();
+    let mut next = Some(format!("{base}/v1/events?after={after}&limit=100"));
+    while let Some(page) = next.take() {
+        let doc = get_json(http, &page).await?;
+        events.extend(
+            doc["_embedded"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        next = doc["_links"]["next"]["href"]
+            .as_str()
+            .map(|h| h.replace(run_base(&doc).as_str(), base));
+    }
+    Ok(events)
+}
+
+/// Events of one context's global feed at `base` (a web role), counted by
+/// routing key (`<aggregateType>.<eventType>`).
+pub async fn feed_counts_at(http: &reqwest::Client, base: &str) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for e in feed_events(http, base, 0).await? {
+        let field = |f: &str| {
+            e[f].as_str()
+                .ok_or_else(|| anyhow!("an event of {base} has no {f}: {e}"))
+        };
+        let key = format!("{}.{}", field("aggregateType")?, field("eventType")?);
+        *counts.entry(key).or_insert(0u64) += 1;
+    }
+    Ok(counts)
+}
+
+/// [`feed_counts_at`] of every context in [`CONTEXTS`], by context, each
+/// reached by a port-forward to its web role in [`EXAMPLES_NS`].
+pub async fn context_feed_counts(
+    client: &Client,
+    http: &reqwest::Client,
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    let mut by_context = BTreeMap::new();
+    for app in CONTEXTS {
+        let base =
+            forward_service(client, EXAMPLES_NS, &format!("ecommerce-{app}-web"), 8080).await?;
+        by_context.insert(app.to_owned(), feed_counts_at(http, &base).await?);
+    }
+    Ok(by_context)
+}
+
+/// When the oldest event in any context's feed was appended (`None`: no
+/// event yet). Events older than the example Stream come from an earlier
+/// installation whose PostgreSQL data was kept.
+pub async fn oldest_event_time(client: &Client, http: &reqwest::Client) -> Result<Option<Time>> {
+    let mut oldest: Option<Time> = None;
+    for app in CONTEXTS {
+        let base =
+            forward_service(client, EXAMPLES_NS, &format!("ecommerce-{app}-web"), 8080).await?;
+        let doc = get_json(http, &format!("{base}/v1/events?after=0&limit=1")).await?;
+        if let Some(first) = doc["_embedded"]["events"].get(0) {
+            let at: Time = serde_json::from_value(first["createdAt"].clone())
+                .map_err(|e| anyhow!("createdAt of {first}: {e}"))?;
+            if oldest.as_ref().is_none_or(|o| at.0 < o.0) {
+                oldest = Some(at);
+            }
+        }
+    }
+    Ok(oldest)
+}
+
+/// Events of every context's global feed, counted by routing key.
+pub async fn feed_counts(client: &Client, http: &reqwest::Client) -> Result<BTreeMap<String, u64>> {
+    let mut counts = BTreeMap::new();
+    for (key, n) in context_feed_counts(client, http)
+        .await?
+        .into_values()
+        .flatten()
+    {
+        *counts.entry(key).or_insert(0u64) += n;
+    }
+    Ok(counts)
+}

@@ -1,0 +1,47 @@
+//! Runs of the load simulator: started over its API and polled until done.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::http::{get_json, run_base};
+
+/// Starts a load-simulator run (`POST {sim}/v1/runs` with `plan`) and polls
+/// it until it is no longer RUNNING; returns its last report. Fails when the
+/// run is refused or still RUNNING after `timeout`.
+pub async fn run_load(
+    http: &reqwest::Client,
+    sim: &str,
+    plan: &Value,
+    timeout: Duration,
+) -> Result<Value> {
+    let started = http
+        .post(format!("{sim}/v1/runs"))
+        .json(plan)
+        .send()
+        .await?;
+    if started.status() != 201 {
+        bail!(
+            "POST {sim}/v1/runs: {}: {}",
+            started.status(),
+            started.text().await.unwrap_or_default()
+        );
+    }
+    let run: Value = started.json().await?;
+    let url = run["_links"]["self"]["href"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the run has no self link: {run}"))?
+        .replace(run_base(&run).as_str(), sim);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let report = get_json(http, &url).await?;
+        if report["status"] != "RUNNING" {
+            return Ok(report);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("the run did not complete in {timeout:?}: {report}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
