@@ -10,6 +10,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use eventflow_contract::{Topology, declare::declare};
+use futures::future::try_join_all;
 use lapin::{
     Channel, Connection, ConnectionProperties,
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
@@ -116,17 +117,17 @@ impl Amqp {
     pub async fn delete(&self, uri: &str, topology: &Topology) -> Result<()> {
         let _permit = self.permits.acquire().await;
         let channel = self.channel(uri).await?;
+        // Pipelined on the channel (replies come back in order): one round
+        // trip for the queues, one for the exchanges, not one per object.
         let work = async {
-            for q in &topology.queues {
-                channel
-                    .queue_delete(q.name.as_str().into(), QueueDeleteOptions::default())
-                    .await?;
-            }
-            for e in &topology.exchanges {
-                channel
-                    .exchange_delete(e.name.as_str().into(), ExchangeDeleteOptions::default())
-                    .await?;
-            }
+            try_join_all(topology.queues.iter().map(|q| {
+                channel.queue_delete(q.name.as_str().into(), QueueDeleteOptions::default())
+            }))
+            .await?;
+            try_join_all(topology.exchanges.iter().map(|e| {
+                channel.exchange_delete(e.name.as_str().into(), ExchangeDeleteOptions::default())
+            }))
+            .await?;
             lapin::Result::Ok(())
         };
         let result = tokio::time::timeout(self.timeout * 4, work).await;
