@@ -42,6 +42,18 @@ where
         .await?)
 }
 
+/// Deletes `name` in the background; `false` when it was already gone.
+pub async fn delete<K>(api: &Api<K>, name: &str) -> Result<bool>
+where
+    K: Resource + DeserializeOwned + Clone + Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Deletes every object matching `selector` whose name is not in `keep`;
 /// returns the names deleted.
 pub async fn remove_orphans<K>(
@@ -63,12 +75,11 @@ where
         .await?
     {
         let name = obj.name_any();
-        if !keep.contains(&name) && obj.metadata.deletion_timestamp.is_none() {
-            match api.delete(&name, &DeleteParams::background()).await {
-                Ok(_) => removed.push(name),
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
+        if !keep.contains(&name)
+            && obj.metadata.deletion_timestamp.is_none()
+            && delete(&api, &name).await?
+        {
+            removed.push(name);
         }
     }
     Ok(removed)

@@ -13,12 +13,11 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::DeleteParams,
     runtime::reflector::{ObjectRef, Store},
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{apply, record::Tracking, remove_orphans};
+use super::{apply, delete, record::Tracking, remove_orphans};
 use crate::{
     Result, api::WorkloadStatus, build::StreamObjects, context::Context, fingerprint,
     naming::LABEL_STREAM, resolve::has_listed, status, validate::ValidStream,
@@ -171,13 +170,12 @@ where
                         .and_then(|l| l.get(LABEL_STREAM))
                         .map(String::as_str)
                         == Some(stream.name);
-                if !ours || keep.contains(&name) || meta.deletion_timestamp.is_some() {
-                    continue;
-                }
-                match api.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => removed.push(name),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
+                if ours
+                    && !keep.contains(&name)
+                    && meta.deletion_timestamp.is_none()
+                    && delete(&api, &name).await?
+                {
+                    removed.push(name);
                 }
             }
             removed

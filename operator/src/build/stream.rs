@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    security::{APP_UID, container_security, pod_security},
+    pod::{empty_dir, mount, pod_template},
+    security::{APP_UID, container_security},
     wiring::{app_bindings, container_env, web_port},
 };
 use crate::{
@@ -20,9 +21,8 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, PodSpec,
-            PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
-            Volume, VolumeMount,
+            Container, ContainerPort, HTTPGetAction, Probe, ResourceRequirements, Service,
+            ServicePort, ServiceSpec,
         },
     },
     apimachinery::pkg::{
@@ -183,22 +183,9 @@ fn deployment(
         startup_probe: Some(admin_probe("/livez", 2, 60)),
         security_context: Some(container_security(APP_UID)),
         volume_mounts: Some(vec![
-            VolumeMount {
-                name: "data".into(),
-                mount_path: env::IMAGE_DATA_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
+            mount("data", env::IMAGE_DATA_DIR),
+            mount("tmp", "/tmp"),
         ]),
-        ..Default::default()
-    };
-    let empty_dir = |name: &str| Volume {
-        name: name.to_owned(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     };
     Deployment {
@@ -209,20 +196,12 @@ fn deployment(
                 match_labels: Some(selector),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    security_context: Some(pod_security(APP_UID)),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    volumes: Some(vec![empty_dir("data"), empty_dir("tmp")]),
-                    ..Default::default()
-                }),
-            },
+            template: pod_template(
+                labels,
+                APP_UID,
+                vec![container],
+                vec![empty_dir("data"), empty_dir("tmp")],
+            ),
             ..Default::default()
         }),
         ..Default::default()

@@ -31,6 +31,21 @@ pub fn redact(uri: &str) -> String {
         .to_owned()
 }
 
+/// The result of a bounded AMQP operation, as the operator's error.
+fn outcome(
+    uri: &str,
+    result: std::result::Result<lapin::Result<()>, tokio::time::error::Elapsed>,
+) -> Result<()> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(Error::Amqp {
+            uri_host: redact(uri),
+            source,
+        }),
+        Err(_) => Err(Error::AmqpTimeout(redact(uri))),
+    }
+}
+
 pub struct Amqp {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
     timeout: Duration,
@@ -103,14 +118,7 @@ impl Amqp {
         let result =
             tokio::time::timeout(self.timeout * 4, declare(&channel, topology, false)).await;
         self.close(&channel).await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(Error::Amqp {
-                uri_host: redact(uri),
-                source,
-            }),
-            Err(_) => Err(Error::AmqpTimeout(redact(uri))),
-        }
+        outcome(uri, result)
     }
 
     /// Deletes the queues and exchanges of `topology` (deleting a missing one succeeds).
@@ -132,14 +140,7 @@ impl Amqp {
         };
         let result = tokio::time::timeout(self.timeout * 4, work).await;
         self.close(&channel).await;
-        match result {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(Error::Amqp {
-                uri_host: redact(uri),
-                source,
-            }),
-            Err(_) => Err(Error::AmqpTimeout(redact(uri))),
-        }
+        outcome(uri, result)
     }
 }
 

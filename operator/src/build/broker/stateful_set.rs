@@ -9,10 +9,10 @@ use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
-            ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-            EnvVarSource, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-            PodSpec, PodTemplateSpec, Probe, SecretKeySelector, SecretVolumeSource,
-            TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+            ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+            ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, Probe,
+            SecretKeySelector, SecretVolumeSource, TCPSocketAction, Volume,
+            VolumeResourceRequirements,
         },
     },
     apimachinery::pkg::{
@@ -27,19 +27,14 @@ use super::{
     services::{DIST_PORT, EPMD_PORT},
 };
 use crate::{
-    build::security::{RABBITMQ_UID, container_security, pod_security},
+    build::{
+        pod::{empty_dir, mount, pod_template},
+        security::{RABBITMQ_UID, container_security},
+    },
     naming,
 };
 
 const DATA_DIR: &str = "/var/lib/rabbitmq";
-
-fn mount(volume: &str, path: &str) -> VolumeMount {
-    VolumeMount {
-        name: volume.into(),
-        mount_path: path.into(),
-        ..Default::default()
-    }
-}
 
 fn plain(var: &str, value: String) -> EnvVar {
     EnvVar {
@@ -168,14 +163,6 @@ fn rabbitmq_container(broker: &Managed<'_>) -> Container {
     }
 }
 
-fn empty_dir(name: &str) -> Volume {
-    Volume {
-        name: name.into(),
-        empty_dir: Some(EmptyDirVolumeSource::default()),
-        ..Default::default()
-    }
-}
-
 /// The pod's volumes, and the claim template of `data` when storage is
 /// asked for (else `data` is an emptyDir).
 fn volumes(
@@ -237,6 +224,16 @@ pub(super) fn stateful_set(broker: &Managed<'_>) -> StatefulSet {
     let mut labels = naming::broker_labels(broker.name);
     labels.extend(selector.clone());
     let (volumes, claims) = volumes(broker, &labels);
+    let mut template = pod_template(
+        labels,
+        RABBITMQ_UID,
+        vec![rabbitmq_container(broker)],
+        volumes,
+    );
+    if let Some(pod) = template.spec.as_mut() {
+        pod.init_containers = Some(vec![cookie_init_container(broker)]);
+        pod.termination_grace_period_seconds = Some(60);
+    }
     StatefulSet {
         metadata: broker.meta(&broker.names.name),
         spec: Some(StatefulSetSpec {
@@ -248,22 +245,7 @@ pub(super) fn stateful_set(broker: &Managed<'_>) -> StatefulSet {
                 match_labels: Some(selector),
                 ..Default::default()
             },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    init_containers: Some(vec![cookie_init_container(broker)]),
-                    containers: vec![rabbitmq_container(broker)],
-                    security_context: Some(pod_security(RABBITMQ_UID)),
-                    automount_service_account_token: Some(false),
-                    enable_service_links: Some(false),
-                    termination_grace_period_seconds: Some(60),
-                    volumes: Some(volumes),
-                    ..Default::default()
-                }),
-            },
+            template,
             // The volumes go with the EventBroker (its Secret, which their
             // data needs, goes too); a scale-down keeps them.
             persistent_volume_claim_retention_policy: claims.as_ref().map(|_| {
