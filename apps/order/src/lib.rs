@@ -2,6 +2,7 @@
 //! ([`order`]), the saga's action-mapped functions ([`functions`]) and the
 //! [`spec`] that hands both to the runtime for every role.
 
+pub mod events;
 pub mod functions;
 pub mod order;
 mod schemas;

@@ -15,6 +15,7 @@ pub mod broker;
 pub mod cloudevent;
 pub mod config;
 pub mod consumer;
+pub mod event;
 pub mod functions;
 pub mod hal;
 pub mod hypermedia;
@@ -26,6 +27,6 @@ pub mod store;
 pub mod web;
 
 pub use aggregate::{Aggregate, Creation, DomainError};
-pub use store::{NewEvent, RecordedEvent};
+pub use event::{NewEvent, RecordedEvent};
 #[cfg(feature = "testing")]
 pub mod testing;
