@@ -7,7 +7,7 @@
 use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
-    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
+    functions::{Function, Outcome, Registry},
     hypermedia::{self, Ran, aggregate_of, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
@@ -37,11 +37,7 @@ async fn run(
 ) -> Result<Ran, HandlerError> {
     let key = idempotency_key(event, command, &id_of(resource));
     let ran = client().run(resource, command, body, &key).await?;
-    if ran.done() {
-        outcome.ran.push(command.to_owned());
-    } else {
-        outcome.skipped.push(command.to_owned());
-    }
+    outcome.record(command, &ran);
     Ok(ran)
 }
 
@@ -298,40 +294,30 @@ async fn fulfil(event: CloudEvent) -> Result<Outcome, HandlerError> {
     Ok(outcome)
 }
 
-macro_rules! function {
-    ($name:literal, $triggers:expr, $body:ident) => {
-        Function {
-            name: $name,
-            triggers: $triggers,
-            run: |_: HalClient, event: CloudEvent| -> FunctionFuture { Box::pin($body(event)) },
-        }
-    };
-}
-
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            function!("connectAccount", &[ORDER_CREATED], connect_account),
-            function!("reserveInventory", &[ACCOUNT_CONNECTED], reserve_inventory),
-            function!(
+            Function::new("connectAccount", &[ORDER_CREATED], connect_account),
+            Function::new("reserveInventory", &[ACCOUNT_CONNECTED], reserve_inventory),
+            Function::new(
                 "requestReservations",
                 &[RESERVATION_PENDING],
-                request_reservations
+                request_reservations,
             ),
-            function!(
+            Function::new(
                 "completeReservation",
                 &[RESERVATION_ADDED],
-                complete_reservation
+                complete_reservation,
             ),
-            function!("createPayment", &[RESERVATION_SUCCEEDED], create_payment),
-            function!("connectPayment", &[PAYMENT_CREATED], connect_payment),
-            function!("processPayment", &[PAYMENT_CONNECTED], process_payment),
-            function!(
+            Function::new("createPayment", &[RESERVATION_SUCCEEDED], create_payment),
+            Function::new("connectPayment", &[PAYMENT_CREATED], connect_payment),
+            Function::new("processPayment", &[PAYMENT_CONNECTED], process_payment),
+            Function::new(
                 "compensate",
                 &[RESERVATION_FAILED, PAYMENT_FAILED],
-                compensate
+                compensate,
             ),
-            function!("fulfil", &[PAYMENT_SUCCEEDED], fulfil),
+            Function::new("fulfil", &[PAYMENT_SUCCEEDED], fulfil),
         ],
     }
 }

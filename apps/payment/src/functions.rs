@@ -5,8 +5,8 @@
 use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
-    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
-    hypermedia::{Ran, aggregate_of, client, idempotency_key, link},
+    functions::{Function, Outcome, Registry},
+    hypermedia::{aggregate_of, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
@@ -19,14 +19,6 @@ async fn payment_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
     client().subject(event).await.map(Some)
 }
 
-fn record(outcome: &mut Outcome, command: &str, ran: &Ran) {
-    if ran.done() {
-        outcome.ran.push(command.to_owned());
-    } else {
-        outcome.skipped.push(command.to_owned());
-    }
-}
-
 async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     let mut outcome = Outcome::default();
     let Some(payment) = payment_of(&event).await? else {
@@ -35,7 +27,7 @@ async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     let id = payment["paymentId"].as_str().unwrap_or_default();
     let key = idempotency_key(&event, "processPayment", id);
     let ran = client().run(&payment, "processPayment", None, &key).await?;
-    record(&mut outcome, "processPayment", &ran);
+    outcome.record("processPayment", &ran);
     Ok(outcome)
 }
 
@@ -58,7 +50,7 @@ async fn report_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
             let ran = client()
                 .run(&order, "processPayment", Some(&body), &key)
                 .await?;
-            record(&mut outcome, "processPayment", &ran);
+            outcome.record("processPayment", &ran);
             Ok(outcome)
         }
         "ORDER_CREATED"
@@ -76,20 +68,12 @@ async fn report_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            Function {
-                name: "processPayment",
-                triggers: &[ORDER_CONNECTED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(process_payment(event))
-                },
-            },
-            Function {
-                name: "reportPayment",
-                triggers: &[PAYMENT_SUCCEEDED, PAYMENT_FAILED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(report_payment(event))
-                },
-            },
+            Function::new("processPayment", &[ORDER_CONNECTED], process_payment),
+            Function::new(
+                "reportPayment",
+                &[PAYMENT_SUCCEEDED, PAYMENT_FAILED],
+                report_payment,
+            ),
         ],
     }
 }

@@ -6,7 +6,7 @@
 use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
-    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
+    functions::{Function, Outcome, Registry},
     hypermedia::{Ran, aggregate_of, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
@@ -33,11 +33,7 @@ async fn run(
 ) -> Result<Ran, HandlerError> {
     let key = idempotency_key(event, command, target);
     let ran = client().run(resource, command, body, &key).await?;
-    if ran.done() {
-        outcome.ran.push(command.to_owned());
-    } else {
-        outcome.skipped.push(command.to_owned());
-    }
+    outcome.record(command, &ran);
     Ok(ran)
 }
 
@@ -153,20 +149,12 @@ async fn report(event: CloudEvent) -> Result<Outcome, HandlerError> {
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            Function {
-                name: "reserve",
-                triggers: &[RESERVATION_REQUESTED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(reserve(event))
-                },
-            },
-            Function {
-                name: "reportReservation",
-                triggers: &[RESERVATION_SUCCEEDED, RESERVATION_FAILED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(report(event))
-                },
-            },
+            Function::new("reserve", &[RESERVATION_REQUESTED], reserve),
+            Function::new(
+                "reportReservation",
+                &[RESERVATION_SUCCEEDED, RESERVATION_FAILED],
+                report,
+            ),
         ],
     }
 }

@@ -20,9 +20,10 @@ pub fn init_logs() {
 /// environment (`role` is the command-line role, which wins over
 /// `EVENTFLOW_ROLE`), then [`run`] until shutdown. Exit code 2 for a bad
 /// configuration, 1 for a failure.
-pub fn main(app: &str, spec: AppSpec, role: Option<&str>) -> std::process::ExitCode {
-    let standalone = spec.standalone.clone();
-    main_with(app, role, &standalone, |config| run(spec, config))
+pub fn main(spec: AppSpec, role: Option<&str>) -> std::process::ExitCode {
+    main_with(spec.name, role, &spec.standalone(), |config| {
+        run(spec, config)
+    })
 }
 
 /// [`main`] for an app that runs its own processes instead of [`run`]

@@ -10,13 +10,12 @@ use lapin::Connection;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use super::supervise::Failure;
+use super::{AppSpec, supervise::Failure};
 use crate::{
     admin::Readiness,
     broker::{self, BrokerError},
     config::Config,
     consumer::Consumer,
-    functions::{HalClient, Registry},
     metrics::Metrics,
     relay::Relay,
     store::EventStore,
@@ -38,10 +37,7 @@ pub(super) enum BrokerRunError {
 
 /// Everything that needs the broker: the relay (web), the consumers (worker).
 pub(super) struct BrokerPart {
-    pub(super) spec_name: &'static str,
-    pub(super) functions: fn() -> Registry,
-    pub(super) collection_of: fn(&str) -> &'static str,
-    pub(super) publishes_to: &'static str,
+    pub(super) spec: AppSpec,
     pub(super) config: Config,
     pub(super) store: Option<EventStore>,
     pub(super) relay_notify: Arc<Notify>,
@@ -58,7 +54,7 @@ impl BrokerPart {
         failure: &Failure,
     ) -> Result<(), BrokerRunError> {
         let c = &self.config;
-        let name = format!("{}-{}", self.spec_name, c.role.as_str());
+        let name = format!("{}-{}", self.spec.name, c.role.as_str());
         let connection = Arc::new(broker::connect(&c.broker_uri, &name, cancel).await?);
         broker::declare_topology(&connection, &c.bindings, c.bindings_from_operator, cancel)
             .await?;
@@ -67,7 +63,7 @@ impl BrokerPart {
             for subscription in &c.bindings.subscribes {
                 let consumer = Consumer {
                     subscription: subscription.clone(),
-                    handler: (self.functions)().handler(HalClient::default()),
+                    handler: (self.spec.functions)().handler(),
                     prefetch: c.prefetch,
                     concurrency: c.concurrency,
                     metrics: self.metrics.clone(),
@@ -84,13 +80,13 @@ impl BrokerPart {
         consumers.close();
         let relay = match &self.store {
             Some(store) => {
-                let exchange = exchange_of(&c.bindings, self.publishes_to)?;
+                let exchange = exchange_of(&c.bindings, self.spec.destination)?;
                 let relay = Relay {
                     store: store.clone(),
                     channel: connection.create_channel().await?,
                     exchange,
                     self_url: c.self_url.clone(),
-                    collection_of: self.collection_of,
+                    collection_of: self.spec.collection_of,
                     notify: self.relay_notify.clone(),
                     metrics: self.metrics.clone(),
                     fault_exit_after_commit: c.fault_exit_after_commit,

@@ -26,6 +26,6 @@ pub use self::{
     entry::{init_logs, main, main_with},
     http::web_router,
     run::run,
-    spec::AppSpec,
+    spec::{AppSpec, Retry, RoutingKeys, Worker},
     supervise::shutdown_signal,
 };

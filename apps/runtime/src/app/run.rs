@@ -19,7 +19,6 @@ use crate::{
     admin::{self, Readiness},
     broker::BrokerError,
     config::{Config, Role},
-    functions::HalClient,
     metrics::Metrics,
     store::EventStore,
     web::{self, WebContext},
@@ -82,9 +81,7 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
         Some(store)
     } else {
         if let Some(listener) = http {
-            let router = (spec.functions)()
-                .routes(HalClient::default())
-                .fallback(web::not_found);
+            let router = (spec.functions)().routes().fallback(web::not_found);
             tracing::info!(addr = %config.http_addr, "functions listening");
             spawn_server(&tasks, listener, router, web_stop.clone(), &failure);
         }
@@ -93,10 +90,7 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
 
     if readiness.needs_broker {
         let part = BrokerPart {
-            spec_name: spec.name,
-            functions: spec.functions,
-            collection_of: spec.collection_of,
-            publishes_to: spec.publishes_to,
+            spec,
             config: config.clone(),
             store,
             relay_notify,
