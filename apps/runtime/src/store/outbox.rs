@@ -2,10 +2,7 @@
 //! in position order, and the lease that lets one relay at a time publish
 //! them.
 
-use super::{
-    Backend, EventStore, StoreError,
-    read::{EVENT_COLUMNS, event_from_row},
-};
+use super::{Backend, EventStore, StoreError, read::EVENT_COLUMNS};
 use crate::event::RecordedEvent;
 
 /// See [`EventStore::relay_lease`].
@@ -49,11 +46,8 @@ impl EventStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
+        self.fetch_events(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit))
+            .await
     }
 
     /// Marks events published (the broker confirmed them).

@@ -2,7 +2,11 @@
 //! order, and the listing snapshots of one aggregate type.
 
 use serde_json::Value;
-use sqlx::{Row, any::AnyRow};
+use sqlx::{
+    Any, Row,
+    any::{AnyArguments, AnyRow},
+    query::Query,
+};
 
 use super::{EventStore, StoreError};
 use crate::event::RecordedEvent;
@@ -34,12 +38,10 @@ impl EventStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY version"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(aggregate_type)
-            .bind(aggregate_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
+            .bind(aggregate_id);
+        self.fetch_events(query).await
     }
 
     /// Events of the whole store after `after`, in position order.
@@ -47,11 +49,18 @@ impl EventStore {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(limit);
+        self.fetch_events(query).await
+    }
+
+    /// Runs a query selecting [`EVENT_COLUMNS`] and reads its rows as events.
+    pub(super) async fn fetch_events(
+        &self,
+        query: Query<'_, Any, AnyArguments>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(event_from_row).collect()
     }
 
