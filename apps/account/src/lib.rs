@@ -8,7 +8,7 @@ pub mod post_order;
 
 use axum::Router;
 use eventflow_runtime::{
-    app::{AppSpec, Retry, RoutingKeys, Worker},
+    app::{AppSpec, Retry, Worker},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes},
 };
@@ -21,11 +21,7 @@ pub const APP: &str = "account";
 /// that trigger no function are acknowledged as ignored), with the
 /// operator's default retries.
 pub fn spec() -> AppSpec {
-    let worker = Worker::new(
-        "account-worker",
-        RoutingKeys::Patterns(&["account.*"]),
-        Retry::DEFAULT,
-    );
+    let worker = Worker::patterns("account-worker", &["account.*"], Retry::DEFAULT);
     AppSpec::new(APP, "account", worker)
         .web(routes, openapi, collection_of)
         .functions(functions::registry)

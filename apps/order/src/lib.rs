@@ -12,7 +12,7 @@ use axum::Router;
 use eventflow_contract::bindings::SubscriptionRequest;
 use eventflow_runtime::{
     Aggregate,
-    app::{AppSpec, Retry, RoutingKeys, Worker},
+    app::{AppSpec, Retry, Worker},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes},
 };
@@ -24,11 +24,7 @@ pub const APP: &str = "order";
 /// The order context: its worker runs the saga's functions on the events of
 /// its own destination that trigger one, retrying like every saga step.
 pub fn spec() -> AppSpec {
-    let worker = Worker::new(
-        "order-worker",
-        RoutingKeys::TriggersOf(Order::KIND),
-        Retry::SAGA_STEP,
-    );
+    let worker = Worker::triggered_by("order-worker", Order::KIND, Retry::SAGA_STEP);
     AppSpec::new(APP, "order", worker)
         .web(routes, openapi, collection_of)
         .functions(functions::registry)

@@ -9,7 +9,7 @@ use axum::Router;
 use eventflow_contract::bindings::SubscriptionRequest;
 use eventflow_runtime::{
     Aggregate,
-    app::{AppSpec, Retry, RoutingKeys, Worker},
+    app::{AppSpec, Retry, Worker},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes},
 };
@@ -21,11 +21,7 @@ pub const APP: &str = "payment";
 /// The payment context: its worker runs its functions on the events of its
 /// own destination that trigger one, retrying like every saga step.
 pub fn spec() -> AppSpec {
-    let worker = Worker::new(
-        "payment-worker",
-        RoutingKeys::TriggersOf(Payment::KIND),
-        Retry::SAGA_STEP,
-    );
+    let worker = Worker::triggered_by("payment-worker", Payment::KIND, Retry::SAGA_STEP);
     AppSpec::new(APP, "payment", worker)
         .web(routes, openapi, collection_of)
         .functions(functions::registry)

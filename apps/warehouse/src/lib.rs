@@ -14,7 +14,7 @@ use axum::Router;
 use eventflow_contract::bindings::SubscriptionRequest;
 use eventflow_runtime::{
     Aggregate,
-    app::{AppSpec, Retry, RoutingKeys, Worker},
+    app::{AppSpec, Retry, Worker},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes},
 };
@@ -30,11 +30,7 @@ pub const APP: &str = "warehouse";
 /// events of its own destination that trigger one of its functions, retrying
 /// like every saga step (an outcome waits for its order to be reserving).
 pub fn spec() -> AppSpec {
-    let worker = Worker::new(
-        "warehouse-worker",
-        RoutingKeys::TriggersOf(Reservation::KIND),
-        Retry::SAGA_STEP,
-    );
+    let worker = Worker::triggered_by("warehouse-worker", Reservation::KIND, Retry::SAGA_STEP);
     AppSpec::new(APP, "warehouse", worker)
         .web(routes, openapi, collection_of)
         .functions(functions::registry)

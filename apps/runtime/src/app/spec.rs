@@ -74,10 +74,25 @@ impl Retry {
 }
 
 impl Worker {
-    pub const fn new(group: &'static str, routing_keys: RoutingKeys, retry: Retry) -> Self {
+    /// A worker that receives exactly the `<kind>.<EVENT>` keys that
+    /// trigger one of the app's functions.
+    pub const fn triggered_by(group: &'static str, kind: &'static str, retry: Retry) -> Self {
         Self {
             group,
-            routing_keys,
+            routing_keys: RoutingKeys::TriggersOf(kind),
+            retry,
+        }
+    }
+
+    /// A worker bound to fixed routing-key patterns (`account.*`).
+    pub const fn patterns(
+        group: &'static str,
+        patterns: &'static [&'static str],
+        retry: Retry,
+    ) -> Self {
+        Self {
+            group,
+            routing_keys: RoutingKeys::Patterns(patterns),
             retry,
         }
     }
@@ -167,22 +182,18 @@ mod tests {
         }
     }
 
-    fn spec(routing_keys: RoutingKeys) -> AppSpec {
-        let retry = Retry {
-            max_attempts: 7,
-            backoff_ms: 250,
-        };
-        AppSpec::new(
-            "thing",
-            "things",
-            Worker::new("thing-worker", routing_keys, retry),
-        )
-        .functions(registry)
+    const RETRY: Retry = Retry {
+        max_attempts: 7,
+        backoff_ms: 250,
+    };
+
+    fn spec(worker: Worker) -> AppSpec {
+        AppSpec::new("thing", "things", worker).functions(registry)
     }
 
     #[test]
     fn a_worker_triggered_by_its_functions_subscribes_to_exactly_their_events() {
-        let s = spec(RoutingKeys::TriggersOf("thing")).subscription();
+        let s = spec(Worker::triggered_by("thing-worker", "thing", RETRY)).subscription();
         assert_eq!(s.routing_keys, registry().trigger_keys("thing"));
         assert_eq!(
             s.routing_keys,
@@ -194,7 +205,7 @@ mod tests {
 
     #[test]
     fn standalone_the_app_publishes_to_and_consumes_its_own_destination() {
-        let standalone = spec(RoutingKeys::Patterns(&["thing.*"])).standalone();
+        let standalone = spec(Worker::patterns("thing-worker", &["thing.*"], RETRY)).standalone();
         assert_eq!(standalone.publishes, ["things"]);
         assert_eq!(standalone.subscribes.len(), 1);
         assert_eq!(standalone.subscribes[0].routing_keys, ["thing.*"]);
