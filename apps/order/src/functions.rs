@@ -8,7 +8,7 @@ use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
     functions::{Function, Outcome, Registry},
-    hypermedia::{self, Ran, aggregate_of, client, idempotency_key, link},
+    hypermedia::{self, Ran, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
@@ -48,10 +48,7 @@ fn status(resource: &Value) -> &str {
 /// The order of an order event, or `None` for another aggregate's event
 /// that shares the name (e.g. `reservation.RESERVATION_PENDING`).
 async fn order_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
-    if aggregate_of(event) != "order" {
-        return Ok(None);
-    }
-    client().subject(event).await.map(Some)
+    client().subject_of_kind(event, "order").await
 }
 
 async fn connect_account(event: CloudEvent) -> Result<Outcome, HandlerError> {

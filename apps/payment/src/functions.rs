@@ -6,17 +6,14 @@ use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
     functions::{Function, Outcome, Registry},
-    hypermedia::{aggregate_of, client, idempotency_key, link},
+    hypermedia::{client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
 use crate::payment::{ORDER_CONNECTED, PAYMENT_FAILED, PAYMENT_SUCCEEDED};
 
 async fn payment_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
-    if aggregate_of(event) != "payment" {
-        return Ok(None);
-    }
-    client().subject(event).await.map(Some)
+    client().subject_of_kind(event, "payment").await
 }
 
 async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {

@@ -128,6 +128,20 @@ impl HalClient {
         Ok(resource)
     }
 
+    /// [`Self::subject`] if the event is about a `kind` aggregate; `None`
+    /// for another aggregate's event that shares the event's name (e.g.
+    /// `reservation.RESERVATION_PENDING` beside `order.RESERVATION_PENDING`).
+    pub async fn subject_of_kind(
+        &self,
+        event: &CloudEvent,
+        kind: &str,
+    ) -> Result<Option<Value>, HandlerError> {
+        if aggregate_of(event) != kind {
+            return Ok(None);
+        }
+        self.subject(event).await.map(Some)
+    }
+
     /// The current state of a resource (its `self` link).
     pub async fn refresh(&self, resource: &Value) -> Result<Value, HandlerError> {
         self.get(link(resource, "self")?).await

@@ -7,7 +7,7 @@ use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
     functions::{Function, Outcome, Registry},
-    hypermedia::{Ran, aggregate_of, client, idempotency_key, link},
+    hypermedia::{Ran, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
@@ -17,10 +17,7 @@ use crate::reservation::{RESERVATION_FAILED, RESERVATION_REQUESTED, RESERVATION_
 const REPORT_ATTEMPTS: usize = 5;
 
 async fn reservation_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
-    if aggregate_of(event) != "reservation" {
-        return Ok(None);
-    }
-    client().subject(event).await.map(Some)
+    client().subject_of_kind(event, "reservation").await
 }
 
 async fn run(
