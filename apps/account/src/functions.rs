@@ -4,36 +4,25 @@
 
 use eventflow_runtime::{
     cloudevent::CloudEvent,
-    functions::{Function, FunctionFuture, HalClient, Registry},
+    consumer::HandlerError,
+    functions::{Function, Outcome, Registry, run_offered_commands},
 };
 
 use crate::account::{ACCOUNT_CONFIRMED, ACCOUNT_CREATED};
 
-fn account_created(client: HalClient, event: CloudEvent) -> FunctionFuture {
-    Box::pin(async move {
-        client
-            .run_offered_commands(&event, &["markPending", "confirm"])
-            .await
-    })
+async fn account_created(event: CloudEvent) -> Result<Outcome, HandlerError> {
+    run_offered_commands(&event, &["markPending", "confirm"]).await
 }
 
-fn account_confirmed(client: HalClient, event: CloudEvent) -> FunctionFuture {
-    Box::pin(async move { client.run_offered_commands(&event, &["activate"]).await })
+async fn account_confirmed(event: CloudEvent) -> Result<Outcome, HandlerError> {
+    run_offered_commands(&event, &["activate"]).await
 }
 
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            Function {
-                name: "accountCreated",
-                triggers: &[ACCOUNT_CREATED],
-                run: account_created,
-            },
-            Function {
-                name: "accountConfirmed",
-                triggers: &[ACCOUNT_CONFIRMED],
-                run: account_confirmed,
-            },
+            Function::new("accountCreated", &[ACCOUNT_CREATED], account_created),
+            Function::new("accountConfirmed", &[ACCOUNT_CONFIRMED], account_confirmed),
         ],
     }
 }

@@ -7,10 +7,8 @@ pub mod functions;
 pub mod post_order;
 
 use axum::Router;
-use eventflow_contract::bindings::{DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, SubscriptionRequest};
 use eventflow_runtime::{
-    app::AppSpec,
-    config::Standalone,
+    app::{AppSpec, Retry, Worker},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes_offering},
 };
@@ -18,22 +16,15 @@ use eventflow_runtime::{
 pub use account::Account;
 
 pub const APP: &str = "account";
-pub const DESTINATION: &str = "account";
-pub const WORKER_GROUP: &str = "account-worker";
 
-/// The topology the app declares for itself when no operator wrote
-/// `EVENTFLOW_BINDINGS`.
-pub fn standalone() -> Standalone {
-    Standalone {
-        publishes: vec![DESTINATION],
-        subscribes: vec![SubscriptionRequest {
-            destination: DESTINATION,
-            group: WORKER_GROUP,
-            routing_keys: vec!["account.*".into()],
-            max_attempts: DEFAULT_MAX_ATTEMPTS,
-            backoff_ms: DEFAULT_BACKOFF_MS,
-        }],
-    }
+/// The account context: its worker receives every account event (those
+/// that trigger no function are acknowledged as ignored), with the
+/// operator's default retries.
+pub fn spec() -> AppSpec {
+    let worker = Worker::patterns("account-worker", &["account.*"], Retry::DEFAULT);
+    AppSpec::new(APP, "account", worker)
+        .web(routes, openapi, collection_of)
+        .functions(functions::registry)
 }
 
 pub fn routes() -> Router<WebContext> {
@@ -62,16 +53,4 @@ pub fn openapi_json() -> String {
 
 fn collection_of(_aggregate: &str) -> &'static str {
     "accounts"
-}
-
-pub fn spec() -> AppSpec {
-    AppSpec {
-        name: APP,
-        standalone: standalone(),
-        publishes_to: DESTINATION,
-        routes,
-        openapi,
-        collection_of,
-        functions: functions::registry,
-    }
 }

@@ -8,9 +8,5 @@ fn main() -> std::process::ExitCode {
         println!("{}", eventflow_account::openapi_json());
         return std::process::ExitCode::SUCCESS;
     }
-    eventflow_runtime::app::main(
-        eventflow_account::APP,
-        eventflow_account::spec(),
-        role.as_deref(),
-    )
+    eventflow_runtime::app::main(eventflow_account::spec(), role.as_deref())
 }

@@ -7,10 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::names;
 
-/// Default for `maxAttempts` when a subscription does not set it.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-/// Default delay before a failed message is tried again.
-pub const DEFAULT_BACKOFF_MS: u32 = 1_000;
+/// The subscription defaults under their earlier names (the operator's);
+/// the values live in [`crate::defaults`].
+pub use crate::defaults::{BACKOFF_MS as DEFAULT_BACKOFF_MS, MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -7,12 +7,12 @@
 use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
-    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
-    hypermedia::{self, Ran, aggregate_of, client, idempotency_key, link},
+    functions::{Function, Outcome, Registry},
+    hypermedia::{self, Ran, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
-use crate::order::{
+use crate::events::{
     ACCOUNT_CONNECTED, ORDER_CREATED, PAYMENT_CONNECTED, PAYMENT_CREATED, PAYMENT_FAILED,
     PAYMENT_SUCCEEDED, RESERVATION_ADDED, RESERVATION_FAILED, RESERVATION_PENDING,
     RESERVATION_SUCCEEDED, SUCCEEDED,
@@ -37,11 +37,7 @@ async fn run(
 ) -> Result<Ran, HandlerError> {
     let key = idempotency_key(event, command, &id_of(resource));
     let ran = client().run(resource, command, body, &key).await?;
-    if ran.done() {
-        outcome.ran.push(command.to_owned());
-    } else {
-        outcome.skipped.push(command.to_owned());
-    }
+    outcome.record(command, &ran);
     Ok(ran)
 }
 
@@ -52,10 +48,7 @@ fn status(resource: &Value) -> &str {
 /// The order of an order event, or `None` for another aggregate's event
 /// that shares the name (e.g. `reservation.RESERVATION_PENDING`).
 async fn order_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
-    if aggregate_of(event) != "order" {
-        return Ok(None);
-    }
-    client().subject(event).await.map(Some)
+    client().subject_of_kind(event, "order").await
 }
 
 async fn connect_account(event: CloudEvent) -> Result<Outcome, HandlerError> {
@@ -298,40 +291,30 @@ async fn fulfil(event: CloudEvent) -> Result<Outcome, HandlerError> {
     Ok(outcome)
 }
 
-macro_rules! function {
-    ($name:literal, $triggers:expr, $body:ident) => {
-        Function {
-            name: $name,
-            triggers: $triggers,
-            run: |_: HalClient, event: CloudEvent| -> FunctionFuture { Box::pin($body(event)) },
-        }
-    };
-}
-
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            function!("connectAccount", &[ORDER_CREATED], connect_account),
-            function!("reserveInventory", &[ACCOUNT_CONNECTED], reserve_inventory),
-            function!(
+            Function::new("connectAccount", &[ORDER_CREATED], connect_account),
+            Function::new("reserveInventory", &[ACCOUNT_CONNECTED], reserve_inventory),
+            Function::new(
                 "requestReservations",
                 &[RESERVATION_PENDING],
-                request_reservations
+                request_reservations,
             ),
-            function!(
+            Function::new(
                 "completeReservation",
                 &[RESERVATION_ADDED],
-                complete_reservation
+                complete_reservation,
             ),
-            function!("createPayment", &[RESERVATION_SUCCEEDED], create_payment),
-            function!("connectPayment", &[PAYMENT_CREATED], connect_payment),
-            function!("processPayment", &[PAYMENT_CONNECTED], process_payment),
-            function!(
+            Function::new("createPayment", &[RESERVATION_SUCCEEDED], create_payment),
+            Function::new("connectPayment", &[PAYMENT_CREATED], connect_payment),
+            Function::new("processPayment", &[PAYMENT_CONNECTED], process_payment),
+            Function::new(
                 "compensate",
                 &[RESERVATION_FAILED, PAYMENT_FAILED],
-                compensate
+                compensate,
             ),
-            function!("fulfil", &[PAYMENT_SUCCEEDED], fulfil),
+            Function::new("fulfil", &[PAYMENT_SUCCEEDED], fulfil),
         ],
     }
 }

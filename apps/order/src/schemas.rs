@@ -3,7 +3,7 @@
 use eventflow_runtime::aggregate::AggregateSchemas;
 use serde_json::json;
 
-use crate::order::{EVENT_TYPES, STATUSES};
+use crate::events::{EVENT_TYPES, STATUSES};
 
 pub fn order() -> AggregateSchemas {
     let text = json!({ "type": "string" });

@@ -5,26 +5,15 @@
 use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
-    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
-    hypermedia::{Ran, aggregate_of, client, idempotency_key, link},
+    functions::{Function, Outcome, Registry},
+    hypermedia::{client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
 use crate::payment::{ORDER_CONNECTED, PAYMENT_FAILED, PAYMENT_SUCCEEDED};
 
 async fn payment_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
-    if aggregate_of(event) != "payment" {
-        return Ok(None);
-    }
-    client().subject(event).await.map(Some)
-}
-
-fn record(outcome: &mut Outcome, command: &str, ran: &Ran) {
-    if ran.done() {
-        outcome.ran.push(command.to_owned());
-    } else {
-        outcome.skipped.push(command.to_owned());
-    }
+    client().subject_of_kind(event, "payment").await
 }
 
 async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
@@ -35,7 +24,7 @@ async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     let id = payment["paymentId"].as_str().unwrap_or_default();
     let key = idempotency_key(&event, "processPayment", id);
     let ran = client().run(&payment, "processPayment", None, &key).await?;
-    record(&mut outcome, "processPayment", &ran);
+    outcome.record("processPayment", &ran);
     Ok(outcome)
 }
 
@@ -58,7 +47,7 @@ async fn report_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
             let ran = client()
                 .run(&order, "processPayment", Some(&body), &key)
                 .await?;
-            record(&mut outcome, "processPayment", &ran);
+            outcome.record("processPayment", &ran);
             Ok(outcome)
         }
         "ORDER_CREATED"
@@ -76,20 +65,12 @@ async fn report_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            Function {
-                name: "processPayment",
-                triggers: &[ORDER_CONNECTED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(process_payment(event))
-                },
-            },
-            Function {
-                name: "reportPayment",
-                triggers: &[PAYMENT_SUCCEEDED, PAYMENT_FAILED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(report_payment(event))
-                },
-            },
+            Function::new("processPayment", &[ORDER_CONNECTED], process_payment),
+            Function::new(
+                "reportPayment",
+                &[PAYMENT_SUCCEEDED, PAYMENT_FAILED],
+                report_payment,
+            ),
         ],
     }
 }

@@ -3,9 +3,5 @@
 
 fn main() -> std::process::ExitCode {
     let role = std::env::args().nth(1);
-    eventflow_runtime::app::main(
-        eventflow_payment::APP,
-        eventflow_payment::spec(),
-        role.as_deref(),
-    )
+    eventflow_runtime::app::main(eventflow_payment::spec(), role.as_deref())
 }

@@ -4,12 +4,14 @@
 //! they produce); the runtime does the rest — store, HTTP, links, OpenAPI.
 //! Deciding is pure: `create` and `execute` see only the state and the input,
 //! so a command that lost a race is simply decided again on the new state.
+//!
+//! Imports only the event values ([`crate::event`]); the store depends on
+//! this module (to key snapshots by [`Lookup`]), never the reverse.
 
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-pub use crate::store::Lookup;
-use crate::store::{NewEvent, RecordedEvent};
+use crate::event::{NewEvent, RecordedEvent};
 
 /// Why a command was refused; each maps to one HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -34,6 +36,25 @@ impl DomainError {
         Self::Invalid {
             field: field.to_owned(),
             reason: reason.to_owned(),
+        }
+    }
+}
+
+/// A secondary key an aggregate can be found by, in two parts, each
+/// indexed: `group` (e.g. a warehouse) and `key` within it (e.g. a product
+/// and whether the item is available). See `EventStore::lookup` and
+/// `EventStore::lookup_counts`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lookup {
+    pub group: String,
+    pub key: String,
+}
+
+impl Lookup {
+    pub fn new(group: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            key: key.into(),
         }
     }
 }

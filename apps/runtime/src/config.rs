@@ -1,11 +1,13 @@
 //! The wiring contract read from the environment (DESIGN.md, "Wiring
 //! contract"), with defaults that let an app run alone on a laptop: role
 //! `all`, SQLite under `./data`, a local RabbitMQ, and a topology the app
-//! declares itself because no operator wrote `EVENTFLOW_BINDINGS`.
+//! declares itself because no operator wrote `EVENTFLOW_BINDINGS`. The
+//! worker's defaults (prefetch, concurrency) are the operator's, from
+//! [`eventflow_contract::defaults`].
 
 use std::{net::SocketAddr, path::PathBuf};
 
-use eventflow_contract::{Bindings, bindings::SubscriptionRequest, env};
+use eventflow_contract::{Bindings, bindings::SubscriptionRequest, defaults, env};
 
 /// Broker used when `EVENTFLOW_BROKER_URI` is unset (a RabbitMQ on the laptop).
 pub const DEFAULT_BROKER_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -14,10 +16,6 @@ pub const STANDALONE_NAMESPACE: &str = "local";
 /// Exit the web role right after a commit and before the relay publishes
 /// (tests of the outbox only; off unless set to `1`).
 pub const FAULT_EXIT_AFTER_COMMIT: &str = "EVENTFLOW_FAULT_EXIT_AFTER_COMMIT";
-/// Messages the broker may push before they are acknowledged.
-pub const DEFAULT_PREFETCH: u16 = 32;
-/// Messages handled at the same time by one worker.
-pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Which parts of the app a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,41 +75,6 @@ pub struct Standalone {
     pub publishes: Vec<&'static str>,
     /// Subscriptions of its worker role.
     pub subscribes: Vec<SubscriptionRequest<'static>>,
-}
-
-/// A context whose worker consumes the destination its web role publishes
-/// to (order, payment, warehouse): its subscription as the operator's Stream
-/// should declare it, and the topology it declares without an operator.
-#[derive(Clone, Copy, Debug)]
-pub struct OwnDestination {
-    pub destination: &'static str,
-    pub group: &'static str,
-    /// Exactly the events that trigger one of the worker's functions.
-    pub routing_keys: &'static [&'static str],
-    pub max_attempts: u32,
-    pub backoff_ms: u32,
-}
-
-impl OwnDestination {
-    /// The worker's subscription.
-    pub fn subscription(&self) -> SubscriptionRequest<'static> {
-        SubscriptionRequest {
-            destination: self.destination,
-            group: self.group,
-            routing_keys: self.routing_keys.iter().map(|k| (*k).to_owned()).collect(),
-            max_attempts: self.max_attempts,
-            backoff_ms: self.backoff_ms,
-        }
-    }
-
-    /// Publishes to the destination, the worker subscribes to it: the
-    /// topology when no operator wrote `EVENTFLOW_BINDINGS`.
-    pub fn standalone(&self) -> Standalone {
-        Standalone {
-            publishes: vec![self.destination],
-            subscribes: vec![self.subscription()],
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -190,7 +153,7 @@ impl Config {
                 dir.join(format!("{app}.db")).display()
             )
         });
-        let prefetch = number(env::PREFETCH, DEFAULT_PREFETCH.into())?;
+        let prefetch = number(env::PREFETCH, defaults::PREFETCH.into())?;
         Ok(Self {
             role,
             app: var(env::APP).unwrap_or_else(|| app.to_owned()),
@@ -205,7 +168,7 @@ impl Config {
             admin_addr: addr(env::ADMIN_ADDR, env::DEFAULT_ADMIN_ADDR)?,
             database_url,
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX).max(1),
-            concurrency: number(env::CONCURRENCY, DEFAULT_CONCURRENCY)?.max(1),
+            concurrency: number(env::CONCURRENCY, defaults::CONCURRENCY.into())?.max(1),
             fault_exit_after_commit: var(FAULT_EXIT_AFTER_COMMIT).as_deref() == Some("1"),
         })
     }
@@ -259,6 +222,10 @@ mod tests {
         assert_eq!(c.self_url, "http://127.0.0.1:8080");
         assert!(!c.fault_exit_after_commit);
         assert_eq!(c.sqlite_dir(), Some(PathBuf::from("./data")));
+        assert_eq!(
+            (c.prefetch, c.concurrency),
+            (defaults::PREFETCH, defaults::CONCURRENCY.into())
+        );
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! in, commands out by following the links of the event and of the resources
 //! it points to (never by building URLs). The worker runs them in-process;
 //! the `functions` role serves the same registry at `POST /functions/{name}`
-//! (CloudEvents HTTP binding, structured or binary mode).
+//! (CloudEvents HTTP binding, structured or binary mode). Functions reach
+//! other resources through the one HAL client, [`crate::hypermedia`].
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -20,9 +21,8 @@ use serde_json::{Value, json};
 use crate::{
     cloudevent::{self, CloudEvent},
     consumer::{Handled, Handler, HandlerError},
-    hal,
+    hypermedia::{Ran, client},
     problem::{Problem, parse_json},
-    web::IDEMPOTENCY_KEY,
 };
 
 /// What a function did: the commands it ran and those it skipped because
@@ -33,6 +33,17 @@ pub struct Outcome {
     pub skipped: Vec<String>,
 }
 
+impl Outcome {
+    /// Records `command` as ran or skipped, as `ran` says.
+    pub fn record(&mut self, command: &str, ran: &Ran) {
+        if ran.done() {
+            self.ran.push(command.to_owned());
+        } else {
+            self.skipped.push(command.to_owned());
+        }
+    }
+}
+
 pub type FunctionFuture = Pin<Box<dyn Future<Output = Result<Outcome, HandlerError>> + Send>>;
 
 /// One action-mapped function.
@@ -41,7 +52,40 @@ pub struct Function {
     pub name: &'static str,
     /// The `<EVENT>` names that trigger it in the worker.
     pub triggers: &'static [&'static str],
-    pub run: fn(HalClient, CloudEvent) -> FunctionFuture,
+    run: Arc<dyn Fn(CloudEvent) -> FunctionFuture + Send + Sync>,
+}
+
+impl Function {
+    /// `run` is usually an `async fn(CloudEvent) -> Result<Outcome, HandlerError>`.
+    pub fn new<F, Fut>(name: &'static str, triggers: &'static [&'static str], run: F) -> Self
+    where
+        F: Fn(CloudEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Outcome, HandlerError>> + Send + 'static,
+    {
+        Self {
+            name,
+            triggers,
+            run: Arc::new(move |event| Box::pin(run(event))),
+        }
+    }
+
+    pub fn run(&self, event: CloudEvent) -> FunctionFuture {
+        (self.run)(event)
+    }
+}
+
+/// Runs `commands` on the event's aggregate in order, each only if offered
+/// at its turn ([`crate::hypermedia::HalClient::run_offered_command`]).
+pub async fn run_offered_commands(
+    event: &CloudEvent,
+    commands: &[&str],
+) -> Result<Outcome, HandlerError> {
+    let mut outcome = Outcome::default();
+    for command in commands {
+        let ran = client().run_offered_command(event, command).await?;
+        outcome.record(command, &ran);
+    }
+    Ok(outcome)
 }
 
 /// The functions of an app.
@@ -70,10 +114,10 @@ impl Registry {
     }
 
     /// The worker's handler: every function triggered by the event, in order.
-    pub fn handler(self, client: HalClient) -> Handler {
+    pub fn handler(self) -> Handler {
         let registry = Arc::new(self);
         Arc::new(move |ce: CloudEvent| {
-            let (registry, client) = (registry.clone(), client.clone());
+            let registry = registry.clone();
             Box::pin(async move {
                 let triggered: Vec<Function> = registry
                     .functions
@@ -85,7 +129,7 @@ impl Registry {
                     return Ok(Handled::Ignored);
                 }
                 for f in triggered {
-                    let outcome = (f.run)(client.clone(), ce.clone()).await?;
+                    let outcome = f.run(ce.clone()).await?;
                     tracing::info!(function = f.name, event = %ce.id, ran = ?outcome.ran, skipped = ?outcome.skipped, "function done");
                 }
                 Ok(Handled::Done)
@@ -94,10 +138,10 @@ impl Registry {
     }
 
     /// `POST /functions/{name}` for the `functions` role.
-    pub fn routes(self, client: HalClient) -> Router {
+    pub fn routes(self) -> Router {
         Router::new()
             .route("/functions/{name}", post(invoke))
-            .with_state((Arc::new(self), client))
+            .with_state(Arc::new(self))
     }
 }
 
@@ -138,7 +182,7 @@ pub fn cloudevent_from_http(headers: &HeaderMap, body: &[u8]) -> Result<CloudEve
 }
 
 async fn invoke(
-    State((registry, client)): State<(Arc<Registry>, HalClient)>,
+    State(registry): State<Arc<Registry>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -150,96 +194,9 @@ async fn invoke(
         Ok(ce) => ce,
         Err(p) => return p.into_response(),
     };
-    match (function.run)(client, ce).await {
+    match function.run(ce).await {
         Ok(outcome) => (StatusCode::OK, Json(json!({ "function": function.name, "ran": outcome.ran, "skipped": outcome.skipped }))).into_response(),
         Err(HandlerError::Malformed(m)) => Problem::bad_request("data", m).into_response(),
         Err(e) => Problem::new(StatusCode::BAD_GATEWAY, "Bad Gateway", e.to_string()).into_response(),
-    }
-}
-
-/// An HTTP client that follows HAL links.
-#[derive(Clone, Debug)]
-pub struct HalClient {
-    http: reqwest::Client,
-}
-
-impl Default for HalClient {
-    fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
-        Self { http }
-    }
-}
-
-fn failed(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Failed(e.to_string())
-}
-
-impl HalClient {
-    pub async fn get(&self, url: &str) -> Result<Value, HandlerError> {
-        let response = self.http.get(url).send().await.map_err(failed)?;
-        if !response.status().is_success() {
-            return Err(failed(format!("GET {url}: {}", response.status())));
-        }
-        response.json().await.map_err(failed)
-    }
-
-    /// From an event, follows its aggregate link to the resource and the
-    /// resource's `commands` link; runs `command` if offered now, with the
-    /// idempotency key `<event id>:<command>:<target id>`. Returns whether it
-    /// ran (`false`: not offered, or refused as the state moved on).
-    pub async fn run_offered_command(
-        &self,
-        event: &CloudEvent,
-        command: &str,
-    ) -> Result<bool, HandlerError> {
-        let aggregate = event
-            .data
-            .get("aggregateType")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let resource_url = hal::href(&event.data, aggregate).ok_or_else(|| {
-            HandlerError::Malformed(format!("event {} has no {aggregate:?} link", event.id))
-        })?;
-        let resource = self.get(resource_url).await?;
-        let commands_url = hal::href(&resource, "commands")
-            .ok_or_else(|| failed(format!("{resource_url} has no commands link")))?;
-        let commands = self.get(commands_url).await?;
-        let Some(command_url) = hal::href(&commands, command) else {
-            return Ok(false);
-        };
-        let target = event.subject.as_deref().unwrap_or_default();
-        let key = format!("{}:{command}:{target}", event.id);
-        let response = self
-            .http
-            .post(command_url)
-            .header(IDEMPOTENCY_KEY, key)
-            .send()
-            .await
-            .map_err(failed)?;
-        match response.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::CONFLICT => Ok(false),
-            s => Err(failed(format!("POST {command_url}: {s}"))),
-        }
-    }
-
-    /// Runs `commands` in order (each only if offered at its turn).
-    pub async fn run_offered_commands(
-        &self,
-        event: &CloudEvent,
-        commands: &[&str],
-    ) -> Result<Outcome, HandlerError> {
-        let mut outcome = Outcome::default();
-        for c in commands {
-            if self.run_offered_command(event, c).await? {
-                outcome.ran.push((*c).to_owned());
-            } else {
-                outcome.skipped.push((*c).to_owned());
-            }
-        }
-        Ok(outcome)
     }
 }

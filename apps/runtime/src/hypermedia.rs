@@ -1,9 +1,10 @@
-//! A HAL client for sagas that cross bounded contexts: workers and
-//! functions read resources by following links, run the commands a resource
-//! offers *now* (with a JSON body when the command needs one) and create
-//! resources in peer contexts, always with an idempotency key so a
-//! redelivered event never doubles an effect. Peers are found only through
-//! the wiring contract's `EVENTFLOW_PEER_<APP>_URL`, never a hard-coded host.
+//! The one HAL client of every app's functions: they read resources by
+//! following links (from an event to its aggregate, from a resource to its
+//! `commands`), run the commands a resource offers *now* (with a JSON body
+//! when the command needs one) and create resources in peer contexts,
+//! always with an idempotency key so a redelivered event never doubles an
+//! effect. Peers are found only through the wiring contract's
+//! `EVENTFLOW_PEER_<APP>_URL`, never a hard-coded host.
 //!
 //! Every failure is a [`HandlerError::Failed`], so the consumer retries the
 //! event after its backoff (a peer restarting, a state not reached yet).
@@ -18,10 +19,10 @@ use crate::{cloudevent::CloudEvent, consumer::HandlerError, hal, web::IDEMPOTENC
 /// Longest wait for one request to a peer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-static CLIENT: LazyLock<Hypermedia> = LazyLock::new(Hypermedia::new);
+static CLIENT: LazyLock<HalClient> = LazyLock::new(HalClient::new);
 
-/// The process-wide client (one connection pool for every handler).
-pub fn client() -> &'static Hypermedia {
+/// The process-wide client (one connection pool for every function).
+pub fn client() -> &'static HalClient {
     &CLIENT
 }
 
@@ -76,18 +77,20 @@ impl Ran {
     }
 }
 
+/// An HTTP client that follows HAL links; every function uses the one of
+/// [`client`].
 #[derive(Clone, Debug)]
-pub struct Hypermedia {
+pub struct HalClient {
     http: reqwest::Client,
 }
 
-impl Default for Hypermedia {
+impl Default for HalClient {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Hypermedia {
+impl HalClient {
     pub fn new() -> Self {
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -123,6 +126,20 @@ impl Hypermedia {
             )));
         }
         Ok(resource)
+    }
+
+    /// [`Self::subject`] if the event is about a `kind` aggregate; `None`
+    /// for another aggregate's event that shares the event's name (e.g.
+    /// `reservation.RESERVATION_PENDING` beside `order.RESERVATION_PENDING`).
+    pub async fn subject_of_kind(
+        &self,
+        event: &CloudEvent,
+        kind: &str,
+    ) -> Result<Option<Value>, HandlerError> {
+        if aggregate_of(event) != kind {
+            return Ok(None);
+        }
+        self.subject(event).await.map(Some)
     }
 
     /// The current state of a resource (its `self` link).
@@ -163,7 +180,39 @@ impl Hypermedia {
         body: Option<&Value>,
         key: &str,
     ) -> Result<Ran, HandlerError> {
-        let commands = self.get(link(resource, "commands")?).await?;
+        self.run_listed(link(resource, "commands")?, command, body, key)
+            .await
+    }
+
+    /// From an event, follows its aggregate link to the resource (as it is
+    /// now, whatever its version) and runs `command` if offered, without a
+    /// body, with the idempotency key `<event id>:<command>:<target id>`.
+    pub async fn run_offered_command(
+        &self,
+        event: &CloudEvent,
+        command: &str,
+    ) -> Result<Ran, HandlerError> {
+        let aggregate = aggregate_of(event);
+        let resource_url = hal::href(&event.data, aggregate).ok_or_else(|| {
+            HandlerError::Malformed(format!("event {} has no {aggregate:?} link", event.id))
+        })?;
+        let resource = self.get(resource_url).await?;
+        let commands_url = hal::href(&resource, "commands")
+            .ok_or_else(|| failed(format!("{resource_url} has no commands link")))?;
+        let target = event.subject.as_deref().unwrap_or_default();
+        let key = idempotency_key(event, command, target);
+        self.run_listed(commands_url, command, None, &key).await
+    }
+
+    /// Runs `command` if the commands document at `commands_url` links it.
+    async fn run_listed(
+        &self,
+        commands_url: &str,
+        command: &str,
+        body: Option<&Value>,
+        key: &str,
+    ) -> Result<Ran, HandlerError> {
+        let commands = self.get(commands_url).await?;
         let Some(url) = hal::href(&commands, command) else {
             return Ok(Ran::NotOffered);
         };

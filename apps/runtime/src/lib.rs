@@ -16,6 +16,7 @@ pub mod cloudevent;
 pub mod command;
 pub mod config;
 pub mod consumer;
+pub mod event;
 pub mod functions;
 pub mod hal;
 pub mod hypermedia;
@@ -27,6 +28,6 @@ pub mod store;
 pub mod web;
 
 pub use aggregate::{Aggregate, Creation, DomainError};
-pub use store::{NewEvent, RecordedEvent};
+pub use event::{NewEvent, RecordedEvent};
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -6,8 +6,8 @@
 use eventflow_runtime::{
     cloudevent::CloudEvent,
     consumer::HandlerError,
-    functions::{Function, FunctionFuture, HalClient, Outcome, Registry},
-    hypermedia::{Ran, aggregate_of, client, idempotency_key, link},
+    functions::{Function, Outcome, Registry},
+    hypermedia::{Ran, client, idempotency_key, link},
 };
 use serde_json::{Value, json};
 
@@ -17,10 +17,7 @@ use crate::reservation::{RESERVATION_FAILED, RESERVATION_REQUESTED, RESERVATION_
 const REPORT_ATTEMPTS: usize = 5;
 
 async fn reservation_of(event: &CloudEvent) -> Result<Option<Value>, HandlerError> {
-    if aggregate_of(event) != "reservation" {
-        return Ok(None);
-    }
-    client().subject(event).await.map(Some)
+    client().subject_of_kind(event, "reservation").await
 }
 
 async fn run(
@@ -33,11 +30,7 @@ async fn run(
 ) -> Result<Ran, HandlerError> {
     let key = idempotency_key(event, command, target);
     let ran = client().run(resource, command, body, &key).await?;
-    if ran.done() {
-        outcome.ran.push(command.to_owned());
-    } else {
-        outcome.skipped.push(command.to_owned());
-    }
+    outcome.record(command, &ran);
     Ok(ran)
 }
 
@@ -153,20 +146,12 @@ async fn report(event: CloudEvent) -> Result<Outcome, HandlerError> {
 pub fn registry() -> Registry {
     Registry {
         functions: vec![
-            Function {
-                name: "reserve",
-                triggers: &[RESERVATION_REQUESTED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(reserve(event))
-                },
-            },
-            Function {
-                name: "reportReservation",
-                triggers: &[RESERVATION_SUCCEEDED, RESERVATION_FAILED],
-                run: |_: HalClient, event: CloudEvent| -> FunctionFuture {
-                    Box::pin(report(event))
-                },
-            },
+            Function::new("reserve", &[RESERVATION_REQUESTED], reserve),
+            Function::new(
+                "reportReservation",
+                &[RESERVATION_SUCCEEDED, RESERVATION_FAILED],
+                report,
+            ),
         ],
     }
 }

@@ -13,8 +13,8 @@ pub mod warehouse;
 use axum::Router;
 use eventflow_contract::bindings::SubscriptionRequest;
 use eventflow_runtime::{
-    app::AppSpec,
-    config::{OwnDestination, Standalone},
+    Aggregate,
+    app::{AppSpec, Retry, Worker},
     openapi::OpenApi,
     web::{WebContext, aggregate_routes},
 };
@@ -25,38 +25,15 @@ pub use reservation::Reservation;
 pub use warehouse::Warehouse;
 
 pub const APP: &str = "warehouse";
-pub const DESTINATION: &str = "warehouse";
-pub const WORKER_GROUP: &str = "warehouse-worker";
-/// The worker drives reservations only: exactly the events that trigger one
-/// of its functions (`reservation.*` works too).
-pub const WORKER_ROUTING_KEYS: &[&str] = &[
-    "reservation.RESERVATION_REQUESTED",
-    "reservation.RESERVATION_SUCCEEDED",
-    "reservation.RESERVATION_FAILED",
-];
-/// A reservation's outcome waits for its order to be reserving: retry
-/// often and long before giving up.
-pub const MAX_ATTEMPTS: u32 = 30;
-pub const BACKOFF_MS: u32 = 500;
 
-/// The worker's subscription to the context's own destination.
-pub const OWN: OwnDestination = OwnDestination {
-    destination: DESTINATION,
-    group: WORKER_GROUP,
-    routing_keys: WORKER_ROUTING_KEYS,
-    max_attempts: MAX_ATTEMPTS,
-    backoff_ms: BACKOFF_MS,
-};
-
-/// The worker's subscription, as the operator's Stream should declare it.
-pub fn subscription() -> SubscriptionRequest<'static> {
-    OWN.subscription()
-}
-
-/// The topology the app declares for itself when no operator wrote
-/// `EVENTFLOW_BINDINGS`.
-pub fn standalone() -> Standalone {
-    OWN.standalone()
+/// The warehouse context: its worker drives reservations only, on the
+/// events of its own destination that trigger one of its functions, retrying
+/// like every saga step (an outcome waits for its order to be reserving).
+pub fn spec() -> AppSpec {
+    let worker = Worker::triggered_by("warehouse-worker", Reservation::KIND, Retry::SAGA_STEP);
+    AppSpec::new(APP, "warehouse", worker)
+        .web(routes, openapi, collection_of)
+        .functions(functions::registry)
 }
 
 pub fn routes() -> Router<WebContext> {
@@ -104,16 +81,9 @@ fn collection_of(aggregate: &str) -> &'static str {
     }
 }
 
-pub fn spec() -> AppSpec {
-    AppSpec {
-        name: APP,
-        standalone: standalone(),
-        publishes_to: DESTINATION,
-        routes,
-        openapi,
-        collection_of,
-        functions: functions::registry,
-    }
+/// The worker's subscription, as the operator's Stream should declare it.
+pub fn subscription() -> SubscriptionRequest<'static> {
+    spec().subscription()
 }
 
 #[cfg(test)]
@@ -122,8 +92,7 @@ mod tests {
 
     #[test]
     fn the_worker_subscribes_to_exactly_the_events_that_trigger_its_functions() {
-        let mut keys = OWN.subscription().routing_keys;
-        keys.sort();
+        let keys = subscription().routing_keys;
         assert_eq!(keys, functions::registry().trigger_keys("reservation"));
     }
 }

@@ -3,9 +3,5 @@
 
 fn main() -> std::process::ExitCode {
     let role = std::env::args().nth(1);
-    eventflow_runtime::app::main(
-        eventflow_warehouse::APP,
-        eventflow_warehouse::spec(),
-        role.as_deref(),
-    )
+    eventflow_runtime::app::main(eventflow_warehouse::spec(), role.as_deref())
 }

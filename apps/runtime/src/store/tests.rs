@@ -3,11 +3,12 @@
 //! keys, feed order, the outbox and lookup keys (also on a database made
 //! before they existed).
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::AnyPool;
 
 use super::*;
-use crate::aggregate::{AggregateSchemas, Creation, DomainError};
+use crate::aggregate::{Aggregate, AggregateSchemas, Creation, DomainError};
 
 fn sqlite_url() -> String {
     let dir =

@@ -1,0 +1,23 @@
+//! The defaults of a worker's wiring, in one place for both sides: the
+//! operator writes them into a worker's environment and subscriptions when
+//! a Stream leaves them unset, and an app run without an operator uses the
+//! same values, so a worker behaves alike on a laptop and on a cluster.
+
+/// Messages the broker may deliver to one worker replica before they are
+/// acknowledged (`EVENTFLOW_PREFETCH`, AMQP `basic.qos`). A little above
+/// [`CONCURRENCY`], so the next message is already at hand when one is
+/// done, without one replica hoarding a queue its peers could drain.
+pub const PREFETCH: u16 = 10;
+
+/// Messages one worker replica handles at the same time
+/// (`EVENTFLOW_CONCURRENCY`). The handlers mostly wait on other contexts'
+/// web roles; more replicas, not more concurrency, is the way to scale.
+pub const CONCURRENCY: u16 = 4;
+
+/// Deliveries of a message before it is dead-lettered, when a
+/// subscription does not set `maxAttempts`.
+pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Delay before a failed message is delivered again, when a subscription
+/// does not set `backoffMs`.
+pub const BACKOFF_MS: u32 = 1_000;

@@ -1,0 +1,130 @@
+//! Running one process in the role its configuration names: the admin
+//! server, the store and web API (web, all), the functions server
+//! (functions), then everything that needs the broker ([`super::messaging`]);
+//! and the order of a graceful stop — consumers drain first, the web API
+//! (which in role `all` they call) stops after them.
+
+use std::sync::Arc;
+
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{
+    AppSpec,
+    http::web_router,
+    messaging::{BrokerPart, BrokerRunError},
+    supervise::{Failure, shutdown_signal, spawn_server},
+};
+use crate::{
+    admin::{self, Readiness},
+    broker::BrokerError,
+    config::{Config, Role},
+    metrics::Metrics,
+    store::EventStore,
+    web::{self, WebContext},
+};
+
+/// Runs `spec` as `config.role` until a signal (or a fatal error).
+pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
+    let cancel = CancellationToken::new();
+    // Stops the web API and the relay; after the consumers drained.
+    let web_stop = CancellationToken::new();
+    tokio::spawn(shutdown_signal(cancel.clone()));
+    let failure = Failure::default();
+    let metrics = Metrics::default();
+    let role = config.role;
+    let readiness = Readiness {
+        needs_store: role.runs_web(),
+        needs_broker: role != Role::Functions,
+        ..Readiness::default()
+    };
+    let tasks = TaskTracker::new();
+    let consumers = TaskTracker::new();
+    let admin_stop = CancellationToken::new();
+    let admin = TcpListener::bind(config.admin_addr).await?;
+    spawn_server(
+        &tasks,
+        admin,
+        admin::routes(readiness.clone(), metrics.clone()),
+        admin_stop.clone(),
+        &failure,
+    );
+    tracing::info!(app = spec.name, role = role.as_str(), admin = %config.admin_addr, "starting");
+    let http = if role == Role::Worker {
+        None
+    } else {
+        Some(TcpListener::bind(config.http_addr).await?)
+    };
+
+    let relay_notify = Arc::new(Notify::new());
+    let store = if role.runs_web() {
+        if let Some(dir) = config.sqlite_dir() {
+            std::fs::create_dir_all(&dir)?;
+        }
+        let store = EventStore::connect(&config.database_url).await?;
+        let _ = readiness.store.set(store.clone());
+        let ctx = WebContext {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            relay: relay_notify.clone(),
+        };
+        if let Some(listener) = http {
+            tracing::info!(addr = %config.http_addr, "web API listening");
+            spawn_server(
+                &tasks,
+                listener,
+                web_router(&spec, ctx),
+                web_stop.clone(),
+                &failure,
+            );
+        }
+        Some(store)
+    } else {
+        if let Some(listener) = http {
+            let router = (spec.functions)().routes().fallback(web::not_found);
+            tracing::info!(addr = %config.http_addr, "functions listening");
+            spawn_server(&tasks, listener, router, web_stop.clone(), &failure);
+        }
+        None
+    };
+
+    if readiness.needs_broker {
+        let part = BrokerPart {
+            spec,
+            config: config.clone(),
+            store,
+            relay_notify,
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        };
+        let (cancel, web_stop, consumers, failure) = (
+            cancel.clone(),
+            web_stop.clone(),
+            consumers.clone(),
+            failure.clone(),
+        );
+        tasks.spawn(async move {
+            match part.run(&cancel, &web_stop, &consumers, &failure).await {
+                Ok(()) | Err(BrokerRunError::Broker(BrokerError::Cancelled)) => {}
+                Err(e) => failure.record(e.into(), &cancel),
+            }
+            consumers.close();
+        });
+    } else {
+        consumers.close();
+    }
+    let _ = readiness.started.set(());
+    tracing::info!("started");
+
+    cancel.cancelled().await;
+    consumers.wait().await;
+    web_stop.cancel();
+    admin_stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+    if let Some(c) = readiness.broker.get() {
+        let _ = c.close(200, "bye".into()).await;
+    }
+    tracing::info!("stopped");
+    failure.take()
+}

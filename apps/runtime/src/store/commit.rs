@@ -1,0 +1,225 @@
+//! Appending: a [`Commit`] — one [`StreamWrite`] per aggregate it changes,
+//! the unique [`Claim`]s it takes and the idempotency record of the command —
+//! written in one transaction, or nothing of it with an [`AppendError`]
+//! saying why. Every event also gets its outbox row here.
+
+use serde_json::Value;
+use sqlx::AnyConnection;
+
+use super::{EventStore, IdempotentResult, StoreError};
+use crate::{
+    aggregate::Lookup,
+    event::{NewEvent, RecordedEvent, now_rfc3339},
+};
+
+/// Why an append was refused; nothing of it was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer appended to the stream first: reload and decide again.
+    #[error("{aggregate_type} {aggregate_id} changed concurrently")]
+    Conflict {
+        aggregate_type: String,
+        aggregate_id: String,
+    },
+    /// A unique value (e.g. an email) already belongs to another aggregate.
+    #[error("{scope} {value:?} is already taken")]
+    ClaimTaken { scope: String, value: String },
+    /// The idempotency key was already used: return its first result.
+    #[error("idempotency key {0:?} already used")]
+    DuplicateKey(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(StoreError::Db(e))
+    }
+}
+
+/// Events for one stream, valid only if the stream is still at `expected_version`.
+#[derive(Clone, Debug)]
+pub struct StreamWrite {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// 0 for a new aggregate.
+    pub expected_version: i64,
+    pub events: Vec<NewEvent>,
+    /// The state after the events, kept for listing (never for deciding).
+    pub snapshot: Value,
+    /// The snapshot's lookup key (`Aggregate::lookup` of the state after
+    /// the events); replaces the previous one.
+    pub lookup: Option<Lookup>,
+}
+
+/// A value unique within `scope` (e.g. `account.email`).
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub scope: String,
+    pub value: String,
+    pub aggregate_id: String,
+}
+
+/// Everything one command writes, atomically. Several streams may be
+/// written at once (e.g. a reservation and the inventory item it takes):
+/// every one must still be at its expected version, so two commands can
+/// never both take the same item.
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    pub writes: Vec<StreamWrite>,
+    pub claims: Vec<Claim>,
+    pub idempotency: Option<IdempotentResult>,
+}
+
+impl EventStore {
+    /// Appends atomically; returns the recorded events in order.
+    pub async fn append(&self, commit: &Commit) -> Result<Vec<RecordedEvent>, AppendError> {
+        let mut tx = self.pool.begin().await?;
+        let recorded_at = now_rfc3339();
+        // Taking the counter's row lock first serializes writers, so
+        // positions become visible in commit order.
+        let mut position: i64 =
+            sqlx::query_scalar("UPDATE store_position SET last = last WHERE id = 1 RETURNING last")
+                .fetch_one(&mut *tx)
+                .await?;
+        if let Some(idem) = &commit.idempotency {
+            record_idempotency(&mut tx, idem, &recorded_at).await?;
+        }
+        for claim in &commit.claims {
+            take_claim(&mut tx, claim).await?;
+        }
+        let mut recorded = Vec::new();
+        for write in &commit.writes {
+            recorded.extend(write_stream(&mut tx, write, &mut position).await?);
+        }
+        sqlx::query("UPDATE store_position SET last = $1 WHERE id = 1")
+            .bind(position)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(recorded)
+    }
+}
+
+/// The command's first result under its key; a key used before refuses
+/// the whole commit.
+async fn record_idempotency(
+    tx: &mut AnyConnection,
+    idem: &IdempotentResult,
+    recorded_at: &str,
+) -> Result<(), AppendError> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency (key, status, body, recorded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(&idem.key)
+    .bind(i64::from(idem.status))
+    .bind(idem.body.to_string())
+    .bind(recorded_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(AppendError::DuplicateKey(idem.key.clone()));
+    }
+    Ok(())
+}
+
+/// A unique value; one taken before refuses the whole commit.
+async fn take_claim(tx: &mut AnyConnection, claim: &Claim) -> Result<(), AppendError> {
+    let inserted = sqlx::query(
+        "INSERT INTO claims (scope, value, aggregate_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(&claim.scope)
+    .bind(&claim.value)
+    .bind(&claim.aggregate_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(AppendError::ClaimTaken {
+            scope: claim.scope.clone(),
+            value: claim.value.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// One stream's events (each with its outbox row) at the positions after
+/// `position`, and its snapshot — if the stream is still at its expected
+/// version; advances `position`.
+async fn write_stream(
+    tx: &mut AnyConnection,
+    write: &StreamWrite,
+    position: &mut i64,
+) -> Result<Vec<RecordedEvent>, AppendError> {
+    let conflict = || AppendError::Conflict {
+        aggregate_type: write.aggregate_type.clone(),
+        aggregate_id: write.aggregate_id.clone(),
+    };
+    let current: Option<i64> = sqlx::query_scalar(
+        "SELECT version FROM aggregates WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .bind(&write.aggregate_type)
+    .bind(&write.aggregate_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if current.unwrap_or(0) != write.expected_version {
+        return Err(conflict());
+    }
+    let first_position = *position + 1;
+    let mut version = write.expected_version;
+    let mut recorded = Vec::new();
+    for event in &write.events {
+        *position += 1;
+        version += 1;
+        let e = RecordedEvent {
+            position: *position,
+            ..event.at_version(&write.aggregate_type, &write.aggregate_id, version)
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO events (position, event_id, aggregate_type, aggregate_id, version, event_type, payload, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(e.position)
+        .bind(&e.event_id)
+        .bind(&e.aggregate_type)
+        .bind(&e.aggregate_id)
+        .bind(e.version)
+        .bind(&e.event_type)
+        .bind(e.payload.to_string())
+        .bind(&e.recorded_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(conflict());
+        }
+        sqlx::query("INSERT INTO outbox (position) VALUES ($1)")
+            .bind(e.position)
+            .execute(&mut *tx)
+            .await?;
+        recorded.push(e);
+    }
+    let updated = sqlx::query(
+        "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state, lookup_group, lookup_key)
+         VALUES ($1, $2, $3, $4, $5, $7, $8)
+         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version, state = excluded.state,
+             lookup_group = excluded.lookup_group, lookup_key = excluded.lookup_key
+         WHERE aggregates.version = $6",
+    )
+    .bind(&write.aggregate_type)
+    .bind(&write.aggregate_id)
+    .bind(version)
+    .bind(first_position)
+    .bind(write.snapshot.to_string())
+    .bind(write.expected_version)
+    .bind(write.lookup.as_ref().map(|l| l.group.clone()))
+    .bind(write.lookup.as_ref().map(|l| l.key.clone()))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(conflict());
+    }
+    Ok(recorded)
+}

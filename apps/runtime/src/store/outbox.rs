@@ -1,0 +1,72 @@
+//! The outbox: the events committed but not yet confirmed by the broker,
+//! in position order, and the lease that lets one relay at a time publish
+//! them.
+
+use super::{Backend, EventStore, StoreError, read::EVENT_COLUMNS};
+use crate::event::RecordedEvent;
+
+/// See [`EventStore::relay_lease`].
+pub struct RelayLease {
+    _connection: Option<sqlx::AnyConnection>,
+}
+
+/// Arbitrary constant identifying the relay's lock on PostgreSQL.
+const RELAY_LOCK: i32 = 0x6576_7265; // "evre"
+
+impl EventStore {
+    /// The right to relay the outbox, held by one process at a time so web
+    /// replicas sharing a PostgreSQL store do not publish every event twice.
+    /// On PostgreSQL a session advisory lock on a connection of its own,
+    /// released when the lease (or the process) ends; `None` while another
+    /// replica holds it. SQLite is one replica's file: always granted.
+    pub async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(RelayLease { _connection: None }));
+        }
+        let mut connection = self.pool.acquire().await?.detach();
+        // Keyed by the schema too: contexts sharing one database, each in its
+        // own schema (the example system), each relay their own outbox.
+        let granted: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
+                .bind(RELAY_LOCK)
+                .fetch_one(&mut connection)
+                .await?;
+        Ok(granted.then_some(RelayLease {
+            _connection: Some(connection),
+        }))
+    }
+
+    /// The oldest events not yet published.
+    pub async fn outbox_batch(&self, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM outbox o JOIN events e ON e.position = o.position ORDER BY o.position LIMIT $1",
+            EVENT_COLUMNS
+                .split(", ")
+                .map(|c| format!("e.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.fetch_events(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit))
+            .await
+    }
+
+    /// Marks events published (the broker confirmed them).
+    pub async fn outbox_done(&self, positions: &[i64]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for p in positions {
+            sqlx::query("DELETE FROM outbox WHERE position = $1")
+                .bind(*p)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events committed but not yet confirmed by the broker.
+    pub async fn outbox_pending(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+}
