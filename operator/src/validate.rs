@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use eventflow_contract::{bindings::DEFAULT_BACKOFF_MS, env};
+use eventflow_contract::{defaults, env};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
@@ -176,7 +176,7 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
         }
         for (j, sub) in app.subscribes.iter().enumerate() {
             let group = sub.group.clone().unwrap_or_else(|| app.name.clone());
-            let backoff = sub.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
+            let backoff = sub.backoff_ms.unwrap_or(defaults::BACKOFF_MS);
             let field = format!("{at}.subscribes[{j}].backoffMs");
             match retry_ttls.get(&(sub.destination.clone(), group.clone())) {
                 Some((other, first)) if *other != backoff => p(

@@ -7,10 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::names;
 
-/// The subscription defaults under their earlier names (the operator's);
-/// the values live in [`crate::defaults`].
-pub use crate::defaults::{BACKOFF_MS as DEFAULT_BACKOFF_MS, MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS};
-
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Bindings {

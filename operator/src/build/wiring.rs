@@ -3,9 +3,7 @@
 //! peers. Names come from the contract crate, never spelled here.
 
 use eventflow_contract::{
-    Bindings, Publication, QueueType, Subscription,
-    bindings::{DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, SubscriptionRequest},
-    env,
+    Bindings, Publication, QueueType, Subscription, bindings::SubscriptionRequest, defaults, env,
 };
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, SecretKeySelector};
 
@@ -32,8 +30,8 @@ pub fn app_bindings(namespace: &str, app: &App, queue_type: QueueType) -> Bindin
                     destination: &s.destination,
                     group,
                     routing_keys: s.event_types.clone(),
-                    max_attempts: s.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
-                    backoff_ms: s.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS),
+                    max_attempts: s.max_attempts.unwrap_or(defaults::MAX_ATTEMPTS),
+                    backoff_ms: s.backoff_ms.unwrap_or(defaults::BACKOFF_MS),
                 };
                 Subscription::new(namespace, &request, queue_type)
             })
@@ -119,11 +117,17 @@ pub fn container_env(
     if let Some(worker) = app.worker.as_ref().filter(|_| role != "web") {
         vars.push(plain(
             env::PREFETCH,
-            worker.prefetch.unwrap_or(10).to_string(),
+            worker
+                .prefetch
+                .unwrap_or(i32::from(defaults::PREFETCH))
+                .to_string(),
         ));
         vars.push(plain(
             env::CONCURRENCY,
-            worker.concurrency.unwrap_or(4).to_string(),
+            worker
+                .concurrency
+                .unwrap_or(i32::from(defaults::CONCURRENCY))
+                .to_string(),
         ));
     }
     vars.extend(app.env.iter().cloned());
