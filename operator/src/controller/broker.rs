@@ -15,13 +15,13 @@ use serde_json::json;
 
 use crate::{
     Result,
-    api::{BrokerPhase, EventBroker, set_condition},
+    api::{BrokerPhase, EventBroker, EventBrokerStatus, set_condition},
     apply,
     build::{
         self,
         broker::{cookie_data, credentials_data, secret_meta},
     },
-    connection::broker_wiring,
+    connection::{BrokerWiring, broker_wiring},
     context::Context,
     naming::{self, MANAGER},
     resolve,
@@ -34,43 +34,56 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     }
     let namespace = broker.namespace().unwrap_or_default();
-    let name = broker.name_any();
     let wiring = broker_wiring(&broker);
-
-    if let Some(objects) = build::build_broker(&broker) {
-        let names = naming::broker(&name);
-        let password = apply::random_token(32)?;
-        if let Some(meta) = secret_meta(&broker, &names.credentials)
-            && apply::create_secret_once(&ctx.client, meta, credentials_data(&broker, &password))
-                .await?
-        {
-            ctx.event(
-                broker.as_ref(),
-                false,
-                "CredentialsGenerated",
-                format!("created Secret {}", names.credentials),
-            )
-            .await;
-        }
-        if let Some(meta) = secret_meta(&broker, &names.erlang_cookie) {
-            apply::create_secret_once(&ctx.client, meta, cookie_data(&apply::random_token(48)?))
-                .await?;
-        }
-        apply::apply(&ctx.client, &objects.config).await?;
-        apply::apply(&ctx.client, &objects.headless_service).await?;
-        apply::apply(&ctx.client, &objects.client_service).await?;
-        apply::apply(&ctx.client, &objects.stateful_set).await?;
-    }
-
+    apply_managed(&broker, &ctx).await?;
     let check = match resolve::broker_uri(&ctx.client, &namespace, &wiring).await {
         Ok(uri) => ctx.amqp.check(&uri).await.map(|()| uri),
         Err(e) => Err(e),
     };
-    let old = broker.status.clone();
-    let mut status = old.clone().unwrap_or_default();
+    let status = broker_status(&broker, &wiring, &check);
+    report(&broker, &ctx, &namespace, &status, &check).await?;
+    Ok(Action::requeue(ctx.settings.broker_check))
+}
+
+/// A managed broker's Secrets (created once), ConfigMap, Services and StatefulSet.
+async fn apply_managed(broker: &Arc<EventBroker>, ctx: &Context) -> Result<()> {
+    let Some(objects) = build::build_broker(broker) else {
+        return Ok(());
+    };
+    let names = naming::broker(&broker.name_any());
+    let password = apply::random_token(32)?;
+    if let Some(meta) = secret_meta(broker, &names.credentials)
+        && apply::create_secret_once(&ctx.client, meta, credentials_data(broker, &password)).await?
+    {
+        ctx.event(
+            broker.as_ref(),
+            false,
+            "CredentialsGenerated",
+            format!("created Secret {}", names.credentials),
+        )
+        .await;
+    }
+    if let Some(meta) = secret_meta(broker, &names.erlang_cookie) {
+        apply::create_secret_once(&ctx.client, meta, cookie_data(&apply::random_token(48)?))
+            .await?;
+    }
+    apply::apply(&ctx.client, &objects.config).await?;
+    apply::apply(&ctx.client, &objects.headless_service).await?;
+    apply::apply(&ctx.client, &objects.client_service).await?;
+    apply::apply(&ctx.client, &objects.stateful_set).await?;
+    Ok(())
+}
+
+/// The status the connection check calls for.
+fn broker_status(
+    broker: &EventBroker,
+    wiring: &BrokerWiring,
+    check: &Result<String>,
+) -> EventBrokerStatus {
+    let mut status = broker.status.clone().unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
     let generation = broker.metadata.generation;
-    match &check {
+    match check {
         Ok(uri) => {
             status.phase = BrokerPhase::Ready;
             status.endpoint = wiring.endpoint.clone().or_else(|| Some(redact(uri)));
@@ -105,33 +118,47 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
     status.mode = Some(wiring.mode.to_owned());
     status.observed_generation = generation;
     status.credentials_secret = Some(wiring.secret.name.clone());
+    status
+}
 
-    if old.as_ref() != Some(&status) {
-        let api = Api::<EventBroker>::namespaced(ctx.client.clone(), &namespace);
-        let body = json!({"apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker", "status": status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-        let was_ready = old.as_ref().is_some_and(|s| s.phase == BrokerPhase::Ready);
-        match (&check, was_ready) {
-            (Ok(_), false) => {
-                ctx.event(
-                    broker.as_ref(),
-                    false,
-                    "Connected",
-                    "an AMQP connection with the broker's credentials succeeded".into(),
-                )
-                .await
-            }
-            (Err(e), _) if was_ready || old.as_ref().is_none_or(|s| s.phase != status.phase) => {
-                ctx.event(broker.as_ref(), true, e.reason(), e.to_string())
-                    .await
-            }
-            _ => {}
-        }
+/// Writes the status when it changed, with an Event when the broker became
+/// reachable or stopped being so.
+async fn report(
+    broker: &Arc<EventBroker>,
+    ctx: &Context,
+    namespace: &str,
+    status: &EventBrokerStatus,
+    check: &Result<String>,
+) -> Result<()> {
+    let old = broker.status.as_ref();
+    if old == Some(status) {
+        return Ok(());
     }
-    Ok(Action::requeue(ctx.settings.broker_check))
+    let api = Api::<EventBroker>::namespaced(ctx.client.clone(), namespace);
+    let body =
+        json!({"apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker", "status": status});
+    api.patch_status(
+        &broker.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    let was_ready = old.is_some_and(|s| s.phase == BrokerPhase::Ready);
+    match (check, was_ready) {
+        (Ok(_), false) => {
+            ctx.event(
+                broker.as_ref(),
+                false,
+                "Connected",
+                "an AMQP connection with the broker's credentials succeeded".into(),
+            )
+            .await
+        }
+        (Err(e), _) if was_ready || old.is_none_or(|s| s.phase != status.phase) => {
+            ctx.event(broker.as_ref(), true, e.reason(), e.to_string())
+                .await
+        }
+        _ => {}
+    }
+    Ok(())
 }

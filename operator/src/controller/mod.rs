@@ -7,30 +7,22 @@
 pub mod broker;
 pub mod finalizer;
 pub mod stream;
+mod watches;
 
 use std::{future::Future, sync::Arc, time::Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::{
-    apps::v1::{Deployment, StatefulSet},
+    apps::v1::StatefulSet,
     core::v1::{ConfigMap, Service},
 };
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, Resource,
     core::DeserializeGuard,
-    runtime::{
-        Controller, PredicateConfig, WatchStreamExt,
-        controller::Action,
-        reflector::{self, ObjectRef},
-        watcher,
-    },
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use crate::{
-    Error, Result,
-    api::{EventBroker, Stream},
-    context::Context,
-};
+use crate::{Error, Result, api::EventBroker, context::Context};
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -94,13 +86,6 @@ where
     result
 }
 
-/// Changes of the spec, and the start of a deletion.
-fn spec_or_deletion(stream: &DeserializeGuard<Stream>) -> Option<u64> {
-    let meta = stream.meta();
-    let generation = u64::try_from(meta.generation.unwrap_or(0)).unwrap_or(0);
-    Some(generation.wrapping_mul(2) + u64::from(meta.deletion_timestamp.is_some()))
-}
-
 fn error_policy<K: Resource<DynamicType = ()>>(
     obj: Arc<DeserializeGuard<K>>,
     error: &Error,
@@ -126,77 +111,14 @@ pub async fn run(
     };
     let client = ctx.client.clone();
     let ns = namespace.as_deref();
-    let wc = watcher::Config::default();
-    let owned = || {
-        watcher::Config::default().labels(&format!(
-            "{}={}",
-            crate::naming::LABEL_MANAGED_BY,
-            crate::naming::MANAGER
-        ))
-    };
-
-    // Streams: only spec (generation) and deletion changes trigger a
-    // reconcile — not our own status and finalizer writes. The cache keeps
-    // no managedFields (nothing reads them; they are most of an object).
-    let (stream_reader, stream_writer) = reflector::store();
-    let stream_watch = watcher(api::<DeserializeGuard<Stream>>(&client, ns), wc.clone())
-        .default_backoff()
-        .modify(|s: &mut DeserializeGuard<Stream>| {
-            if let Ok(s) = s.0.as_mut() {
-                s.managed_fields_mut().clear();
-            }
-        })
-        .reflect(stream_writer)
-        .applied_objects()
-        .predicate_filter(spec_or_deletion, PredicateConfig::default());
-    let (broker_reader, broker_writer) = reflector::store();
-    let _ = ctx.brokers.set(broker_reader);
-    let broker_watch = watcher(
-        api::<DeserializeGuard<EventBroker>>(&client, ns),
-        wc.clone(),
-    )
-    .default_backoff()
-    .reflect(broker_writer)
-    .applied_objects();
+    let (stream_watch, stream_reader) = watches::streams(&ctx, ns);
+    let broker_watch = watches::brokers(&ctx, ns);
     let store = stream_reader.clone();
-    let _ = ctx.streams.set(stream_reader.clone());
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
-    // Owned Deployments and Services: cached for the apply step (skip what
-    // is unchanged) and the orphan sweep; every change wakes the owning
-    // Stream (drift correction, rollout status) except the echo of our own
-    // write, which the reconcile that wrote it has already seen.
-    let (deployment_reader, deployment_writer) = reflector::store();
-    let _ = ctx.deployments.set(deployment_reader);
-    let echo = ctx.clone();
-    let deployments = watcher(api::<Deployment>(&client, ns), owned())
-        .default_backoff()
-        .modify(|d: &mut Deployment| {
-            d.managed_fields_mut().clear();
-            // The pod template is what we applied; status reads spec.replicas and status only.
-            if let Some(spec) = d.spec.as_mut() {
-                spec.template = Default::default();
-            }
-        })
-        .reflect(deployment_writer)
-        .touched_objects()
-        .try_filter(move |d| {
-            futures::future::ready(!echo.applied.is_own_write("Deployment", d.meta()))
-        });
-    let (service_reader, service_writer) = reflector::store();
-    let _ = ctx.services.set(service_reader);
-    let echo = ctx.clone();
-    let services = watcher(api::<Service>(&client, ns), owned())
-        .default_backoff()
-        .modify(|s: &mut Service| s.managed_fields_mut().clear())
-        .reflect(service_writer)
-        .touched_objects()
-        .try_filter(move |s| {
-            futures::future::ready(!echo.applied.is_own_write("Service", s.meta()))
-        });
     let streams = Controller::for_stream(stream_watch, stream_reader)
         .with_config(config.clone())
-        .owns_stream(deployments)
-        .owns_stream(services)
+        .owns_stream(watches::owned_deployments(&ctx, ns))
+        .owns_stream(watches::owned_services(&ctx, ns))
         .watches_stream(broker_watch, move |broker| {
             let name = broker.meta().name.clone().unwrap_or_default();
             let namespace = broker.meta().namespace.clone();
@@ -218,18 +140,21 @@ pub async fn run(
         )
         .for_each(|_| async {});
 
-    let brokers = Controller::new(api::<DeserializeGuard<EventBroker>>(&client, ns), wc)
-        .with_config(config)
-        .owns(api::<StatefulSet>(&client, ns), owned())
-        .owns(api::<Service>(&client, ns), owned())
-        .owns(api::<ConfigMap>(&client, ns), owned())
-        .graceful_shutdown_on(shutdown())
-        .run(
-            |obj, ctx| guarded(obj, ctx, "EventBroker", broker::reconcile),
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| async {});
+    let brokers = Controller::new(
+        api::<DeserializeGuard<EventBroker>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(config)
+    .owns(api::<StatefulSet>(&client, ns), watches::owned())
+    .owns(api::<Service>(&client, ns), watches::owned())
+    .owns(api::<ConfigMap>(&client, ns), watches::owned())
+    .graceful_shutdown_on(shutdown())
+    .run(
+        |obj, ctx| guarded(obj, ctx, "EventBroker", broker::reconcile),
+        error_policy,
+        ctx,
+    )
+    .for_each(|_| async {});
 
     tokio::join!(streams, brokers);
 }
@@ -244,7 +169,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::context::{FakeApi, Settings};
+    use crate::{
+        api::Stream,
+        context::{FakeApi, Settings},
+    };
 
     /// Answers the one request expected: a Warning Event `reason` about Stream `name` in `demo`.
     fn expect_warning_event(
