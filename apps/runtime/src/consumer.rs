@@ -29,6 +29,8 @@ use crate::{cloudevent::CloudEvent, metrics::Metrics};
 
 /// Longest wait for in-flight messages on shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long closing the channel (and the connection) may take after the drain.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why handling failed; the message is retried, then dead-lettered.
 #[derive(Debug, thiserror::Error)]
@@ -148,8 +150,12 @@ impl Consumer {
         {
             tracing::warn!("drain timed out; unacknowledged messages return to the queue");
         }
-        // Closing returns prefetched, unhandled messages to the queue.
-        let _ = channel.close(200, "drained".into()).await;
+        // Closing returns prefetched, unhandled messages to the queue. Bounded:
+        // lapin can miss the close-ok when prefetched deliveries arrive on the
+        // closing channel ("invalid channel state: Closing"), and a stopping
+        // process must never wait on the broker for good; what stays
+        // unacknowledged returns to the queue when the connection closes.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, "drained".into())).await;
         ended.map_or(Ok(()), Err)
     }
 

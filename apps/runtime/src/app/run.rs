@@ -123,7 +123,9 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
     tasks.close();
     tasks.wait().await;
     if let Some(c) = readiness.broker.get() {
-        let _ = c.close(200, "bye".into()).await;
+        // Bounded like the consumers' channel close: never hang on the broker when stopping.
+        let _ =
+            tokio::time::timeout(crate::consumer::CLOSE_TIMEOUT, c.close(200, "bye".into())).await;
     }
     tracing::info!("stopped");
     failure.take()
