@@ -42,16 +42,32 @@ where
         .await?)
 }
 
-/// Deletes `name` in the background; `false` when it was already gone.
-pub async fn delete<K>(api: &Api<K>, name: &str) -> Result<bool>
+/// Deletes each object of `candidates` (our objects of one kind in one
+/// namespace) that is not in `keep` and not being deleted already;
+/// returns the names deleted (one already gone is not).
+pub async fn remove_unwanted<'a, K>(
+    api: &Api<K>,
+    candidates: impl IntoIterator<Item = &'a ObjectMeta>,
+    keep: &[String],
+) -> Result<Vec<String>>
 where
     K: Resource + DeserializeOwned + Clone + Debug,
 {
-    match api.delete(name, &DeleteParams::background()).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
-        Err(e) => Err(e.into()),
+    let doomed: Vec<String> = candidates
+        .into_iter()
+        .filter(|m| m.deletion_timestamp.is_none())
+        .filter_map(|m| m.name.clone())
+        .filter(|name| !keep.contains(name))
+        .collect();
+    let mut removed = Vec::new();
+    for name in doomed {
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => removed.push(name),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(removed)
 }
 
 /// Deletes every object matching `selector` whose name is not in `keep`;
@@ -69,20 +85,10 @@ where
         + Debug,
 {
     let api = Api::<K>::namespaced(client.clone(), namespace);
-    let mut removed = Vec::new();
-    for obj in api
+    let listed = api
         .list_metadata(&ListParams::default().labels(selector))
-        .await?
-    {
-        let name = obj.name_any();
-        if !keep.contains(&name)
-            && obj.metadata.deletion_timestamp.is_none()
-            && delete(&api, &name).await?
-        {
-            removed.push(name);
-        }
-    }
-    Ok(removed)
+        .await?;
+    remove_unwanted(&api, listed.iter().map(|o| &o.metadata), keep).await
 }
 
 /// Creates Secret `meta.name` with `data` unless it exists; an existing

@@ -17,7 +17,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{apply, delete, record::Tracking, remove_orphans};
+use super::{apply, record::Tracking, remove_orphans, remove_unwanted};
 use crate::{
     Result, api::WorkloadStatus, build::StreamObjects, context::Context, fingerprint,
     naming::LABEL_STREAM, resolve::has_listed, status, validate::ValidStream,
@@ -159,26 +159,16 @@ where
         }
         Some(store) => {
             let api = Api::<K>::namespaced(ctx.client.clone(), stream.namespace);
-            let mut removed = Vec::new();
-            for obj in store.state() {
-                let meta = obj.meta();
-                let name = obj.name_any();
-                let ours = meta.namespace.as_deref() == Some(stream.namespace)
-                    && meta
-                        .labels
+            let cached = store.state();
+            let ours = cached.iter().map(|o| o.meta()).filter(|m| {
+                m.namespace.as_deref() == Some(stream.namespace)
+                    && m.labels
                         .as_ref()
                         .and_then(|l| l.get(LABEL_STREAM))
                         .map(String::as_str)
-                        == Some(stream.name);
-                if ours
-                    && !keep.contains(&name)
-                    && meta.deletion_timestamp.is_none()
-                    && delete(&api, &name).await?
-                {
-                    removed.push(name);
-                }
-            }
-            removed
+                        == Some(stream.name)
+            });
+            remove_unwanted(&api, ours, keep).await?
         }
     };
     for name in &removed {
