@@ -2,6 +2,7 @@
 //! module (see `e2e/README.md` for the map). Every public item is
 //! re-exported here, so tests `use eventflow_e2e::*`.
 
+pub mod broker;
 pub mod cluster;
 pub mod feeds;
 pub mod forward;
@@ -13,6 +14,7 @@ pub mod pods;
 pub mod tools;
 pub mod wait;
 
+pub use broker::*;
 pub use cluster::*;
 pub use feeds::*;
 pub use forward::*;

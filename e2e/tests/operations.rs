@@ -17,11 +17,6 @@ use serde_json::{Value, json};
 
 const NS: &str = EXAMPLES_NS;
 
-fn brokers(client: &Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "EventBroker");
-    Api::namespaced_with(client.clone(), NS, &ApiResource::from_gvk(&gvk))
-}
-
 #[tokio::test]
 #[ignore = "needs a cluster"]
 async fn kubectl_apply_of_invalid_streams_fails_naming_the_field() {
@@ -142,60 +137,6 @@ async fn scaling_a_worker_is_followed_by_the_streams_status() {
     example_system();
     scale_payment_worker(&client, 2).await;
     scale_payment_worker(&client, 1).await;
-}
-
-/// An AMQP channel to the example broker, through a port-forward.
-async fn broker_connection(client: &Client) -> Connection {
-    let broker = brokers(client).get("rabbit").await.unwrap();
-    let secret = broker.data["status"]["credentialsSecret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let data = Api::<Secret>::namespaced(client.clone(), NS)
-        .get(&secret)
-        .await
-        .unwrap()
-        .data
-        .unwrap();
-    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
-    let local = port_forward(Api::namespaced(client.clone(), NS), "rabbit-0", 5672)
-        .await
-        .unwrap();
-    let uri = format!(
-        "amqp://{}:{}@{local}/%2f",
-        text("username"),
-        text("password")
-    );
-    Connection::connect(&uri, ConnectionProperties::default())
-        .await
-        .unwrap()
-}
-
-async fn queue_exists(conn: &Connection, name: &str) -> bool {
-    let ch = conn.create_channel().await.unwrap();
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    ch.queue_declare(name.into(), passive, FieldTable::default())
-        .await
-        .is_ok()
-}
-
-async fn exchange_exists(conn: &Connection, name: &str) -> bool {
-    let ch = conn.create_channel().await.unwrap();
-    let passive = ExchangeDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    ch.exchange_declare(
-        name.into(),
-        ExchangeKind::Topic,
-        passive,
-        FieldTable::default(),
-    )
-    .await
-    .is_ok()
 }
 
 #[tokio::test]

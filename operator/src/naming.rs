@@ -15,6 +15,8 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_STREAM: &str = "eventflow.dev/stream";
 pub const LABEL_APP: &str = "eventflow.dev/app";
 pub const LABEL_ROLE: &str = "eventflow.dev/role";
+/// On the pods of a Spring Cloud Stream app: `spring-cloud-stream`.
+pub const LABEL_RUNTIME: &str = "eventflow.dev/runtime";
 pub const LABEL_BROKER: &str = "eventflow.dev/broker";
 
 /// A Deployment of a Stream: which app, which role it runs, its name.

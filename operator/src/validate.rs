@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
 use crate::{
-    api::{Packaging, Stream, StreamSpec},
+    api::{App, Packaging, Stream, StreamSpec},
+    build::{spring, wiring::app_bindings},
     naming,
 };
 
@@ -131,7 +132,7 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
         if app.web.is_none() && app.worker.is_none() {
             p(at.clone(), "an app needs a web role, a worker role or both");
         }
-        if app.worker.is_some() && app.subscribes.is_empty() {
+        if app.worker.is_some() && app.spring.is_none() && app.subscribes.is_empty() {
             p(
                 format!("{at}.subscribes"),
                 "a worker needs at least one subscription",
@@ -166,15 +167,29 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
                 );
             }
         }
+        if app.spring.is_some() {
+            validate_spring(&at, app, &mut p);
+        } else if app.subscribes.iter().any(|s| s.binding.is_some()) {
+            p(
+                format!("{at}.subscribes"),
+                "binding names an input binding of a Spring Cloud Stream app: set spring on the app",
+            );
+        }
         for (j, var) in app.env.iter().enumerate() {
-            if reserved(&var.name) {
+            let reserved = match app.spring {
+                Some(_) => spring::reserved_var(&var.name),
+                None => reserved(&var.name),
+            };
+            if reserved {
                 p(
                     format!("{at}.env[{j}].name"),
                     "reserved by the wiring contract (set by the operator)",
                 );
             }
         }
-        for (j, sub) in app.subscribes.iter().enumerate() {
+        // A Spring app retries in process: it has no retry queue whose TTL could conflict.
+        let retry_queues = app.spring.is_none().then_some(&app.subscribes);
+        for (j, sub) in retry_queues.into_iter().flatten().enumerate() {
             let group = sub.group.clone().unwrap_or_else(|| app.name.clone());
             let backoff = sub.backoff_ms.unwrap_or(defaults::BACKOFF_MS);
             let field = format!("{at}.subscribes[{j}].backoffMs");
@@ -194,6 +209,54 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// The rules of a Spring Cloud Stream app: a worker role only, outputs
+/// instead of `publishes`, each binding wired once, and no property that
+/// would fight the operator's.
+fn validate_spring(at: &str, app: &App, p: &mut impl FnMut(String, &str)) {
+    let Some(spring) = &app.spring else { return };
+    if app.web.is_some() || app.packaging == Packaging::Combined {
+        p(
+            format!("{at}.spring"),
+            "a Spring Cloud Stream app runs as a worker role only (no web role, Separate packaging)",
+        );
+    }
+    if app.worker.is_none() {
+        p(
+            format!("{at}.worker"),
+            "a Spring Cloud Stream app needs a worker role",
+        );
+    }
+    if !app.publishes.is_empty() {
+        p(
+            format!("{at}.publishes"),
+            "a Spring Cloud Stream app publishes through spring.outputs",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    let inputs = app.subscribes.iter().map(|s| s.binding());
+    let outputs = spring.outputs.iter().map(|o| o.binding());
+    for binding in inputs.chain(outputs) {
+        if !seen.insert(binding) {
+            p(
+                format!("{at}.spring"),
+                &format!(
+                    "binding {binding} is wired twice: give each subscription and output its own binding"
+                ),
+            );
+        }
+    }
+    // Property names do not depend on the namespace or the broker.
+    let ours = spring::operator_properties(app, spring, &app_bindings("", app, Default::default()));
+    for key in spring.properties.keys() {
+        if spring::reserved_property(key, &ours) {
+            p(
+                format!("{at}.spring.properties[{key}]"),
+                "set by the operator (bindings, retry, management port) or a broker connection property (from the EventBroker's Secret)",
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +281,69 @@ spec:
     worker: {}
     subscribes: [{destination: account, eventTypes: ["account.*"]}]
 "#;
+
+    const SPRING: &str = r#"
+apiVersion: eventflow.dev/v1alpha1
+kind: Stream
+metadata: {name: ticktock, namespace: demo}
+spec:
+  broker: rabbit
+  apps:
+  - name: time
+    image: eventflow/spring-time-source:dev
+    worker: {}
+    spring: {outputs: [{destination: ticks}]}
+  - name: log
+    image: eventflow/spring-count-sink:dev
+    worker: {}
+    spring: {}
+    subscribes: [{destination: ticks, backoffMs: 100}, {destination: other, binding: second}]
+"#;
+
+    #[test]
+    fn a_spring_source_and_sink_are_valid_and_sinks_may_differ_in_backoff() {
+        let s = stream(SPRING);
+        assert_eq!(validate_stream("ticktock", &s.spec), vec![]);
+    }
+
+    #[test]
+    fn spring_apps_name_each_binding_once_and_leave_the_operators_properties_alone() {
+        let mut s = stream(SPRING);
+        let log = &mut s.spec.apps[1];
+        log.subscribes[1].binding = None;
+        let spring = log.spring.as_mut().unwrap();
+        spring
+            .properties
+            .insert("spring.rabbitmq.password".into(), "x".into());
+        spring.properties.insert(
+            "spring.cloud.stream.bindings.input.group".into(),
+            "mine".into(),
+        );
+        spring.properties.insert("log.level".into(), "x".into());
+        s.spec.apps[0].publishes.push("ticks".into());
+        let fields: Vec<_> = validate_stream("ticktock", &s.spec)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.apps[0].publishes",
+                "spec.apps[1].spring",
+                "spec.apps[1].spring.properties[spring.cloud.stream.bindings.input.group]",
+                "spec.apps[1].spring.properties[spring.rabbitmq.password]",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_binding_on_an_eventflow_app_is_refused() {
+        let mut s = stream(BASE);
+        s.spec.apps[0].subscribes[0].binding = Some("input".into());
+        let problems = validate_stream("shop", &s.spec);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].field, "spec.apps[0].subscribes");
+    }
 
     #[test]
     fn a_valid_stream_has_no_problems() {

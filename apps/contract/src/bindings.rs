@@ -54,6 +54,30 @@ pub struct Subscription {
     pub backoff_ms: u32,
     #[serde(default)]
     pub queue_type: QueueType,
+    /// How a failed message is delivered again (absent in the JSON for the
+    /// default, so the document of an eventflow app is unchanged).
+    #[serde(default, skip_serializing_if = "Redelivery::is_retry_queue")]
+    pub redelivery: Redelivery,
+}
+
+/// Who waits out a subscription's backoff between attempts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Redelivery {
+    /// eventflow apps: a failed message waits in the group's retry queue
+    /// (TTL = backoff) and expires back into the group queue.
+    #[default]
+    RetryQueue,
+    /// Spring Cloud Stream apps: the binder retries in process
+    /// (`maxAttempts`, `backOff*`), then rejects the message, which the
+    /// group queue dead-letters; no retry queue exists.
+    InProcess,
+}
+
+impl Redelivery {
+    pub fn is_retry_queue(&self) -> bool {
+        *self == Redelivery::RetryQueue
+    }
 }
 
 /// What a subscription asks for, before names are resolved.
@@ -95,7 +119,15 @@ impl Subscription {
             max_attempts: request.max_attempts.max(1),
             backoff_ms: request.backoff_ms,
             queue_type,
+            redelivery: Redelivery::RetryQueue,
         }
+    }
+
+    /// The same subscription, retried in process by its consumer (Spring
+    /// Cloud Stream's binder) instead of through a retry queue.
+    pub fn retried_in_process(mut self) -> Self {
+        self.redelivery = Redelivery::InProcess;
+        self
     }
 }
 
@@ -186,6 +218,17 @@ mod tests {
         let s = Subscription::new("ns", &req, QueueType::Quorum);
         assert_eq!(s.routing_keys, vec!["#"]);
         assert_eq!(s.queue_type, QueueType::Quorum);
+    }
+
+    #[test]
+    fn in_process_redelivery_is_written_and_the_default_is_not() {
+        let s = Subscription::new("ns", &account_worker(), QueueType::Classic);
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json.get("redelivery").is_none(), "{json}");
+        let json = serde_json::to_value(s.clone().retried_in_process()).unwrap();
+        assert_eq!(json["redelivery"], "inProcess");
+        let back: Subscription = serde_json::from_value(json).unwrap();
+        assert_eq!(back.redelivery, Redelivery::InProcess);
     }
 
     #[test]

@@ -17,5 +17,5 @@ pub mod topology;
 #[cfg(feature = "amqp")]
 pub mod declare;
 
-pub use bindings::{Bindings, Publication, QueueType, Subscription};
+pub use bindings::{Bindings, Publication, QueueType, Redelivery, Subscription};
 pub use topology::Topology;

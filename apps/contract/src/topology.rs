@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bindings::{Bindings, QueueType};
+use crate::bindings::{Bindings, QueueType, Redelivery};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ExchangeKind {
@@ -90,15 +90,17 @@ impl Topology {
             });
             // A message waits out its backoff here, then expires back into
             // the group queue through the default exchange.
-            t.queues.push(Queue {
-                name: s.retry_queue.clone(),
-                args: QueueArgs {
-                    queue_type: s.queue_type,
-                    dead_letter_exchange: Some(String::new()),
-                    dead_letter_routing_key: Some(s.queue.clone()),
-                    message_ttl_ms: Some(s.backoff_ms),
-                },
-            });
+            if s.redelivery == Redelivery::RetryQueue {
+                t.queues.push(Queue {
+                    name: s.retry_queue.clone(),
+                    args: QueueArgs {
+                        queue_type: s.queue_type,
+                        dead_letter_exchange: Some(String::new()),
+                        dead_letter_routing_key: Some(s.queue.clone()),
+                        message_ttl_ms: Some(s.backoff_ms),
+                    },
+                });
+            }
             t.queues.push(Queue {
                 name: s.dead_letter_queue.clone(),
                 args: QueueArgs {
@@ -191,6 +193,33 @@ mod tests {
             Some("ns.orders.w.dlx")
         );
         assert_eq!(t.bindings.len(), 3);
+    }
+
+    #[test]
+    fn an_in_process_subscription_has_no_retry_queue() {
+        let request = SubscriptionRequest {
+            destination: "ticks",
+            group: "log",
+            routing_keys: vec![],
+            max_attempts: 3,
+            backoff_ms: 250,
+        };
+        let b = Bindings {
+            publishes: vec![],
+            subscribes: vec![
+                crate::Subscription::new("ns", &request, QueueType::Classic).retried_in_process(),
+            ],
+        };
+        let t = Topology::of(&b);
+        assert_eq!(
+            t.queue_names().collect::<Vec<_>>(),
+            ["ns.ticks.log", "ns.ticks.log.dlq"]
+        );
+        // Rejected messages still dead-letter to the group's DLX.
+        assert_eq!(
+            t.queues[0].args.dead_letter_exchange.as_deref(),
+            Some("ns.ticks.log.dlx")
+        );
     }
 
     #[test]

@@ -160,9 +160,15 @@ impl Consumer {
     }
 
     async fn handle(&self, channel: &Channel, delivery: Delivery) {
-        let result = match serde_json::from_slice::<CloudEvent>(&delivery.data) {
+        let delivered = crate::inbound::Delivered {
+            exchange: delivery.exchange.as_str(),
+            routing_key: delivery.routing_key.as_str(),
+            properties: &delivery.properties,
+            body: &delivery.data,
+        };
+        let result = match crate::inbound::cloudevent(&delivered) {
             Ok(ce) => (self.handler)(ce).await,
-            Err(e) => Err(HandlerError::Malformed(e.to_string())),
+            Err(e) => Err(HandlerError::Malformed(e)),
         };
         let outcome = match result {
             Ok(Handled::Done) => self.ack(&delivery, "ok").await,

@@ -20,6 +20,7 @@ pub mod event;
 pub mod functions;
 pub mod hal;
 pub mod hypermedia;
+pub mod inbound;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;

@@ -11,8 +11,9 @@
 //! 2. throughput: a load-simulator run through a port-forward, with the
 //!    events each context's global feed gained during the run.
 //! 3. memory at steady state: the kubelet summary (through the API server) of
-//!    every pod in the example and operator namespaces, compared with the
-//!    Spring Boot apps of the original stack.
+//!    every pod in the example and operator namespaces; our app pods beside
+//!    the pods of Spring Cloud Stream apps (`examples/spring/50-ticktock.yaml`,
+//!    applied with 1 and 2), measured on the same node.
 //!
 //! `--memory-only` skips 1 and 2 and changes nothing on the cluster.
 
@@ -27,15 +28,6 @@ use eventflow_e2e::{
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-
-/// Memory of one Spring Boot app of the original stack (the
-/// event-stream-processing-microservices example this repository replaces),
-/// in MiB, for comparison. The original's README gives no memory figure (it
-/// only says that splitting web and worker roles "reduces overall memory
-/// consumption"), so this is an estimate: the original stack's Spring Boot
-/// 1.x/2.x apps typically ran with 300–500 MB RSS each (JVM heap +
-/// metaspace); ~350 MiB is taken as a typical, conservative figure.
-const SPRING_BOOT_APP_MIB: f64 = 350.0;
 
 /// Seconds the system is left alone after the load run before memory is read.
 const SETTLE_SECONDS: u64 = 10;
@@ -113,6 +105,7 @@ async fn main() -> Result<()> {
             println!("== 1. apply -> Ready: skipped (no --fresh); ensuring the system is up");
             example_system();
         }
+        spring_stream()?;
         println!();
         throughput(&client, &args).await?;
         println!();
@@ -125,6 +118,27 @@ async fn main() -> Result<()> {
 
 fn kubectl(args: &[&str]) -> Result<String> {
     run_tool("kubectl", args, None)
+}
+
+/// Data Flow's `time | transform | log` as Spring Cloud Stream apps beside
+/// ours, for their memory (idempotent).
+fn spring_stream() -> Result<()> {
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        "examples/spring/50-ticktock.yaml",
+    ])?;
+    kubectl(&[
+        "-n",
+        EXAMPLES_NS,
+        "wait",
+        "--for=condition=Ready",
+        "stream/ticktock",
+        "--timeout=600s",
+    ])?;
+    println!("  Spring Cloud Stream apps: examples/spring/50-ticktock.yaml is Ready");
+    Ok(())
 }
 
 /// 1: tears the example system down, then times apply -> every EventBroker
@@ -294,7 +308,11 @@ fn kind_of(pod: &Pod) -> String {
     if let Some(role) = label("eventflow.dev/role") {
         let app = label("eventflow.dev/app").unwrap_or_default();
         let stream = label("eventflow.dev/stream").unwrap_or_default();
-        format!("app {stream}/{app} {role}")
+        let what = match label("eventflow.dev/runtime").as_deref() {
+            Some("spring-cloud-stream") => "spring",
+            _ => "app",
+        };
+        format!("{what} {stream}/{app} {role}")
     } else if label("eventflow.dev/broker").is_some() {
         "broker".into()
     } else if pod.metadata.namespace.as_deref() == Some(OPERATOR_NS) {
@@ -391,6 +409,8 @@ async fn memory(client: &Client) -> Result<()> {
     let group = |r: &PodMemory| {
         if r.kind.starts_with("app ") {
             "app roles"
+        } else if r.kind.starts_with("spring ") {
+            "Spring app roles"
         } else if r.kind == "operator" {
             "operator"
         } else {
@@ -399,7 +419,12 @@ async fn memory(client: &Client) -> Result<()> {
     };
     println!();
     let all: Vec<&PodMemory> = rows.iter().collect();
-    for g in ["app roles", "operator", "broker + database"] {
+    for g in [
+        "app roles",
+        "Spring app roles",
+        "operator",
+        "broker + database",
+    ] {
         let in_group: Vec<&PodMemory> = rows.iter().filter(|r| group(r) == g).collect();
         if in_group.is_empty() {
             continue;
@@ -420,28 +445,43 @@ async fn memory(client: &Client) -> Result<()> {
         mib(Some(sum(&all, rss)))
     );
 
-    let apps: Vec<&PodMemory> = rows
-        .iter()
-        .filter(|r| group(r) == "app roles" && r.rss.is_some())
-        .collect();
-    if apps.is_empty() || sum(&apps, rss) == 0 {
-        println!("  no app role pods with memory figures: no comparison");
+    let with_rss = |g: &str| -> Vec<&PodMemory> {
+        rows.iter()
+            .filter(|r| group(r) == g && r.rss.is_some_and(|b| b > 0))
+            .collect()
+    };
+    let (apps, spring) = (with_rss("app roles"), with_rss("Spring app roles"));
+    if apps.is_empty() || spring.is_empty() {
+        println!(
+            "  no comparison: {} app role pods and {} Spring app pods with memory figures \
+             (run without --memory-only to start examples/spring/50-ticktock.yaml)",
+            apps.len(),
+            spring.len()
+        );
         return Ok(());
     }
-    let avg_rss = sum(&apps, rss) as f64 / apps.len() as f64 / MIB;
-    let avg_ws = sum(&apps, ws) as f64 / apps.len() as f64 / MIB;
+    let avg = |pods: &[&PodMemory], f: fn(&PodMemory) -> Option<u64>| {
+        sum(pods, f) as f64 / pods.len() as f64 / MIB
+    };
+    let (ours, theirs) = (avg(&apps, rss), avg(&spring, rss));
     println!();
     println!(
-        "  avg app pod {avg_rss:.1} MiB RSS ({avg_ws:.1} MiB working set) vs ~{SPRING_BOOT_APP_MIB:.0} MiB \
-         per Spring Boot app = 1/{:.0}",
-        SPRING_BOOT_APP_MIB / avg_rss
+        "  avg pod RSS: ours {ours:.1} MiB ({} pods) vs Spring Cloud Stream {theirs:.1} MiB ({} pods), \
+         same node = 1/{:.1}",
+        apps.len(),
+        spring.len(),
+        theirs / ours
     );
     println!(
-        "  {} app pods: {:.0} MiB RSS here vs ~{:.0} MiB as Spring Boot apps (one JVM each; \
-         the original's Data Flow server, Eureka etc. not counted)",
+        "  working set: ours {:.1} MiB vs Spring {:.1} MiB per pod",
+        avg(&apps, ws),
+        avg(&spring, ws)
+    );
+    println!(
+        "  our {} app pods: {:.0} MiB RSS; as Spring apps at the measured average: ~{:.0} MiB",
         apps.len(),
         sum(&apps, rss) as f64 / MIB,
-        apps.len() as f64 * SPRING_BOOT_APP_MIB
+        apps.len() as f64 * theirs
     );
     Ok(())
 }

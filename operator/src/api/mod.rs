@@ -6,6 +6,7 @@
 
 mod broker;
 mod condition;
+mod spring;
 mod stream;
 
 pub use broker::{
@@ -13,6 +14,7 @@ pub use broker::{
     ManagedBroker, Storage,
 };
 pub use condition::{conditions_schema, is_true, set_condition};
+pub use spring::{DEFAULT_INPUT, DEFAULT_OUTPUT, SpringApp, SpringOutput};
 pub use stream::{
     App, DeletionPolicy, DestinationStatus, Packaging, Stream, StreamPhase, StreamSpec,
     StreamStatus, Subscribe, WebRole, WorkerRole, WorkloadStatus,

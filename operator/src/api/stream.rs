@@ -9,7 +9,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DNS_LABEL_PATTERN, MAX_APP_NAME, MAX_BROKER_NAME, MAX_DESTINATION_NAME};
+use super::{
+    DNS_LABEL_PATTERN, MAX_APP_NAME, MAX_BROKER_NAME, MAX_DESTINATION_NAME,
+    spring::{BINDING_PATTERN, DEFAULT_INPUT, MAX_BINDING_NAME, SpringApp},
+};
 
 /// A set of microservices and the broker destinations that wire them together.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -70,8 +73,14 @@ pub enum Packaging {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.web) || has(self.worker)", "message": "an app needs a web role, a worker role or both"},
-    {"rule": "!has(self.worker) || (has(self.subscribes) && size(self.subscribes) > 0)",
+    {"rule": "!has(self.worker) || has(self.spring) || (has(self.subscribes) && size(self.subscribes) > 0)",
      "message": "a worker needs at least one subscription", "fieldPath": ".subscribes", "reason": "FieldValueRequired"},
+    {"rule": "!has(self.spring) || (!has(self.web) && self.packaging != 'Combined')",
+     "message": "a Spring Cloud Stream app runs as a worker role only (no web role, Separate packaging)", "fieldPath": ".spring"},
+    {"rule": "!has(self.spring) || !has(self.publishes) || size(self.publishes) == 0",
+     "message": "a Spring Cloud Stream app publishes through spring.outputs", "fieldPath": ".publishes"},
+    {"rule": "has(self.spring) || !has(self.subscribes) || self.subscribes.all(s, !has(s.binding))",
+     "message": "binding names an input binding of a Spring Cloud Stream app: set spring on the app", "fieldPath": ".subscribes"},
     {"rule": "self.packaging != 'Combined' || ((!has(self.web) || (!has(self.web.image) && !has(self.web.resources))) && (!has(self.worker) || (!has(self.worker.image) && !has(self.worker.replicas) && !has(self.worker.resources))))",
      "message": "Combined packaging runs one Deployment with the app's image and the web replicas: per-role image, worker replicas and per-role resources are not allowed", "fieldPath": ".packaging"},
     {"rule": "has(self.image) || ((!has(self.web) || has(self.web.image)) && (!has(self.worker) || has(self.worker.image)))",
@@ -123,6 +132,11 @@ pub struct App {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
     pub subscribes: Vec<Subscribe>,
+
+    /// Set for a Spring Cloud Stream app (RabbitMQ binder): the operator configures it through
+    /// Spring properties instead of the eventflow wiring contract. It runs as a worker role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spring: Option<SpringApp>,
 }
 
 /// The web role of an app.
@@ -214,6 +228,19 @@ pub struct Subscribe {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 86_400_000))]
     pub backoff_ms: Option<u32>,
+
+    /// Input binding of a Spring Cloud Stream app that consumes this subscription (default
+    /// `input`; functional apps use `<function>-in-<n>`). Only for apps with `spring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_BINDING_NAME), pattern(BINDING_PATTERN))]
+    pub binding: Option<String>,
+}
+
+impl Subscribe {
+    /// The input binding of a Spring Cloud Stream app.
+    pub fn binding(&self) -> &str {
+        self.binding.as_deref().unwrap_or(DEFAULT_INPUT)
+    }
 }
 
 /// Lifecycle phase of a Stream.

@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod pod;
 pub mod security;
+pub mod spring;
 pub mod stream;
 pub mod wiring;
 

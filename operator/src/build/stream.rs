@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::{
     pod::{empty_dir, mount, pod_template},
     security::{APP_UID, container_security},
+    spring,
     wiring::{app_bindings, container_env, web_port},
 };
 use crate::{
@@ -77,14 +78,17 @@ pub fn build_stream(stream: &ValidStream<'_>, broker: &BrokerWiring) -> StreamOb
     for app in &stream.spec().apps {
         let bindings = app_bindings(namespace, app, broker.queue_type);
         for workload in naming::workloads(name, app) {
-            let env = container_env(
-                stream.stream,
-                namespace,
-                app,
-                workload.role,
-                &broker.secret,
-                &bindings,
-            );
+            let env = match &app.spring {
+                Some(s) => spring::container_env(app, s, &broker.secret, &bindings),
+                None => container_env(
+                    stream.stream,
+                    namespace,
+                    app,
+                    workload.role,
+                    &broker.secret,
+                    &bindings,
+                ),
+            };
             out.deployments
                 .push(deployment(name, namespace, app, &workload, env, owner));
             if workload.role != "worker" && app.web.is_some() {
@@ -155,6 +159,9 @@ fn deployment(
         "app.kubernetes.io/component".into(),
         workload.role.to_owned(),
     );
+    if app.spring.is_some() {
+        labels.insert(naming::LABEL_RUNTIME.into(), "spring-cloud-stream".into());
+    }
     let mut ports = vec![ContainerPort {
         name: Some("admin".into()),
         container_port: i32::from(env::DEFAULT_ADMIN_PORT),
@@ -170,6 +177,15 @@ fn deployment(
             },
         );
     }
+    // A JVM on a small node may take a minute or two to start: five minutes.
+    let (live, ready, startup) = match app.spring {
+        Some(_) => (
+            spring::LIVENESS_PATH,
+            spring::READINESS_PATH,
+            admin_probe(spring::LIVENESS_PATH, 3, 100),
+        ),
+        None => ("/livez", "/readyz", admin_probe("/livez", 2, 60)),
+    };
     let container = Container {
         name: workload.app.clone(),
         image: Some(role_image(app, workload.role)),
@@ -178,9 +194,9 @@ fn deployment(
         env_from: (!app.env_from.is_empty()).then(|| app.env_from.clone()),
         ports: Some(ports),
         resources: role_resources(app, workload.role),
-        liveness_probe: Some(admin_probe("/livez", 10, 3)),
-        readiness_probe: Some(admin_probe("/readyz", 5, 3)),
-        startup_probe: Some(admin_probe("/livez", 2, 60)),
+        liveness_probe: Some(admin_probe(live, 10, 3)),
+        readiness_probe: Some(admin_probe(ready, 5, 3)),
+        startup_probe: Some(startup),
         security_context: Some(container_security(APP_UID)),
         volume_mounts: Some(vec![
             mount("data", env::IMAGE_DATA_DIR),

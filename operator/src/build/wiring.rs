@@ -13,12 +13,17 @@ use crate::{
     naming,
 };
 
-/// The bindings document of one app, names resolved under `namespace`.
+/// The bindings document of one app, names resolved under `namespace`. A
+/// Spring Cloud Stream app publishes through its output bindings and retries
+/// in process; its subscriptions keep their order (the env builder pairs
+/// them with their input bindings).
 pub fn app_bindings(namespace: &str, app: &App, queue_type: QueueType) -> Bindings {
+    let outputs = app.spring.iter().flat_map(|s| &s.outputs);
     Bindings {
         publishes: app
             .publishes
             .iter()
+            .chain(outputs.map(|o| &o.destination))
             .map(|d| Publication::new(namespace, d))
             .collect(),
         subscribes: app
@@ -33,7 +38,12 @@ pub fn app_bindings(namespace: &str, app: &App, queue_type: QueueType) -> Bindin
                     max_attempts: s.max_attempts.unwrap_or(defaults::MAX_ATTEMPTS),
                     backoff_ms: s.backoff_ms.unwrap_or(defaults::BACKOFF_MS),
                 };
-                Subscription::new(namespace, &request, queue_type)
+                let subscription = Subscription::new(namespace, &request, queue_type);
+                if app.spring.is_some() {
+                    subscription.retried_in_process()
+                } else {
+                    subscription
+                }
             })
             .collect(),
     }

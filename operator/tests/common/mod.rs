@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod spring;
+
 use std::{future::Future, time::Duration};
 
 use eventflow_operator::{
@@ -103,10 +105,19 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     name
 }
 
-/// A Secret `rabbit-uri` with key `uri` and an external EventBroker `rabbit` using it.
+/// A Secret `rabbit-uri` with key `uri` (and `host`, `port`, `username`,
+/// `password`, as Spring apps need) and an external EventBroker `rabbit` using it.
 pub async fn external_broker(client: &Client, ns: &str, uri: &str) {
+    let parsed: lapin::uri::AMQPUri = uri.parse().expect("an AMQP URI");
     let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "rabbit-uri"}, "stringData": {"uri": uri}
+        "metadata": {"name": "rabbit-uri"},
+        "stringData": {
+            "uri": uri,
+            "host": parsed.authority.host,
+            "port": parsed.authority.port.to_string(),
+            "username": parsed.authority.userinfo.username,
+            "password": parsed.authority.userinfo.password,
+        }
     }))
     .unwrap();
     Api::<Secret>::namespaced(client.clone(), ns)

@@ -1,0 +1,112 @@
+//! The example system's broker as a test reaches it: an AMQP connection
+//! through a port-forward to `rabbit-0` with the credentials of the
+//! EventBroker's Secret, and the passive checks and publishes the tests make.
+
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+};
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties, ExchangeKind,
+    options::{BasicGetOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+
+use k8s_openapi::api::core::v1::Secret;
+
+use crate::{forward::port_forward, install::EXAMPLES_NS};
+
+/// The EventBrokers of the examples' namespace, as dynamic objects.
+pub fn example_brokers(client: &Client) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "EventBroker");
+    Api::namespaced_with(client.clone(), EXAMPLES_NS, &ApiResource::from_gvk(&gvk))
+}
+
+/// An AMQP connection to the example broker, through a port-forward.
+pub async fn broker_connection(client: &Client) -> Connection {
+    let broker = example_brokers(client).get("rabbit").await.unwrap();
+    let secret = broker.data["status"]["credentialsSecret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let data = Api::<Secret>::namespaced(client.clone(), EXAMPLES_NS)
+        .get(&secret)
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
+    let local = port_forward(
+        Api::namespaced(client.clone(), EXAMPLES_NS),
+        "rabbit-0",
+        5672,
+    )
+    .await
+    .unwrap();
+    let uri = format!(
+        "amqp://{}:{}@{local}/%2f",
+        text("username"),
+        text("password")
+    );
+    Connection::connect(&uri, ConnectionProperties::default())
+        .await
+        .unwrap()
+}
+
+pub async fn queue_exists(conn: &Connection, name: &str) -> bool {
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), passive, FieldTable::default())
+        .await
+        .is_ok()
+}
+
+pub async fn exchange_exists(conn: &Connection, name: &str) -> bool {
+    let ch = conn.create_channel().await.unwrap();
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        name.into(),
+        ExchangeKind::Topic,
+        passive,
+        FieldTable::default(),
+    )
+    .await
+    .is_ok()
+}
+
+/// Publishes `body` as text to `exchange` with routing key `key`, confirmed.
+pub async fn publish_text(conn: &Connection, exchange: &str, key: &str, body: &str) {
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish(
+        exchange.into(),
+        key.into(),
+        BasicPublishOptions::default(),
+        body.as_bytes(),
+        BasicProperties::default().with_content_type("text/plain".into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Takes every message of `queue` (acknowledged), as text.
+pub async fn drain_queue(conn: &Connection, queue: &str) -> Vec<String> {
+    let ch = conn.create_channel().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        out.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
+    }
+    out
+}
