@@ -5,7 +5,7 @@
 #   spring-apps.sh [build]       build, unless nothing under apps/spring changed
 #   spring-apps.sh test          build and run the modules' tests (always runs Maven)
 #   spring-apps.sh modules       the module names
-# The Maven run is skipped when a hash of apps/spring (sources and poms) equals
+# The Maven run is skipped when a hash of apps/spring (poms and sources) equals
 # the stamp of the last successful build and every jar exists.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -18,9 +18,11 @@ STAMP=$SPRING_CACHE/build.stamp
 # The modules, as the parent pom lists them.
 modules() { sed -nE 's#^[[:space:]]*<module>([^<]+)</module>.*#\1#p' "$SPRING_SRC/pom.xml"; }
 
-# Every file under apps/spring by path and content, and the Maven arguments.
+# The poms and every file under a module's src/, by path and content, and the
+# Maven arguments (a README edit rebuilds nothing).
 source_key() {
-  { (cd "$SPRING_SRC" && find . -type f -print0 | sort -z | xargs -0 sha256sum); echo "$*"; } |
+  { (cd "$SPRING_SRC" && find . -type f \( -name pom.xml -o -path '*/src/*' \) -print0 | sort -z | xargs -0 sha256sum)
+    echo "$*"; } |
     sha256sum | cut -c1-16
 }
 
