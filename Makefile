@@ -23,6 +23,7 @@ help:
 	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups)"
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
+	@echo "make spring-apps the example Spring Cloud Stream apps' jars (spring-apps-test: with their tests)"
 
 deps: ## Debian packages the tests need (installed when missing)
 	@$(CLUSTER_DIR)/deps.sh
@@ -61,6 +62,12 @@ crds: ## regenerate crds/ from the Rust types, and the chart's copy
 
 images: tools
 	@$(CLUSTER_DIR)/images.sh
+
+.PHONY: spring-apps spring-apps-test
+spring-apps: ## the example Spring Cloud Stream apps' jars (apps/spring), into $(EVENTFLOW_CACHE)/spring/jars
+	@$(CLUSTER_DIR)/spring-apps.sh
+spring-apps-test: ## the same, with the modules' tests
+	@$(CLUSTER_DIR)/spring-apps.sh test
 
 demo: cluster-up images ## the example system on a real cluster, with load
 	@e2e/demo.sh

@@ -10,6 +10,7 @@ packages=(
   rabbitmq-server postgresql postgresql-client                       # private test services
   python3-venv                                                      # schemathesis
   shellcheck                                                        # make lint
+  maven openjdk-17-jdk-headless                                     # the Spring apps (make spring-apps)
 )
 missing=()
 for p in "${packages[@]}"; do

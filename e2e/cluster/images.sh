@@ -5,6 +5,7 @@
 # or builds them with docker and `kind load`s them (CLUSTER=kind).
 #   images.sh [all]      every image the tests and the examples need
 #   images.sh load-infra pause, CoreDNS, local-path-provisioner, the base (cluster.sh calls it)
+#   images.sh build NAME...  the named images only (names: the keys of REFS)
 #   images.sh list       the image references
 # A build is skipped when its inputs (Dockerfile + context) are unchanged.
 set -euo pipefail
@@ -46,6 +47,9 @@ for dockerfile in "$REPO_ROOT"/operator/Dockerfile "$REPO_ROOT"/apps/*/Dockerfil
   REFS[$name]=docker.io/eventflow/$name:$E2E_TAG
   WORKLOADS+=("$name")
 done
+
+# The Java images: the JRE and one image per Spring Cloud Stream app.
+. "$CLUSTER_DIR/images-spring.sh"
 
 # One cargo invocation builds every release binary the images need.
 build_rust_binaries() {
@@ -112,6 +116,8 @@ stage_context() { # name ctxdir
     *)
       if [ -n "${RUST_BIN[$name]:-}" ]; then
         cp "$CARGO_TARGET_DIR/release/${RUST_BIN[$name]}" "$ctx/${RUST_BIN[$name]}"
+      elif is_spring_app "$name"; then
+        stage_spring_context "$name" "$ctx"
       fi ;;
   esac
 }
@@ -121,7 +127,7 @@ build_one() { # name
   rm -rf "$ctx"; mkdir -p "$ctx"
   if [ -n "${RUST_DIR[$name]:-}" ]; then
     cp "${RUST_DIR[$name]}/Dockerfile" "$ctx/"
-  else
+  elif ! is_spring_app "$name"; then
     cp -r "$REPO_ROOT/e2e/images/$name/." "$ctx/"
   fi
   stage_context "$name" "$ctx"
@@ -140,7 +146,7 @@ build_one() { # name
 
 # Our own images get a second tag, <tag>-next, naming the same image: the
 # e2e suite rolls an app from one tag to the other.
-next_ref() { [ -n "${RUST_DIR[$1]:-}" ] && echo "${REFS[$1]}-next"; }
+next_ref() { { [ -n "${RUST_DIR[$1]:-}" ] || is_spring_app "$1"; } && echo "${REFS[$1]}-next"; }
 
 load_one() { # name
   local name=$1 ref=${REFS[$1]:-$1} next; next=$(next_ref "$1" || true)
@@ -187,6 +193,7 @@ case "${1:-all}" in
   all)
     build_rust_binaries
     if [ "$CLUSTER" = local ]; then base_image; fi
+    build_spring_images_base
     for n in "${WORKLOADS[@]}"; do build_one "$n"; done
     if [ "$CLUSTER" = local ]; then
       [ -S "$CONTAINERD_SOCK" ] || die "the local cluster is not up (make cluster-up)"
@@ -195,7 +202,19 @@ case "${1:-all}" in
     fi
     for n in "${WORKLOADS[@]}"; do load_one "$n"; done ;;
   base) base_image ;;
-  build) base_image; build_rust_binaries; shift; for n in "$@"; do build_one "$n"; done ;;
+  build)
+    shift
+    if [ "$CLUSTER" = local ]; then base_image; fi
+    # Only what the named images need: the Rust binaries, or the jars and the JRE.
+    need_rust='' need_spring=''
+    for n in "$@"; do
+      [ -n "${REFS[$n]:-}" ] || die "no image named $n (images.sh list)"
+      if [ -n "${RUST_DIR[$n]:-}" ] || [ "$n" = smoke ]; then need_rust=1; fi
+      if is_spring_app "$n"; then need_spring=1; fi
+    done
+    if [ -n "$need_rust" ]; then build_rust_binaries; fi
+    if [ -n "$need_spring" ]; then build_spring_images_base; fi
+    for n in "$@"; do build_one "$n"; done ;;
   list) for n in "${!REFS[@]}"; do echo "${REFS[$n]}"; next_ref "$n" || true; done ;;
-  *) echo "usage: $0 [all|load-infra|list]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|load-infra|build NAME...|list]" >&2; exit 2 ;;
 esac

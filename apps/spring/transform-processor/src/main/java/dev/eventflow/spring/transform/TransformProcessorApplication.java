@@ -1,0 +1,41 @@
+package dev.eventflow.spring.transform;
+
+import java.util.Locale;
+import java.util.function.Function;
+
+import org.springframework.boot.SpringApplication;
+import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.context.annotation.Bean;
+
+/**
+ * transform-processor: a Data Flow-style processor with two text functions.
+ * <ul>
+ * <li>{@code uppercase}: the payload text upper-cased (bindings {@code uppercase-in-0} →
+ * {@code uppercase-out-0});</li>
+ * <li>{@code reverse}: the payload text reversed (bindings {@code reverse-in-0} →
+ * {@code reverse-out-0}).</li>
+ * </ul>
+ * {@code spring.cloud.function.definition} picks which are bound: {@code uppercase} by
+ * default; the operator may set {@code uppercase;reverse} (two independent functions) or a
+ * composition such as {@code uppercase|reverse} (one function, bindings
+ * {@code uppercasereverse-in-0}/{@code -out-0}).
+ */
+@SpringBootApplication
+public class TransformProcessorApplication {
+
+	public static void main(String[] args) {
+		SpringApplication.run(TransformProcessorApplication.class, args);
+	}
+
+	@Bean
+	public Function<String, String> uppercase() {
+		return text -> text.toUpperCase(Locale.ROOT);
+	}
+
+	@Bean
+	public Function<String, String> reverse() {
+		// By code point, so a surrogate pair (an emoji, say) stays intact.
+		return text -> new StringBuilder(text).reverse().toString();
+	}
+
+}
