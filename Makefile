@@ -89,7 +89,7 @@ unit:
 	@e2e/run-tier.sh unit cargo test --workspace --exclude eventflow-e2e --all-features
 
 # Tier 2: against private RabbitMQ/PostgreSQL and the control-plane-only Kubernetes.
-integration: services-up control-plane-up
+integration: services-up control-plane-up spring-apps
 	@eval "$$($(CLUSTER_DIR)/services.sh env)"; eval "$$($(CLUSTER_DIR)/control-plane.sh env)"; \
 	  e2e/run-tier.sh integration cargo test --workspace --exclude eventflow-e2e --all-features -- --include-ignored --skip _versus_
 

@@ -179,7 +179,7 @@ async fn spring_ticktock_flows_a_tap_gets_every_message_poison_is_dead_lettered_
     let conn = broker_connection(&client).await;
     let upper = format!("{NS}.upper");
     publish_text(&conn, &upper, "tick", "poison pill").await;
-    publish_text(&conn, &upper, "tick", "after the poison").await;
+    publish_text(&conn, &upper, "tick", "the next message").await;
     for (stream, app, group) in [("ticktock", "log", "log"), ("ticktock-tap", "tap", "tap")] {
         let dlq = format!("{upper}.{group}.dlq");
         let dead = RefCell::new(Vec::new());
@@ -199,7 +199,7 @@ async fn spring_ticktock_flows_a_tap_gets_every_message_poison_is_dead_lettered_
             Duration::from_secs(60),
             "the message after the poison",
             || async {
-                Ok(actuator(&client, stream, app, "sink").await["last"] == "after the poison")
+                Ok(actuator(&client, stream, app, "sink").await["last"] == "the next message")
             },
         )
         .await

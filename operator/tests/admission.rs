@@ -50,7 +50,11 @@ async fn invalid_manifests_are_rejected_with_422_naming_the_field_after_valid_on
 
     // Valid objects first: a missing or broken CRD can never make this test pass.
     let dir = std::path::Path::new(&manifest_dir()).join("tests/fixtures");
-    for valid in ["stream-shop.yaml", "broker-managed-3.yaml"] {
+    for valid in [
+        "stream-shop.yaml",
+        "stream-spring.yaml",
+        "broker-managed-3.yaml",
+    ] {
         let mut obj: DynamicObject =
             serde_yaml::from_str(&std::fs::read_to_string(dir.join("valid").join(valid)).unwrap())
                 .unwrap();
