@@ -87,6 +87,7 @@ measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fre
 # Tier 1: pure tests, no services.
 unit:
 	@e2e/run-tier.sh unit cargo test --workspace --exclude eventflow-e2e --all-features
+	@e2e/run-tier.sh unit-java $(CLUSTER_DIR)/spring-apps.sh test
 
 # Tier 2: against private RabbitMQ/PostgreSQL and the control-plane-only Kubernetes.
 integration: services-up control-plane-up spring-apps

@@ -64,10 +64,23 @@ build() { # extra Maven args...
   log "spring apps: built $(modules | wc -l) jars in $((SECONDS - started)) s ($SPRING_JARS)"
 }
 
+# The modules' test counts from the surefire reports, as one cargo-style
+# `test result:` line, so run-tier.sh counts them with the Rust tests.
+report() {
+  local reports=("$SPRING_CACHE"/build/*/surefire-reports/TEST-*.xml)
+  [ -f "${reports[0]}" ] || { echo "test result: FAILED. 0 passed; 0 failed; 0 ignored (no surefire report)"; return 0; }
+  sed -nE 's/.*<testsuite [^>]*tests="([0-9]+)" errors="([0-9]+)" skipped="([0-9]+)" failures="([0-9]+)".*/\1 \2 \3 \4/p' "${reports[@]}" |
+    awk '{t+=$1; e+=$2; s+=$3; f+=$4} END {
+      bad = e + f; printf "test result: %s. %d passed; %d failed; %d ignored; (Java: the modules of apps/spring)\n",
+        (bad ? "FAILED" : "ok"), t - bad - s, bad, s }'
+}
+
 case "${1:-build}" in
   build) build -DskipTests ;;
   test)
     started=$SECONDS
+    rm -rf "$SPRING_CACHE"/build/*/surefire-reports
+    trap report EXIT
     maven package || die "spring apps: the Maven build or a test failed (log: $MAVEN_LOG; the apps' test logs: $SPRING_CACHE/build/<module>/surefire-reports)"
     copy_jars
     source_key package -DskipTests > "$STAMP" # the jars equal a -DskipTests build's
