@@ -5,7 +5,11 @@ use std::time::Duration;
 use anyhow::{Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::http::{get_json, run_base};
+use crate::{
+    forward::forward_service,
+    http::{get_json, run_base},
+    install::EXAMPLES_NS,
+};
 
 /// Starts a load-simulator run (`POST {sim}/v1/runs` with `plan`) and polls
 /// it until it is no longer RUNNING; returns its last report. Fails when the
@@ -44,4 +48,21 @@ pub async fn run_load(
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// A run of `orders` orders through the example system's load simulator
+/// (a quarter designed to fail, ample stock), reached by a port-forward;
+/// returns its last report.
+pub async fn run_example_orders(
+    client: &kube::Client,
+    http: &reqwest::Client,
+    orders: u32,
+) -> Result<Value> {
+    let sim = forward_service(client, EXAMPLES_NS, "ecommerce-load-simulator-web", 8080).await?;
+    let plan = serde_json::json!({"orders": orders, "ratePerSecond": 5, "failureShare": 0.25,
+                                  "accounts": 2, "products": 2, "stockPerProduct": 100,
+                                  "followSeconds": 240});
+    // The simulator itself retries a POST that found no route (a Service of
+    // a system that just became Ready), so every request must succeed.
+    run_load(http, &sim, &plan, Duration::from_secs(300)).await
 }

@@ -76,6 +76,29 @@ pub async fn describe_pod(pods: &Api<Pod>, name: &str) -> String {
     }
 }
 
+/// Whether a pod is Ready and not being deleted.
+pub fn is_ready(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_none()
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The Ready pods matching a label selector (`k=v,k2=v2`).
+pub async fn ready_pods(client: &Client, namespace: &str, selector: &str) -> Result<Vec<String>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(is_ready)
+        .filter_map(|p| p.metadata.name)
+        .collect())
+}
+
 /// A Ready pod behind a Service (by the Service's selector).
 pub async fn pod_of_service(client: &Client, namespace: &str, service: &str) -> Result<String> {
     let svc: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), namespace);
@@ -86,19 +109,9 @@ pub async fn pod_of_service(client: &Client, namespace: &str, service: &str) -> 
         .and_then(|s| s.selector)
         .unwrap_or_default();
     let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&kube::api::ListParams::default().labels(&labels.join(",")))
-        .await?;
-    list.items
+    ready_pods(client, namespace, &labels.join(","))
+        .await?
         .into_iter()
-        .find(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .and_then(|p| p.metadata.name)
+        .next()
         .ok_or_else(|| anyhow!("no Ready pod behind Service {namespace}/{service}"))
 }

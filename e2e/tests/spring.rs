@@ -13,8 +13,7 @@ use std::{
 };
 
 use eventflow_e2e::*;
-use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, Client, api::ListParams};
+use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const NS: &str = EXAMPLES_NS;
@@ -45,23 +44,10 @@ fn wait_condition(stream: &str, condition: &str) {
 
 /// The Ready pods of an app's worker role.
 async fn worker_pods(client: &Client, stream: &str, app: &str) -> Vec<String> {
-    let selector =
-        format!("eventflow.dev/stream={stream},eventflow.dev/app={app},eventflow.dev/role=worker");
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .unwrap();
-    pods.items
-        .into_iter()
-        .filter(|p| {
-            p.metadata.deletion_timestamp.is_none()
-                && p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|p| p.metadata.name)
-        .collect()
+    let selector = format!(
+        "eventflow.dev/stream={stream},eventflow.dev/app={app},eventflow.dev/role=worker"
+    );
+    ready_pods(client, NS, &selector).await.unwrap()
 }
 
 /// An actuator endpoint of a Spring app's (only) pod, on the admin port 9090.
@@ -277,14 +263,7 @@ async fn a_spring_consumer_of_the_order_destination_receives_every_event_of_a_lo
     .unwrap();
     let (feed_before, distinct_before, received_before) = settled.get().unwrap();
 
-    let sim = forward_service(&client, NS, "ecommerce-load-simulator-web", 8080)
-        .await
-        .unwrap();
-    let plan = json!({"orders": 20, "ratePerSecond": 5, "failureShare": 0.25, "accounts": 2,
-                      "products": 2, "stockPerProduct": 100, "followSeconds": 240});
-    let report = run_load(&http, &sim, &plan, Duration::from_secs(300))
-        .await
-        .unwrap();
+    let report = run_example_orders(&client, &http, 20).await.unwrap();
     assert_eq!(report["status"], "COMPLETED", "{report}");
 
     let last = RefCell::new(Value::Null);

@@ -216,16 +216,7 @@ async fn the_load_simulator_drives_every_order_to_a_final_state_and_the_counters
             "every event is younger than the Stream, yet the counter missed some: {before:?}"
         );
     }
-    let sim = forward_service(&client, NS, "ecommerce-load-simulator-web", 8080)
-        .await
-        .unwrap();
-    let plan = json!({"orders": 20, "ratePerSecond": 5, "failureShare": 0.25, "accounts": 2,
-                      "products": 2, "stockPerProduct": 100, "followSeconds": 240});
-    // The simulator itself retries a POST that found no route (a Service of
-    // a system that just became Ready), so every request must succeed.
-    let report = run_load(&http, &sim, &plan, Duration::from_secs(300))
-        .await
-        .unwrap();
+    let report = run_example_orders(&client, &http, 20).await.unwrap();
     assert_eq!(report["status"], "COMPLETED", "{report}");
     assert_eq!(report["requestErrors"], 0, "{report}");
     assert_eq!(report["ordersPosted"], 20, "{report}");
