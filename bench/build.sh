@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Java side of the Spring side-by-side benchmark (bench/README.md)
 # when its sources changed: the Spring Boot account web app and the Spring
-# Cloud Stream consumer (fat jars in $EVENTFLOW_CACHE/spring/jars), and RabbitMQ
+# Cloud Stream consumer (fat jars in $EVENTFLOW_CACHE/spring-bench/jars), and RabbitMQ
 # PerfTest with its dependencies ($EVENTFLOW_CACHE/perftest/<version>/lib).
 # Every build output and the Maven repository stay outside the repository.
 # A stamp (hash of bench/spring/** and bench/perftest/pom.xml) skips Maven
@@ -10,8 +10,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${EVENTFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/eventflow}
 MAVEN_REPO=$CACHE/maven
-JARS=$CACHE/spring/jars
-STAMP=$CACHE/spring/bench-build.stamp
+JARS=$CACHE/spring-bench/jars
+STAMP=$CACHE/spring-bench/build.stamp
 
 die() { echo "bench/build.sh: $*" >&2; exit 1; }
 command -v java >/dev/null || die "java is not on PATH (OpenJDK 17 is needed for the Spring side)"
@@ -30,12 +30,12 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$hash" ] \
   exit 0
 fi
 
-mvn_() { mvn -B -q -Dmaven.repo.local="$MAVEN_REPO" "$@"; }
+mvn_() { mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$MAVEN_REPO" "$@"; }
 start=$SECONDS
 echo "building the Spring bench jars (Maven) ..."
-mvn_ -f bench/spring/pom.xml -DskipTests package
+mvn_ -f bench/spring/pom.xml -Dbench.out="$CACHE/spring-bench" -DskipTests package
 echo "fetching RabbitMQ PerfTest $perftest_version and its dependencies ..."
-mvn_ -f bench/perftest/pom.xml package
+mvn_ -f bench/perftest/pom.xml -Dperftest.out="$CACHE/perftest/$perftest_version" package
 [ -f "$JARS/bench-account-web.jar" ] && [ -f "$JARS/bench-consumer.jar" ] || die "Maven ran but $JARS lacks the jars"
 mkdir -p "$(dirname "$STAMP")"
 echo "$hash" > "$STAMP"
