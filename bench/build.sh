@@ -30,13 +30,21 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$hash" ] \
   exit 0
 fi
 
-mvn_() { mvn -B -q -Dstyle.color=never -Dmaven.repo.local="$MAVEN_REPO" "$@"; }
+# Maven's output goes to $MAVEN_LOG; its tail is shown when a build fails.
+MAVEN_LOG=$CACHE/spring-bench/maven.log
+mkdir -p "$(dirname "$MAVEN_LOG")"
+mvn_() {
+  mvn -B -q --no-transfer-progress -Dmaven.repo.local="$MAVEN_REPO" "$@" >>"$MAVEN_LOG" 2>&1 ||
+    { tail -n 40 "$MAVEN_LOG" >&2; die "Maven failed (log: $MAVEN_LOG)"; }
+}
+: >"$MAVEN_LOG"
 start=$SECONDS
 echo "building the Spring bench jars (Maven) ..."
 mvn_ -f bench/spring/pom.xml -Dbench.out="$CACHE/spring-bench" -DskipTests package
 echo "fetching RabbitMQ PerfTest $perftest_version and its dependencies ..."
 mvn_ -f bench/perftest/pom.xml -Dperftest.out="$CACHE/perftest/$perftest_version" package
-[ -f "$JARS/bench-account-web.jar" ] && [ -f "$JARS/bench-consumer.jar" ] || die "Maven ran but $JARS lacks the jars"
-mkdir -p "$(dirname "$STAMP")"
+for jar in bench-account-web bench-consumer; do
+  [ -f "$JARS/$jar.jar" ] || die "Maven ran but $JARS/$jar.jar is missing"
+done
 echo "$hash" > "$STAMP"
 echo "bench jars built in $((SECONDS - start)) s: $JARS, $PERFTEST_LIB"
