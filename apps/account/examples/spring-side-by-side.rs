@@ -834,49 +834,100 @@ fn perftest_rates(output: &str) -> Option<(f64, f64)> {
     Some((rate("sending rate avg:")?, rate("receiving rate avg:")?))
 }
 
-async fn perftest(p: &Pieces, a: &Args, size: usize, broker: &mut Broker) -> (f64, f64) {
-    let queue = format!("{}.perftest", unique_namespace());
-    broker.queues.push(queue.clone());
-    let n = a.messages.to_string();
-    let args: Vec<String> = [
-        "-cp",
-        &format!("{}/*", p.perftest_lib.display()),
-        "com.rabbitmq.perf.PerfTest",
-        "--uri",
-        &amqp_uri(),
-        "--producers",
-        "1",
-        "--consumers",
-        "1",
-        "--size",
-        &size.to_string(),
-        "--pmessages",
-        &n,
-        "--cmessages",
-        &n,
-        // Publisher confirms (at most 256 outstanding, our relay's batch) and consumer acks.
-        "--confirm",
-        "256",
-        "--qos",
-        &PREFETCH.to_string(),
-        "--flag",
-        "persistent",
-        "--queue",
-        &queue,
-        "--auto-delete",
-        "true",
-        "--time",
-        "300",
-        "--id",
-        "ceiling",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+/// Runs PerfTest to its end; its output.
+async fn run_perftest(p: &Pieces, id: &str, options: &[&str]) -> String {
+    let mut args: Vec<String> = vec![
+        "-cp".into(),
+        format!("{}/*", p.perftest_lib.display()),
+        "com.rabbitmq.perf.PerfTest".into(),
+        "--uri".into(),
+        amqp_uri(),
+        "--id".into(),
+        id.into(),
+        // Consumer acks (PerfTest's default), the consumers' prefetch; bounded in time too.
+        "--qos".into(),
+        PREFETCH.to_string(),
+        "--time".into(),
+        "300".into(),
+    ];
+    args.extend(options.iter().map(|s| (*s).to_owned()));
     let mut pt = Proc::spawn("perftest", "java", &args, Ports::reserve());
     pt.wait_exit(Duration::from_secs(360)).await;
-    let out = pt.log_text();
-    perftest_rates(&out).unwrap_or_else(|| panic!("no rates in PerfTest's summary:\n{out}"))
+    pt.log_text()
+}
+
+/// The broker's ceiling, by PerfTest: publish + consume at once (sending and
+/// receiving msg/s), and consume only from a pre-filled queue (msg/s).
+async fn perftest(p: &Pieces, a: &Args, body: &[u8], broker: &mut Broker) -> (f64, f64, f64) {
+    let n = a.messages.to_string();
+    let size = body.len().to_string();
+    let queue = format!("{}.perftest", unique_namespace());
+    broker.queues.push(queue.clone());
+    let out = run_perftest(
+        p,
+        "publish-consume",
+        &[
+            "--producers",
+            "1",
+            "--consumers",
+            "1",
+            "--size",
+            &size,
+            "--pmessages",
+            &n,
+            "--cmessages",
+            &n,
+            // Publisher confirms, at most 256 outstanding (our relay's batch).
+            "--confirm",
+            "256",
+            "--flag",
+            "persistent",
+            "--queue",
+            &queue,
+            "--auto-delete",
+            "true",
+        ],
+    )
+    .await;
+    let (sent, received) =
+        perftest_rates(&out).unwrap_or_else(|| panic!("no rates in PerfTest's summary:\n{out}"));
+
+    // The same drain as the consumers': the messages are in the queue before it starts.
+    let queue = format!("{}.perftest-drain", unique_namespace());
+    broker.queues.push(queue.clone());
+    broker
+        .ch
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    broker.publish("", &queue, body, a.messages).await;
+    let out = run_perftest(
+        p,
+        "drain",
+        &[
+            "--producers",
+            "0",
+            "--consumers",
+            "1",
+            "--cmessages",
+            &n,
+            "--queue",
+            &queue,
+            "--predeclared",
+            "--skip-binding-queues",
+        ],
+    )
+    .await;
+    let (_, drained) =
+        perftest_rates(&out).unwrap_or_else(|| panic!("no rates in PerfTest's summary:\n{out}"));
+    (sent, received, drained)
 }
 
 fn ms(d: Duration) -> String {
@@ -968,7 +1019,7 @@ async fn main() {
     );
     let spring_consumer = spring_consumer(&p, &a, &amqp, &mut broker, &event).await;
     println!("- RabbitMQ PerfTest ...");
-    let (sent, received) = perftest(&p, &a, event.len(), &mut broker).await;
+    let (sent, received, drained) = perftest(&p, &a, &event, &mut broker).await;
     broker.cleanup().await;
 
     println!();
@@ -1032,10 +1083,11 @@ async fn main() {
         event.len()
     );
     println!(
-        "broker ceiling (RabbitMQ PerfTest, 1 producer + 1 consumer, {} persistent {}-byte messages, confirms <= 256 outstanding, acks, qos {PREFETCH}): \
-         sending {sent:.0} msg/s, receiving {received:.0} msg/s",
-        a.messages,
-        event.len()
+        "broker ceiling (RabbitMQ PerfTest, same messages, acks, qos {PREFETCH}): the same drain by 1 consumer {drained:.0} msg/s \
+         (ours {:.0}%, Spring {:.0}% of it, second halves); \
+         1 producer (persistent, confirms <= 256 outstanding) + 1 consumer at once: sending {sent:.0} msg/s, receiving {received:.0} msg/s",
+        100.0 * ours_worker.second_half / drained,
+        100.0 * spring_consumer.second_half / drained,
     );
 }
 
