@@ -28,14 +28,13 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
-/// Memory of one Spring Boot app of the original stack (the
-/// event-stream-processing-microservices example this repository replaces),
-/// in MiB, for comparison. The original's README gives no memory figure (it
-/// only says that splitting web and worker roles "reduces overall memory
-/// consumption"), so this is an estimate: the original stack's Spring Boot
-/// 1.x/2.x apps typically ran with 300–500 MB RSS each (JVM heap +
-/// metaspace); ~350 MiB is taken as a typical, conservative figure.
-const SPRING_BOOT_APP_MIB: f64 = 350.0;
+/// Memory of one Spring Boot app of the stack this repository replaces, in
+/// MiB, for comparison: measured by `make bench` (apps/account/README.md,
+/// "Spring side by side"), where Spring Boot 3.5 / Spring Cloud 2025.0
+/// counterparts of the account app ran at 272–367 MiB RSS idle and 401–657
+/// MiB loaded with the JVM's default heap sizing (288–347 MiB with
+/// `-Xmx256m`); 300 MiB is the low end of the idle figures.
+const SPRING_BOOT_APP_MIB: f64 = 300.0;
 
 /// Seconds the system is left alone after the load run before memory is read.
 const SETTLE_SECONDS: u64 = 10;
