@@ -598,13 +598,7 @@ async fn our_web(p: &Pieces, a: &Args, broker: &mut Broker) -> (WebSide, Vec<u8>
     for _ in 0..200 {
         if let Some(m) = broker
             .ch
-            .basic_get(
-                queue.as_str().into(),
-                BasicGetOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-            )
+            .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
             .await
             .unwrap()
         {
@@ -679,8 +673,10 @@ where
     Fut: std::future::Future<Output = usize>,
 {
     let start = Instant::now();
-    let (mut first, mut half): (Option<(Instant, usize)>, Option<(Instant, usize)>) = (None, None);
-    let rate = |from: Option<(Instant, usize)>, now: Instant| {
+    // (when, how many consumed) at the first poll that saw any, and half.
+    type Mark = Option<(Instant, usize)>;
+    let (mut first, mut half): (Mark, Mark) = (None, None);
+    let rate = |from: Mark, now: Instant| {
         let (t0, c0) = from.unwrap();
         let secs = (now - t0).as_secs_f64();
         if secs > 0.0 {
