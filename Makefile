@@ -20,7 +20,7 @@ CLUSTER_SCRIPT := $(CLUSTER_DIR)/$(if $(filter kind,$(CLUSTER)),kind.sh,cluster.
 help:
 	@echo "make demo        bring up a cluster and run the example system"
 	@echo "make test        every test tier (what CI runs)"
-	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups)"
+	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups, Spring side by side)"
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
 	@echo "make spring-apps the example Spring Cloud Stream apps' jars (spring-apps-test: with their tests)"
@@ -74,10 +74,16 @@ demo: cluster-up images ## the example system on a real cluster, with load
 
 # Benchmarks print figures (a baseline beside each): tests named *_versus_*,
 # left out of `make test`.
+# The Spring side by side (bench/README.md): bench/build.sh builds the Spring
+# jars and fetches PerfTest with Maven (skipped when bench/ is unchanged),
+# outputs under $(EVENTFLOW_CACHE). SPRING_BENCH_ARGS="--posts N --clients N --messages N --postgres".
 .PHONY: bench
 bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
+	@bench/build.sh
 	@eval "$$($(CLUSTER_DIR)/services.sh env)"; \
-	  cargo test --release -p eventflow-warehouse --test lookup_bench -- --ignored --nocapture
+	  cargo test --release -p eventflow-warehouse --test lookup_bench -- --ignored --nocapture; \
+	  cargo build --release -p eventflow-account --bin account --example spring-side-by-side; \
+	  "$(CARGO_TARGET_DIR)/release/examples/spring-side-by-side" $(SPRING_BENCH_ARGS)
 
 .PHONY: measure
 measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fresh --orders N --rate R | --memory-only"
