@@ -44,9 +44,8 @@ fn wait_condition(stream: &str, condition: &str) {
 
 /// The Ready pods of an app's worker role.
 async fn worker_pods(client: &Client, stream: &str, app: &str) -> Vec<String> {
-    let selector = format!(
-        "eventflow.dev/stream={stream},eventflow.dev/app={app},eventflow.dev/role=worker"
-    );
+    let selector =
+        format!("eventflow.dev/stream={stream},eventflow.dev/app={app},eventflow.dev/role=worker");
     ready_pods(client, NS, &selector).await.unwrap()
 }
 
