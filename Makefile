@@ -35,7 +35,7 @@ fmt:
 	cargo fmt --all
 
 lint: deps ## deps installs shellcheck
-	shellcheck $$(find e2e -name '*.sh' | sort)
+	shellcheck $$(find e2e bench -name '*.sh' | sort)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
