@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Operator, eventually, queue_exists, spring::SpringApp};
 use eventflow_operator::api::Stream;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Container};
 use kube::{Api, Client, api::PostParams};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
@@ -77,16 +77,20 @@ async fn deploy(client: &Client, ns: &str, stream: &Stream) {
     }
 }
 
-fn spring_json(d: &Deployment) -> (Vec<(String, Option<String>)>, Value) {
-    let c = &d
-        .spec
+/// The (only) container of a Deployment's pod template.
+fn container(d: &Deployment) -> &Container {
+    &d.spec
         .as_ref()
         .unwrap()
         .template
         .spec
         .as_ref()
         .unwrap()
-        .containers[0];
+        .containers[0]
+}
+
+fn spring_json(d: &Deployment) -> (Vec<(String, Option<String>)>, Value) {
+    let c = container(d);
     let env = c.env.clone().unwrap();
     let refs = env
         .iter()
@@ -172,15 +176,7 @@ async fn a_spring_apps_pods_get_exactly_the_documented_properties_and_the_operat
     }
     assert_eq!(props, Value::Object(expected));
 
-    let container = &log
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let container = container(&log);
     let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
         p.as_ref()
             .unwrap()
