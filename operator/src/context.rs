@@ -20,7 +20,7 @@ use kube::{
 };
 
 use crate::{
-    api::{EventBroker, Stream},
+    api::{AppRegistration, EventBroker, Stream},
     apply::record::Record,
     metrics::Metrics,
     topology::{Amqp, Declarations},
@@ -83,6 +83,8 @@ pub struct Context {
     pub brokers: OnceLock<Store<DeserializeGuard<EventBroker>>>,
     /// Streams as the watch sees them (to find destinations other Streams use).
     pub streams: OnceLock<Store<DeserializeGuard<Stream>>>,
+    /// AppRegistrations as the watch sees them (to expand definitions).
+    pub registrations: OnceLock<Store<DeserializeGuard<AppRegistration>>>,
     /// Our Deployments and Services as the watches see them (without
     /// managedFields; Deployments without their pod template).
     pub deployments: OnceLock<Store<Deployment>>,
@@ -109,6 +111,7 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             brokers: OnceLock::new(),
             streams: OnceLock::new(),
+            registrations: OnceLock::new(),
             deployments: OnceLock::new(),
             services: OnceLock::new(),
             applied: Record::default(),

@@ -4,7 +4,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::api::{EventBroker, Stream};
+use crate::api::{AppRegistration, EventBroker, Stream};
 
 /// File name (under `crds/`) and YAML of every CRD.
 pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
@@ -14,6 +14,10 @@ pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
             to_yaml(&EventBroker::crd())?,
         ),
         ("streams.eventflow.dev.yaml", to_yaml(&Stream::crd())?),
+        (
+            "appregistrations.eventflow.dev.yaml",
+            to_yaml(&AppRegistration::crd())?,
+        ),
     ])
 }
 
@@ -68,6 +72,7 @@ mod tests {
         for crd in [
             serde_json::to_value(Stream::crd()).unwrap(),
             serde_json::to_value(EventBroker::crd()).unwrap(),
+            serde_json::to_value(AppRegistration::crd()).unwrap(),
         ] {
             walk(
                 "",

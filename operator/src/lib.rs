@@ -17,6 +17,7 @@ pub mod connection;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod dataflow;
 pub mod fingerprint;
 pub mod leader;
 pub mod metrics;

@@ -1,9 +1,10 @@
 //! The resolve step: everything a reconcile depends on but does not own,
 //! read once — a Stream's EventBroker (from the watch cache), how Streams
 //! reach it ([`BrokerWiring`]) and the broker URI from its Secret (cached
-//! for a few seconds) — plus the namespace's Streams, for what they share.
+//! for a few seconds) — plus the namespace's Streams, for what they share,
+//! and its AppRegistrations, for the Streams written as definitions.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -16,9 +17,10 @@ use kube::{
 
 use crate::{
     Error, Result,
-    api::{EventBroker, Stream, is_true},
+    api::{AppRegistration, AppRegistrationSpec, EventBroker, Stream, is_true},
     connection::{BrokerWiring, broker_wiring},
     context::Context,
+    dataflow,
     status::READY,
 };
 
@@ -91,6 +93,47 @@ pub async fn namespace_streams(ctx: &Context, namespace: &str) -> Result<Streams
                 .collect(),
         )),
     }
+}
+
+/// The Streams of `namespace` as the topology sees them: definitions
+/// expanded. One whose definition cannot be expanded deploys nothing and is
+/// left out.
+pub async fn expanded_streams(ctx: &Context, namespace: &str) -> Result<Vec<Stream>> {
+    let streams = namespace_streams(ctx, namespace).await?;
+    let registrations = if streams.iter().any(|s| s.spec.definition.is_some()) {
+        registrations(ctx, namespace).await?
+    } else {
+        BTreeMap::new()
+    };
+    Ok(streams
+        .iter()
+        .filter_map(|s| dataflow::effective(s, &registrations).ok())
+        .map(std::borrow::Cow::into_owned)
+        .collect())
+}
+
+/// The AppRegistrations of `namespace` by name, from the watch cache when the controllers run.
+pub async fn registrations(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<BTreeMap<String, AppRegistrationSpec>> {
+    Ok(match ctx.registrations.get() {
+        Some(store) if has_listed(store) => {
+            let cached = store.state();
+            dataflow::by_name(
+                cached
+                    .iter()
+                    .filter(|r| r.meta().namespace.as_deref() == Some(namespace))
+                    .filter_map(|r| r.0.as_ref().ok()),
+            )
+        }
+        _ => dataflow::by_name(
+            &Api::<AppRegistration>::namespaced(ctx.client.clone(), namespace)
+                .list(&ListParams::default())
+                .await?
+                .items,
+        ),
+    })
 }
 
 /// The EventBroker from the watch cache once the cache has listed, else

@@ -1,11 +1,12 @@
-//! The custom resources of eventflow (`eventflow.dev/v1alpha1`): [`Stream`]
-//! and [`EventBroker`]. Admission does most of the validation: every string
+//! The custom resources of eventflow (`eventflow.dev/v1alpha1`): [`Stream`],
+//! [`EventBroker`] and [`AppRegistration`]. Admission does most of the validation: every string
 //! and list is bounded (so CEL rules have a bounded cost), CEL rules name
 //! the offending field, and names are short enough that every object the
 //! operator derives from them fits a 63-character DNS label.
 
 mod broker;
 mod condition;
+mod registration;
 mod spring;
 mod stream;
 
@@ -14,6 +15,9 @@ pub use broker::{
     ManagedBroker, Storage,
 };
 pub use condition::{conditions_schema, is_true, set_condition};
+pub use registration::{
+    APP_TYPES, AppRegistration, AppRegistrationSpec, AppRuntime, RegisteredSpring,
+};
 pub use spring::{DEFAULT_INPUT, DEFAULT_OUTPUT, SpringApp, SpringOutput};
 pub use stream::{
     App, DeletionPolicy, DestinationStatus, Packaging, Stream, StreamPhase, StreamSpec,

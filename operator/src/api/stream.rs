@@ -1,6 +1,8 @@
 //! `Stream`: one event-driven system — a set of microservices (apps) and the
 //! destinations that connect them, deployed against one EventBroker.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::{
     api::core::v1::{EnvFromSource, EnvVar, ResourceRequirements},
     apimachinery::pkg::apis::meta::v1::Condition,
@@ -33,14 +35,34 @@ use super::{
         .message("metadata.name must be a DNS label of at most 30 characters starting with a letter (workload names are <stream>-<app>-worker, at most 63)")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.definition) != (has(self.apps) && size(self.apps) > 0)",
+     "message": "set either apps or definition (a Data Flow stream definition), not both"},
+    {"rule": "has(self.definition) || !has(self.deploymentProperties) || size(self.deploymentProperties) == 0",
+     "message": "deploymentProperties go with a definition (an app of apps sets replicas and resources itself)", "fieldPath": ".deploymentProperties"},
+]))]
 pub struct StreamSpec {
     /// Name of the EventBroker (same namespace) whose broker carries this Stream's destinations.
     #[schemars(length(min = 1, max = MAX_BROKER_NAME), pattern(DNS_LABEL_PATTERN))]
     pub broker: String,
 
-    /// The microservices of the Stream, unique by name.
-    #[schemars(length(min = 1, max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    /// The microservices of the Stream, unique by name (or write `definition` instead).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub apps: Vec<App>,
+
+    /// The Stream as a Spring Cloud Data Flow stream definition (e.g. `time | transform | log`),
+    /// instead of `apps`: each app comes from the AppRegistration `<type>.<name>` of the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096))]
+    pub definition: Option<String>,
+
+    /// Data Flow deployment properties of a `definition`: `deployer.<label>.count`,
+    /// `deployer.<label>.kubernetes.limits.memory|cpu`, `deployer.<label>.kubernetes.requests.memory|cpu`
+    /// and `app.<label>.<property>` (`*` for every app).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 128))]
+    pub deployment_properties: BTreeMap<String, String>,
 
     /// What happens to the Stream's broker queues and exchanges when the Stream is deleted:
     /// `Delete` removes those no other Stream of the namespace uses, `Retain` keeps them all.

@@ -76,6 +76,20 @@ pub async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<
     if !has_finalizer(stream) {
         return Ok(Action::await_change());
     }
+    let expanded = match super::stream::expand(ctx, stream).await? {
+        Ok(expanded) => expanded,
+        Err(e) => {
+            ctx.event(
+                stream,
+                true,
+                "TopologyLeftBehind",
+                format!("released the finalizer without deleting: the definition cannot be expanded ({e})"),
+            )
+            .await;
+            return release(ctx, stream, namespace).await;
+        }
+    };
+    let stream = expanded.as_ref();
     let mine = stream_topology(stream, namespace, eventflow_contract::QueueType::Classic);
     if stream.spec.deletion_policy == DeletionPolicy::Retain {
         ctx.event(
@@ -88,8 +102,8 @@ pub async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<
         return release(ctx, stream, namespace).await;
     }
     // Destinations another live Stream on the same broker still uses stay.
-    let streams = resolve::namespace_streams(ctx, namespace).await?;
-    let others = plan::declared_by_others(stream, namespace, streams.iter());
+    let streams = resolve::expanded_streams(ctx, namespace).await?;
+    let others = plan::declared_by_others(stream, namespace, &streams);
     let doomed = plan::unshared(&mine, &others);
     let result = match resolve::stream_broker(ctx, namespace, &stream.spec.broker).await? {
         Broker::Missing => Err(Error::BrokerNotFound(stream.spec.broker.clone())),

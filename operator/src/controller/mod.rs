@@ -113,7 +113,9 @@ pub async fn run(
     let ns = namespace.as_deref();
     let (stream_watch, stream_reader) = watches::streams(&ctx, ns);
     let broker_watch = watches::brokers(&ctx, ns);
+    let registration_watch = watches::registrations(&ctx, ns);
     let store = stream_reader.clone();
+    let definitions = stream_reader.clone();
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
     let streams = Controller::for_stream(stream_watch, stream_reader)
         .with_config(config.clone())
@@ -128,6 +130,19 @@ pub async fn run(
                 .filter(|s| {
                     s.0.as_ref()
                         .is_ok_and(|s| stream::uses_broker(s, namespace.as_deref(), &name))
+                })
+                .map(|s| ObjectRef::from_obj(s.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(registration_watch, move |registration| {
+            let namespace = registration.meta().namespace.clone();
+            definitions
+                .state()
+                .into_iter()
+                .filter(|s| {
+                    s.0.as_ref().is_ok_and(|s| {
+                        s.spec.definition.is_some() && s.metadata.namespace == namespace
+                    })
                 })
                 .map(|s| ObjectRef::from_obj(s.as_ref()))
                 .collect::<Vec<_>>()

@@ -1,7 +1,9 @@
 //! Reconciles one Stream in one pass, each step once, in this order:
 //!
 //! 1. finalizer — added before anything can be declared on the broker;
-//! 2. validate (pure) — an invalid spec goes `Failed`, nothing is deployed;
+//! 2. expand — a Data Flow definition becomes apps (with the namespace's
+//!    AppRegistrations); one that cannot goes `Failed`, nothing is deployed;
+//!    validate (pure) — an invalid spec goes `Failed`, nothing is deployed;
 //! 3. resolve — the EventBroker, its wiring and URI, read once;
 //! 4. build (pure) — Deployments, Services, bindings and topology;
 //! 5. apply — server-side apply of what changed, orphans after a spec change;
@@ -12,7 +14,7 @@
 //!
 //! A deleted Stream goes to [`finalizer::cleanup`] instead.
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt, runtime::controller::Action};
@@ -24,6 +26,7 @@ use crate::{
     apply::stream::apply_stream,
     build,
     context::Context,
+    dataflow,
     resolve::{self, Broker, FoundBroker},
     status::{self, BrokerState, Observed, report::report},
     topology::{self, destinations::to_destinations},
@@ -47,6 +50,19 @@ pub async fn reconcile(stream: Arc<Stream>, ctx: Arc<Context>) -> Result<Action>
     deploy(&stream, &ctx, &key).await
 }
 
+/// The Stream with its definition (if any) expanded into apps.
+pub async fn expand<'a>(
+    ctx: &Context,
+    stream: &'a Stream,
+) -> Result<std::result::Result<Cow<'a, Stream>, dataflow::ExpandError>> {
+    if stream.spec.definition.is_none() {
+        return Ok(Ok(Cow::Borrowed(stream)));
+    }
+    let namespace = stream.namespace().unwrap_or_default();
+    let registrations = resolve::registrations(ctx, &namespace).await?;
+    Ok(dataflow::effective(stream, &registrations))
+}
+
 fn observed(stream: &Stream) -> Observed {
     Observed {
         generation: stream.metadata.generation,
@@ -62,6 +78,18 @@ fn observed(stream: &Stream) -> Observed {
 async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     let mut observed = observed(stream);
     let old = stream.status.as_ref();
+
+    tracing::debug!(object = key, "step: expand");
+    let expanded = match expand(ctx, stream).await? {
+        Ok(expanded) => expanded,
+        Err(e) => {
+            observed.invalid = Some(e.to_string());
+            report(ctx, stream, &status::stream_status(old, observed, &now())).await?;
+            // A new or changed AppRegistration wakes the Stream.
+            return Ok(Action::await_change());
+        }
+    };
+    let stream = expanded.as_ref();
 
     tracing::debug!(object = key, "step: validate");
     let valid = match validate::validate(stream) {

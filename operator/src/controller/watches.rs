@@ -1,6 +1,6 @@
 //! The watches behind the controllers and the caches reconciles read:
-//! Streams (spec and deletion changes only), EventBrokers, and the
-//! Deployments and Services we own. Cached objects keep no managedFields
+//! Streams (spec and deletion changes only), EventBrokers, AppRegistrations,
+//! and the Deployments and Services we own. Cached objects keep no managedFields
 //! (nothing reads them; they are most of an object) and Deployments no pod
 //! template (status reads only `spec.replicas` and `status`). An owned
 //! object's change wakes its Stream — drift correction, rollout status —
@@ -23,7 +23,7 @@ use kube::{
 
 use super::api;
 use crate::{
-    api::{EventBroker, Stream},
+    api::{AppRegistration, EventBroker, Stream},
     context::Context,
     naming::{LABEL_MANAGED_BY, MANAGER},
 };
@@ -121,4 +121,26 @@ pub fn owned_services(
         .reflect(writer)
         .touched_objects()
         .try_filter(move |s| ready(!echo.applied.is_own_write("Service", s.meta())))
+}
+
+/// AppRegistrations (a change wakes the namespace's Streams written as
+/// definitions), cached.
+pub fn registrations(
+    ctx: &Context,
+    ns: Option<&str>,
+) -> impl Watch<Item = Result<DeserializeGuard<AppRegistration>, watcher::Error>> + Send + 'static {
+    let (reader, writer) = reflector::store();
+    let _ = ctx.registrations.set(reader);
+    watcher(
+        api::<DeserializeGuard<AppRegistration>>(&ctx.client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|r: &mut DeserializeGuard<AppRegistration>| {
+        if let Ok(r) = r.0.as_mut() {
+            r.managed_fields_mut().clear();
+        }
+    })
+    .reflect(writer)
+    .applied_objects()
 }

@@ -107,10 +107,10 @@ async fn prune(ctx: &Context, stream: &ValidStream<'_>, uri: &str, current: &Top
     if candidates.queues.is_empty() && candidates.exchanges.is_empty() {
         return;
     }
-    let Ok(streams) = resolve::namespace_streams(ctx, stream.namespace).await else {
+    let Ok(streams) = resolve::expanded_streams(ctx, stream.namespace).await else {
         return;
     };
-    let others = plan::declared_by_others(stream.stream, stream.namespace, streams.iter());
+    let others = plan::declared_by_others(stream.stream, stream.namespace, &streams);
     let stale = plan::unshared(&candidates, &others);
     if stale.queues.is_empty() && stale.exchanges.is_empty() {
         return;

@@ -10,7 +10,7 @@ pub mod spring;
 use std::{future::Future, time::Duration};
 
 use eventflow_operator::{
-    api::{EventBroker, Stream},
+    api::{AppRegistration, EventBroker, Stream},
     context::Settings,
     leader::LeaseConfig,
     run::{Config, run},
@@ -67,10 +67,10 @@ pub async fn queue_exists(uri: &str, name: &str) -> bool {
     exists
 }
 
-/// Installs (server-side applies) both CRDs and waits until they are established.
+/// Installs (server-side applies) every CRD and waits until they are established.
 pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in [Stream::crd(), EventBroker::crd()] {
+    for crd in [Stream::crd(), EventBroker::crd(), AppRegistration::crd()] {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(
             &name,
