@@ -24,6 +24,23 @@ class TransformProcessorApplicationTests {
 			.run("--spring.cloud.function.definition=" + definition);
 	}
 
+	private static ConfigurableApplicationContext startDefault(String... args) {
+		return new SpringApplicationBuilder(
+				TestChannelBinderConfiguration.getCompleteConfiguration(TransformProcessorApplication.class))
+			.web(WebApplicationType.NONE)
+			.run(args);
+	}
+
+	private static String send(ConfigurableApplicationContext context, String input, String output, String text) {
+		context.getBean(InputDestination.class)
+			.send(MessageBuilder.withPayload(text.getBytes(StandardCharsets.UTF_8))
+				.setHeader("contentType", "text/plain")
+				.build(), input);
+		Message<byte[]> out = context.getBean(OutputDestination.class).receive(5000, output);
+		assertThat(out).as("a message on %s", output).isNotNull();
+		return new String(out.getPayload(), StandardCharsets.UTF_8);
+	}
+
 	private static String roundTrip(ConfigurableApplicationContext context, String function, String text) {
 		context.getBean(InputDestination.class)
 			.send(MessageBuilder.withPayload(text.getBytes(StandardCharsets.UTF_8))
@@ -35,7 +52,31 @@ class TransformProcessorApplicationTests {
 	}
 
 	@Test
-	void uppercaseIsTheDefault() {
+	void theDefaultIsDataFlowsTransformOnInputAndOutputPassingThePayloadThrough() {
+		try (ConfigurableApplicationContext context = startDefault()) {
+			assertThat(send(context, "input", "output", "hello, world")).isEqualTo("hello, world");
+		}
+	}
+
+	@Test
+	void theExpressionPropertyTransformsThePayload() {
+		try (ConfigurableApplicationContext context = startDefault("--expression=payload.toUpperCase()")) {
+			assertThat(send(context, "input", "output", "hello, world")).isEqualTo("HELLO, WORLD");
+		}
+	}
+
+	@Test
+	void anExpressionCannotReachBeyondTheMessage() {
+		try (ConfigurableApplicationContext context = startDefault("--expression=T(java.lang.System).exit(1)")) {
+			context.getBean(InputDestination.class)
+				.send(MessageBuilder.withPayload("x".getBytes(StandardCharsets.UTF_8)).build(), "input");
+			assertThat(context.getBean(OutputDestination.class).receive(1000, "output"))
+				.as("no output: a type reference is refused").isNull();
+		}
+	}
+
+	@Test
+	void uppercaseOnItsFunctionalBindings() {
 		try (ConfigurableApplicationContext context = start("uppercase")) {
 			assertThat(roundTrip(context, "uppercase", "hello, world")).isEqualTo("HELLO, WORLD");
 		}
