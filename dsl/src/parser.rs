@@ -71,7 +71,10 @@ impl Parser {
 
     /// Whether the next token starts right where the previous one ended.
     fn next_adjacent(&self) -> bool {
-        match (self.pos.checked_sub(1).and_then(|p| self.tokens.get(p)), self.peek()) {
+        match (
+            self.pos.checked_sub(1).and_then(|p| self.tokens.get(p)),
+            self.peek(),
+        ) {
             (Some(last), Some(next)) => last.end == next.start,
             _ => false,
         }
@@ -120,6 +123,9 @@ impl Parser {
                 Kind::Ident => " (separate apps with `|`; arguments are written `--key=value`)",
                 Kind::Gt => " (a stream has at most one sink destination)",
                 Kind::Equals => " (write arguments as `--key=value`)",
+                Kind::Colon => {
+                    " (a label is written `label: app`; a destination `:name` only starts or ends a stream)"
+                }
                 _ => "",
             };
             return Err(error(
@@ -267,8 +273,17 @@ impl Parser {
             self.bump();
             name.push('.');
             match self.peek() {
-                Some(t) if !self.next_adjacent() => {
-                    return Err(error(t.start, "no whitespace allowed in a destination name"));
+                Some(t)
+                    if !self.next_adjacent()
+                        && matches!(
+                            t.kind,
+                            Kind::Ident | Kind::Value | Kind::Literal | Kind::Stray
+                        ) =>
+                {
+                    return Err(error(
+                        t.start,
+                        "no whitespace allowed in a destination name",
+                    ));
                 }
                 Some(t) if is_destination_part(t.kind) => self.parts(&mut name),
                 _ => {
@@ -296,7 +311,12 @@ impl Parser {
 
     /// `app (sep app)*`: the apps with their start positions, and whether `||` joined them.
     fn apps(&mut self, has_source: bool) -> Result<(Vec<(AppRef, usize)>, bool), ParseError> {
-        let mut apps = vec![self.app("at the start of the stream")?];
+        let place = if has_source {
+            "after the source destination's `>`"
+        } else {
+            "at the start of the stream"
+        };
+        let mut apps = vec![self.app(place)?];
         let mut pipe = false;
         let mut double_pipe: Option<usize> = None;
         while let Some(t) = self.peek() {
@@ -338,7 +358,9 @@ impl Parser {
             Some(t) if t.kind == Kind::Ident => t,
             Some(t) => {
                 let hint = match t.kind {
-                    Kind::Colon => " (a destination `:name` is followed by `>`, and only starts or ends a stream)",
+                    Kind::Colon => {
+                        " (a destination `:name` is followed by `>`, and only starts or ends a stream)"
+                    }
                     Kind::DoubleMinus => " (arguments follow an app name)",
                     _ => "",
                 };
@@ -408,7 +430,10 @@ impl Parser {
         if let Some(t) = self.peek().filter(|t| t.kind == Kind::DoubleMinus)
             && self.next_adjacent()
         {
-            return Err(error(t.start, "expected whitespace before the argument `--`"));
+            return Err(error(
+                t.start,
+                "expected whitespace before the argument `--`",
+            ));
         }
         while self.peek_is(Kind::DoubleMinus) {
             self.bump();
@@ -423,13 +448,18 @@ impl Parser {
                 Some(t) if t.kind == Kind::Equals && !self.next_adjacent() => {
                     return Err(error(
                         t.start,
-                        format!("no whitespace allowed between the argument name `--{key}` and `=`"),
+                        format!(
+                            "no whitespace allowed between the argument name `--{key}` and `=`"
+                        ),
                     ));
                 }
                 Some(t) if t.kind != Kind::Equals => {
                     return Err(error(
                         t.start,
-                        format!("expected `=` after the argument name `--{key}`, found {}", shown(t)),
+                        format!(
+                            "expected `=` after the argument name `--{key}`, found {}",
+                            shown(t)
+                        ),
                     ));
                 }
                 Some(_) => {}
@@ -437,12 +467,15 @@ impl Parser {
             self.bump();
             let value = match self.peek() {
                 None => {
-                    return Err(error(
-                        self.end,
-                        format!("missing value after `--{key}=`"),
-                    ));
+                    return Err(error(self.end, format!("missing value after `--{key}=`")));
                 }
-                Some(t) if !self.next_adjacent() => {
+                Some(t)
+                    if !self.next_adjacent()
+                        && matches!(
+                            t.kind,
+                            Kind::Ident | Kind::Value | Kind::Literal | Kind::Stray
+                        ) =>
+                {
                     return Err(error(
                         t.start,
                         format!(
@@ -456,7 +489,7 @@ impl Parser {
                 Some(t) => {
                     return Err(error(
                         t.start,
-                        format!("expected a value after `--{key}=`, found {}", shown(t)),
+                        format!("missing value after `--{key}=`, found {}", shown(t)),
                     ));
                 }
             };
@@ -542,11 +575,11 @@ fn check_labels(apps: &[(AppRef, usize)]) -> Result<(), ParseError> {
             return Err(error(
                 *start,
                 format!(
-                    "duplicate app label `{}` (apps {} and {} both use it): give one of them a label (`other: {}`)",
+                    "duplicate app label `{}`: give one of them a label (`other: {}`); apps {} and {} both use it",
                     app.label,
+                    app.name,
                     first + 1,
                     i + 1,
-                    app.name
                 ),
             ));
         }

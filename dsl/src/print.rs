@@ -91,7 +91,10 @@ mod tests {
         assert_eq!(canonical(":a>:b"), ":a > :b");
         assert_eq!(canonical(":a --x=1 > :b"), ":a --x=1 > :b");
         assert_eq!(canonical(":a > bridge > :b"), ":a > :b");
-        assert_eq!(canonical(":a > bridge --x=1 > :b"), ":a > bridge --x=1 > :b");
+        assert_eq!(
+            canonical(":a > bridge --x=1 > :b"),
+            ":a > bridge --x=1 > :b"
+        );
         assert_eq!(canonical("a||b|| c"), "a || b || c");
         assert_eq!(canonical("t: transform"), "t: transform");
         assert_eq!(canonical("transform: transform"), "transform");

@@ -168,7 +168,10 @@ pub(crate) fn tokenize(chars: &[char]) -> Result<Vec<Token>, ParseError> {
             c => {
                 return Err(error(
                     i,
-                    format!("unexpected character `{}` in the stream definition", c.escape_debug()),
+                    format!(
+                        "unexpected character `{}` in the stream definition",
+                        c.escape_debug()
+                    ),
                 ));
             }
         }
@@ -323,7 +326,10 @@ mod tests {
         assert_eq!(v("a=b"), (Kind::Ident, "b".into()));
         assert_eq!(v("a=payload.x()"), (Kind::Value, "payload.x()".into()));
         assert_eq!(v("a='it''s'"), (Kind::Literal, "it's".into()));
-        assert_eq!(v("a=\"say \"\"hi\"\"\""), (Kind::Literal, "say \"hi\"".into()));
+        assert_eq!(
+            v("a=\"say \"\"hi\"\"\""),
+            (Kind::Literal, "say \"hi\"".into())
+        );
         assert_eq!(v("a=''"), (Kind::Literal, String::new()));
         assert_eq!(v("a='hi'+payload"), (Kind::Value, "'hi'+payload".into()));
         assert_eq!(v("a=payload+'a b'"), (Kind::Value, "payload+'a b'".into()));
