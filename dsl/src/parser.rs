@@ -273,13 +273,7 @@ impl Parser {
             self.bump();
             name.push('.');
             match self.peek() {
-                Some(t)
-                    if !self.next_adjacent()
-                        && matches!(
-                            t.kind,
-                            Kind::Ident | Kind::Value | Kind::Literal | Kind::Stray
-                        ) =>
-                {
+                Some(t) if is_destination_part(t.kind) && !self.next_adjacent() => {
                     return Err(error(
                         t.start,
                         "no whitespace allowed in a destination name",

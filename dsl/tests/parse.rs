@@ -645,6 +645,17 @@ fn destinations() {
     );
     err("time > :d.", 10, "cannot end with `.`");
     err(":d.> log", 3, "cannot end with `.`");
+    err(":d. > log", 3, "cannot end with `.`");
+    err(
+        ":boo. * > file",
+        6,
+        "no whitespace allowed in a destination name",
+    );
+    err(
+        ":boo * > file",
+        5,
+        "expected `>` after the source destination `:boo`, found `*`",
+    );
     err(":a..b > log", 3, "cannot end with `.`");
     err("http > :test value", 13, "unexpected `value`");
     err("trigger > :myjob   too", 19, "unexpected `too`");

@@ -162,7 +162,7 @@ fn model() -> impl Strategy<Value = StreamDefinition> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn never_panics_on_any_string(text in any::<String>()) {
@@ -182,6 +182,14 @@ proptest! {
     #[test]
     fn parsed_fragments_print_back(text in prop_oneof![fragments(), mutated()]) {
         if let Ok(def) = parse(&text) {
+            let names = def.apps.iter().flat_map(|a| [&a.name, &a.label]);
+            let keys = def.apps.iter().flat_map(|a| a.properties.keys());
+            let destinations = def.source.iter().map(|s| &s.destination)
+                .chain(def.sink.iter().map(|s| &s.destination));
+            for word in names.chain(keys).chain(destinations).chain(def.name.iter()) {
+                prop_assert!(!word.is_empty() && !word.contains(char::is_whitespace), "{:?} in {:?}", word, text);
+                prop_assert!(!word.ends_with('.') && !word.contains(".."), "{:?} in {:?}", word, text);
+            }
             let printed = def.to_string();
             prop_assert_eq!(parse(&printed), Ok(def), "{:?} printed as {:?}", text, printed);
         }
