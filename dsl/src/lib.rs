@@ -5,16 +5,16 @@
 //! canonical form that parses to the same model. Pure: no I/O, no panics.
 
 mod model;
+mod parser;
+mod print;
+mod tokenizer;
 
 pub use model::{AppRef, ParseError, Sink, Source, StreamDefinition};
 
 /// Parses a stream definition, optionally named in the text (`name = definition`).
+///
+/// An error's `position` is a 0-based character offset: the start of the
+/// offending token, or the text's length when something is missing at the end.
 pub fn parse(text: &str) -> Result<StreamDefinition, ParseError> {
-    Err(ParseError {
-        position: 0,
-        message: format!(
-            "the parser is not written yet ({} characters)",
-            text.chars().count()
-        ),
-    })
+    parser::parse(text)
 }
