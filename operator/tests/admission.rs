@@ -19,10 +19,10 @@ fn manifest_dir() -> String {
 }
 
 fn api_resource(kind: &str) -> ApiResource {
-    let plural = if kind == "Stream" {
-        "streams"
-    } else {
-        "eventbrokers"
+    let plural = match kind {
+        "Stream" => "streams",
+        "AppRegistration" => "appregistrations",
+        _ => "eventbrokers",
     };
     ApiResource::from_gvk_with_plural(
         &GroupVersionKind::gvk("eventflow.dev", "v1alpha1", kind),
@@ -53,6 +53,8 @@ async fn invalid_manifests_are_rejected_with_422_naming_the_field_after_valid_on
     for valid in [
         "stream-shop.yaml",
         "stream-spring.yaml",
+        "stream-definition.yaml",
+        "appregistration.yaml",
         "broker-managed-3.yaml",
     ] {
         let mut obj: DynamicObject =

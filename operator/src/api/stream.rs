@@ -37,7 +37,7 @@ use super::{
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "has(self.definition) != (has(self.apps) && size(self.apps) > 0)",
-     "message": "set either apps or definition (a Data Flow stream definition), not both"},
+     "message": "set either apps or definition (a Data Flow stream definition), not both", "fieldPath": ".apps"},
     {"rule": "has(self.definition) || !has(self.deploymentProperties) || size(self.deploymentProperties) == 0",
      "message": "deploymentProperties go with a definition (an app of apps sets replicas and resources itself)", "fieldPath": ".deploymentProperties"},
 ]))]
