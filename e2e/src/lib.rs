@@ -11,6 +11,7 @@ pub mod images;
 pub mod install;
 pub mod load;
 pub mod pods;
+pub mod spring;
 pub mod tools;
 pub mod wait;
 
@@ -23,5 +24,6 @@ pub use images::*;
 pub use install::*;
 pub use load::*;
 pub use pods::*;
+pub use spring::*;
 pub use tools::*;
 pub use wait::*;

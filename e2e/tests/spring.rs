@@ -13,7 +13,6 @@ use std::{
 };
 
 use eventflow_e2e::*;
-use kube::{Api, Client};
 use serde_json::{Value, json};
 
 const NS: &str = EXAMPLES_NS;
@@ -24,10 +23,6 @@ const SPRING_FILES: [&str; 3] = [
     "50-ticktock.yaml",
 ];
 
-fn kubectl(args: &[&str]) -> String {
-    run_tool("kubectl", args, None).unwrap_or_else(|e| panic!("kubectl {args:?}: {e:#}"))
-}
-
 fn apply(file: &str) {
     kubectl(&[
         "apply",
@@ -35,49 +30,6 @@ fn apply(file: &str) {
         "-f",
         &format!("examples/spring/{file}"),
     ]);
-}
-
-fn wait_condition(stream: &str, condition: &str) {
-    kubectl(&[
-        "-n",
-        NS,
-        "wait",
-        &format!("--for=condition={condition}"),
-        &format!("stream/{stream}"),
-        "--timeout=600s",
-    ]);
-}
-
-/// The Ready pods of an app's worker role.
-async fn worker_pods(client: &Client, stream: &str, app: &str) -> Vec<String> {
-    let selector =
-        format!("eventflow.dev/stream={stream},eventflow.dev/app={app},eventflow.dev/role=worker");
-    ready_pods(client, NS, &selector).await.unwrap()
-}
-
-/// An actuator endpoint of a Spring app's (only) pod, on the admin port 9090.
-async fn actuator(client: &Client, stream: &str, app: &str, endpoint: &str) -> Value {
-    let pods = worker_pods(client, stream, app).await;
-    assert_eq!(
-        pods.len(),
-        1,
-        "{stream}/{app}: expected one Ready pod, found {pods:?}"
-    );
-    let addr = port_forward(Api::namespaced(client.clone(), NS), &pods[0], 9090)
-        .await
-        .unwrap();
-    get_json(
-        &reqwest::Client::new(),
-        &format!("http://{addr}/actuator/{endpoint}"),
-    )
-    .await
-    .unwrap()
-}
-
-fn count(v: &Value, field: &str) -> u64 {
-    v[field]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no {field} in {v}"))
 }
 
 #[tokio::test]
@@ -98,11 +50,11 @@ async fn spring_ticktock_flows_a_tap_gets_every_message_poison_is_dead_lettered_
     }
     // The tap first: its queue exists before the source's first message.
     apply("51-ticktock-tap.yaml");
-    wait_condition("ticktock-tap", "TopologyReady");
+    wait_stream_condition("ticktock-tap", "TopologyReady");
     apply("50-ticktock.yaml");
     apply("70-ours-consumes-spring.yaml");
     for s in ["ticktock", "ticktock-tap", "tick-count"] {
-        wait_condition(s, "Ready");
+        wait_stream_condition(s, "Ready");
     }
 
     // Messages flow time -> transform -> log, and to the tap and our counter.
@@ -249,7 +201,7 @@ async fn a_spring_consumer_of_the_order_destination_receives_every_event_of_a_lo
     let client = client().await;
     example_system();
     apply("60-spring-consumes-ours.yaml");
-    wait_condition("spring-audit", "Ready");
+    wait_stream_condition("spring-audit", "Ready");
     let http = reqwest::Client::new();
     let order = forward_service(&client, NS, "ecommerce-order-web", 8080)
         .await

@@ -66,6 +66,18 @@ class TransformProcessorApplicationTests {
 	}
 
 	@Test
+	void aJsonTickComesOutAsJsonTransformed() {
+		try (ConfigurableApplicationContext context = startDefault("--expression=payload.toUpperCase()")) {
+			context.getBean(InputDestination.class)
+				.send(MessageBuilder.withPayload("{\"sequence\":1,\"time\":\"t\"}".getBytes(StandardCharsets.UTF_8))
+					.setHeader("contentType", "application/json")
+					.build(), "input");
+			Message<byte[]> out = context.getBean(OutputDestination.class).receive(5000, "output");
+			assertThat(new String(out.getPayload(), StandardCharsets.UTF_8)).isEqualTo("{\"SEQUENCE\":1,\"TIME\":\"T\"}");
+		}
+	}
+
+	@Test
 	void anExpressionCannotReachBeyondTheMessage() {
 		try (ConfigurableApplicationContext context = startDefault("--expression=T(java.lang.System).exit(1)")) {
 			context.getBean(InputDestination.class)

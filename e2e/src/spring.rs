@@ -1,0 +1,62 @@
+//! Spring Cloud Stream apps of the example Streams (in [`EXAMPLES_NS`]):
+//! `kubectl` with the panic a test wants, waiting on a Stream's condition,
+//! and reading an app's actuator endpoint through a port-forward.
+
+use kube::{Api, Client};
+use serde_json::Value;
+
+use crate::{
+    forward::port_forward, http::get_json, install::EXAMPLES_NS, pods::ready_pods, tools::run_tool,
+};
+
+/// Runs kubectl (from the repository root), panicking with its error.
+pub fn kubectl(args: &[&str]) -> String {
+    run_tool("kubectl", args, None).unwrap_or_else(|e| panic!("kubectl {args:?}: {e:#}"))
+}
+
+/// Waits (up to 10 minutes) for a condition of a Stream of [`EXAMPLES_NS`].
+pub fn wait_stream_condition(stream: &str, condition: &str) {
+    kubectl(&[
+        "-n",
+        EXAMPLES_NS,
+        "wait",
+        &format!("--for=condition={condition}"),
+        &format!("stream/{stream}"),
+        "--timeout=600s",
+    ]);
+}
+
+/// The Ready pods of an app's worker role.
+pub async fn worker_pods(client: &Client, stream: &str, app: &str) -> Vec<String> {
+    let selector =
+        format!("eventflow.dev/stream={stream},eventflow.dev/app={app},eventflow.dev/role=worker");
+    ready_pods(client, EXAMPLES_NS, &selector)
+        .await
+        .unwrap_or_default()
+}
+
+/// An actuator endpoint of a Spring app's (only) pod, on the admin port 9090.
+pub async fn actuator(client: &Client, stream: &str, app: &str, endpoint: &str) -> Value {
+    let pods = worker_pods(client, stream, app).await;
+    assert_eq!(
+        pods.len(),
+        1,
+        "{stream}/{app}: expected one Ready pod, found {pods:?}"
+    );
+    let addr = port_forward(Api::namespaced(client.clone(), EXAMPLES_NS), &pods[0], 9090)
+        .await
+        .unwrap_or_else(|e| panic!("port-forward to {}: {e:#}", pods[0]));
+    get_json(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/actuator/{endpoint}"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{stream}/{app} /actuator/{endpoint}: {e:#}"))
+}
+
+/// A counter of an actuator document.
+pub fn count(v: &Value, field: &str) -> u64 {
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {field} in {v}"))
+}
