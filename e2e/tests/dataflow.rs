@@ -1,0 +1,131 @@
+//! Data Flow stream definitions on the real node (`examples/dataflow/`):
+//! the AppRegistrations and Data Flow's classic
+//! `time | transform --expression=payload.toUpperCase() | log` written as a
+//! DSL Stream reach Running, messages flow through the expression, a tap
+//! `:ticktock-dsl.transform > log` gets a copy of every message, Data Flow
+//! deployment properties scale the source, and deleting the Streams removes
+//! their queues.
+
+use std::{cell::Cell, time::Duration};
+
+use eventflow_e2e::*;
+use serde_json::json;
+
+const NS: &str = EXAMPLES_NS;
+/// The Streams, in the order they are deleted.
+const STREAMS: [&str; 2] = ["11-ticktock-tap.yaml", "10-ticktock.yaml"];
+
+fn apply(file: &str) {
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &format!("examples/dataflow/{file}"),
+    ]);
+}
+
+fn delete(file: &str, ignore_missing: bool) {
+    let path = format!("examples/dataflow/{file}");
+    let mut args = vec!["delete", "--wait=true", "-f", &path];
+    if ignore_missing {
+        args.push("--ignore-not-found");
+    }
+    kubectl(&args);
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn the_dsl_ticktock_runs_through_its_expression_and_its_tap_gets_every_message() {
+    let client = client().await;
+    example_system();
+    for file in STREAMS {
+        delete(file, true);
+    }
+    apply("00-apps.yaml");
+    // The tap first: its queue exists before the source's first message.
+    apply("11-ticktock-tap.yaml");
+    wait_stream_condition("ticktock-dsl-tap", "TopologyReady");
+    apply("10-ticktock.yaml");
+    for s in ["ticktock-dsl", "ticktock-dsl-tap"] {
+        wait_stream_condition(s, "Ready");
+    }
+
+    // Ticks flow time -> transform (the expression upper-cases them) -> log.
+    wait_for(
+        Duration::from_secs(120),
+        "the log counting upper-cased ticks",
+        || async {
+            let sink = actuator(&client, "ticktock-dsl", "log", "sink").await;
+            let last = sink["last"].as_str().unwrap_or_default().to_owned();
+            Ok(count(&sink, "received") >= 3 && last.contains("\"SEQUENCE\":"))
+        },
+    )
+    .await
+    .unwrap();
+
+    // deployer.time.count=0 stops the source; then log and tap hold the same messages.
+    kubectl(&[
+        "-n",
+        NS,
+        "patch",
+        "stream",
+        "ticktock-dsl",
+        "--type=merge",
+        "-p",
+        &json!({"spec": {"deploymentProperties": {"deployer.time.count": "0"}}}).to_string(),
+    ]);
+    wait_for(
+        Duration::from_secs(120),
+        "the source's pod to go",
+        || async {
+            Ok(worker_pods(&client, "ticktock-dsl", "time")
+                .await
+                .is_empty())
+        },
+    )
+    .await
+    .unwrap();
+    let last = Cell::new((0, 0));
+    wait_for(
+        Duration::from_secs(120),
+        "the log and the tap to have received the same messages",
+        || async {
+            let log = count(
+                &actuator(&client, "ticktock-dsl", "log", "sink").await,
+                "received",
+            );
+            let tap = count(
+                &actuator(&client, "ticktock-dsl-tap", "log", "sink").await,
+                "received",
+            );
+            let settled = (log, tap) == last.get() && log == tap && log > 0;
+            last.set((log, tap));
+            Ok(settled)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: log and tap received {:?}", last.get()));
+    eprintln!("log and tap each received {} messages", last.get().0);
+
+    // Deleting the Streams removes their queues and exchanges.
+    for file in STREAMS {
+        delete(file, false);
+    }
+    let conn = broker_connection(&client).await;
+    for q in [
+        "ticktock-dsl-time.ticktock-dsl",
+        "ticktock-dsl-transform.ticktock-dsl",
+        "ticktock-dsl-transform.ticktock-dsl.dlq",
+        "ticktock-dsl-transform.ticktock-dsl-tap",
+    ] {
+        let q = format!("{NS}.{q}");
+        assert!(!queue_exists(&conn, &q).await, "{q} is still on the broker");
+    }
+    for e in ["ticktock-dsl-time", "ticktock-dsl-transform"] {
+        let e = format!("{NS}.{e}");
+        assert!(
+            !exchange_exists(&conn, &e).await,
+            "{e} is still on the broker"
+        );
+    }
+}
