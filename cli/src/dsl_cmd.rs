@@ -1,6 +1,13 @@
 //! `kubectl eventflow dsl parse`: a definition's parse as JSON.
 
+use serde::Serialize;
 use serde_json::json;
+
+/// `{"error":{"position":N,"message":"…"}}`, in that order.
+#[derive(Serialize)]
+struct Failed {
+    error: eventflow_dsl::ParseError,
+}
 
 /// Exit code of a definition that does not parse.
 pub const PARSE_FAILED: u8 = 2;
@@ -8,19 +15,19 @@ pub const PARSE_FAILED: u8 = 2;
 /// The JSON to print and the exit code: the model and 0, or
 /// `{"error":{"position":N,"message":"…"}}` and [`PARSE_FAILED`].
 pub fn parse(definition: &str) -> (String, u8) {
-    let (value, code) = match eventflow_dsl::parse(definition) {
-        Ok(model) => (serde_json::to_value(&model), 0),
-        Err(error) => (Ok(json!({ "error": error })), PARSE_FAILED),
+    let printed = match eventflow_dsl::parse(definition) {
+        // The model's fields in their order: apps, source, sink, unbound.
+        Ok(model) => serde_json::to_string(&model).map(|json| (json, 0)),
+        Err(error) => serde_json::to_string(&Failed { error }).map(|json| (json, PARSE_FAILED)),
     };
-    match value {
-        Ok(v) => (v.to_string(), code),
-        // Serializing a model of strings and maps cannot fail; say so if it does.
-        Err(e) => (
-            json!({"error": {"position": 0, "message": format!("cannot print the parse: {e}")}})
-                .to_string(),
+    // Serializing strings and maps cannot fail; say so if it does.
+    printed.unwrap_or_else(|e| {
+        let message = format!("cannot print the parse: {e}");
+        (
+            json!({"error": {"position": 0, "message": message}}).to_string(),
             PARSE_FAILED,
-        ),
-    }
+        )
+    })
 }
 
 #[cfg(test)]
@@ -35,6 +42,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert!(v["error"]["position"].is_u64());
         assert!(v["error"]["message"].is_string());
+        assert!(out.starts_with("{\"error\":{\"position\":"), "{out}");
     }
 
     // Needs the real parser of eventflow-dsl.
@@ -46,5 +54,6 @@ mod tests {
         assert_eq!(v["apps"][0]["name"], "time");
         assert_eq!(v["apps"][1]["label"], "log");
         assert_eq!(v["unbound"], false);
+        assert!(out.starts_with("{\"apps\":"), "{out}");
     }
 }

@@ -341,7 +341,7 @@ fn a_maven_uri_fails_the_import_naming_it() {
 // needs the real parser (the stub reports position 0)
 #[test]
 fn a_bad_definition_fails_the_import_naming_stream_and_position() {
-    let defs = scratch("bad.txt", "ticktock = time | log\nbroken = time | \n");
+    let defs = scratch("bad.txt", "ticktock = time | log\nbroken = time | | log\n");
     let apps = scratch(
         "bad.properties",
         "source.time=docker:t:1\nsink.log=docker:l:1\n",
@@ -360,7 +360,7 @@ fn a_bad_definition_fails_the_import_naming_stream_and_position() {
         err.contains("stream broken: the definition does not parse (pos 7)"),
         "{err}"
     );
-    assert!(err.contains("    time | \n           ^"), "{err}");
+    assert!(err.contains("    time | | log\n           ^"), "{err}");
     assert!(!err.contains("stream ticktock"), "{err}");
 }
 
