@@ -41,7 +41,7 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// A scratch file under the target dir, unique per test.
+/// A scratch file in a temp directory of this test run.
 fn scratch(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kubectl-eventflow-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
