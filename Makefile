@@ -101,8 +101,10 @@ integration: services-up control-plane-up spring-apps
 	  e2e/run-tier.sh integration cargo test --workspace --exclude eventflow-e2e --all-features -- --include-ignored --skip _versus_
 
 # Tier 3: the real node.
+# kubectl finds the kubectl-eventflow plugin on the PATH, as a user's does.
 e2e: cluster-up images
-	@eval "$$($(CLUSTER_SCRIPT) env)"; \
+	@cargo build -q -p eventflow-cli
+	@eval "$$($(CLUSTER_SCRIPT) env)"; export PATH="$(CARGO_TARGET_DIR)/debug:$$PATH"; \
 	  e2e/run-tier.sh e2e bash -c 'cargo test -p eventflow-e2e -- --include-ignored --test-threads=4 --skip the_uninstall_order && \
 	    cargo test -p eventflow-e2e --test uninstall -- --include-ignored' || { e2e/cluster/diagnose.sh; exit 1; }
 
