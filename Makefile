@@ -24,6 +24,7 @@ help:
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
 	@echo "make spring-apps the example Spring Cloud Stream apps' jars (spring-apps-test: with their tests)"
+	@echo "make cli         the kubectl plugin kubectl-eventflow (release build; copy it onto the PATH)"
 
 deps: ## Debian packages the tests need (installed when missing)
 	@$(CLUSTER_DIR)/deps.sh
@@ -62,6 +63,11 @@ crds: ## regenerate crds/ from the Rust types, and the chart's copy
 
 images: tools
 	@$(CLUSTER_DIR)/images.sh
+
+.PHONY: cli
+cli: ## the kubectl plugin, $(CARGO_TARGET_DIR)/release/kubectl-eventflow
+	cargo build --release -p eventflow-cli
+	@echo "kubectl-eventflow: $(CARGO_TARGET_DIR)/release/kubectl-eventflow (copy it onto the PATH: kubectl eventflow --help)"
 
 .PHONY: spring-apps spring-apps-test
 spring-apps: ## the example Spring Cloud Stream apps' jars (apps/spring), into $(EVENTFLOW_CACHE)/spring/jars
