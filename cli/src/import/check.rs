@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use eventflow_dsl::StreamDefinition;
 use eventflow_operator::{
     api::{AppRegistrationSpec, AppRuntime, MAX_STREAM_NAME},
     dataflow,
@@ -155,24 +154,7 @@ fn check_one(
 
 /// The AppRegistration names (`<type>.<name>`) the definition's apps come
 /// from, by their place in it, as the operator names them.
-pub fn needed_registrations(def: &StreamDefinition) -> Vec<String> {
-    let last = def.apps.len().saturating_sub(1);
-    def.apps
-        .iter()
-        .enumerate()
-        .map(|(i, app)| {
-            let input = i > 0 || def.source.is_some();
-            let output = i < last || def.sink.is_some();
-            let app_type = match (def.unbound, input, output) {
-                (true, ..) | (false, false, false) => "app",
-                (false, false, true) => "source",
-                (false, true, true) => "processor",
-                (false, true, false) => "sink",
-            };
-            format!("{app_type}.{}", app.name)
-        })
-        .collect()
-}
+pub use eventflow_operator::dataflow::registration_names as needed_registrations;
 
 /// The definition indented, and a caret under the character at `position`.
 pub fn caret(definition: &str, position: usize) -> String {
@@ -183,7 +165,7 @@ pub fn caret(definition: &str, position: usize) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use eventflow_dsl::{AppRef, Sink, Source};
+    use eventflow_dsl::{AppRef, Sink, Source, StreamDefinition};
 
     use super::*;
 

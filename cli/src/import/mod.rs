@@ -29,17 +29,7 @@ impl Problems {
     }
 }
 
-/// A DNS label: lower-case letters, digits and `-`, starting with a letter,
-/// not ending with `-`, at most `max` characters.
-pub fn is_dns_label(s: &str, max: usize) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= max
-        && b[0].is_ascii_lowercase()
-        && b[b.len() - 1] != b'-'
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
+pub use eventflow_operator::api::is_dns_label;
 
 /// What `import` reads, already out of the command line.
 #[derive(Clone, Debug, Default)]

@@ -42,3 +42,14 @@ pub const MAX_DESTINATION_NAME: usize = 63;
 
 /// A DNS-1035 label (starts with a letter): valid for Services and Deployments alike.
 pub(crate) const DNS_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+
+/// Whether `s` is a DNS-1035 label ([`DNS_LABEL_PATTERN`]) of at most `max` characters.
+pub fn is_dns_label(s: &str, max: usize) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= max
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'-'
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}

@@ -19,6 +19,7 @@ use super::deployment::{AppDeployment, Deployment};
 use crate::api::{
     App, AppRegistrationSpec, AppRuntime, DEFAULT_INPUT, DEFAULT_OUTPUT, MAX_APP_NAME,
     MAX_DESTINATION_NAME, Packaging, SpringApp, SpringOutput, Subscribe, WebRole, WorkerRole,
+    is_dns_label,
 };
 
 /// Why a definition cannot be expanded: the message names the problem, with
@@ -45,31 +46,33 @@ fn fail<T>(message: String) -> Result<T, ExpandError> {
     })
 }
 
-/// Where an app sits, which decides its registration type.
+/// Where an app sits: the destinations it reads and writes.
 struct Place {
     input: Option<String>,
     output: Option<String>,
 }
 
-impl Place {
-    fn app_type(&self, unbound: bool) -> &'static str {
-        match (unbound, self.input.is_some(), self.output.is_some()) {
-            (true, ..) | (false, false, false) => "app",
-            (false, false, true) => "source",
-            (false, true, true) => "processor",
-            (false, true, false) => "sink",
-        }
+/// The registration type of the app at `index`, by its place, as on Data
+/// Flow: `source` (writes only), `processor`, `sink` (reads only), or `app`
+/// (an unbound list, or a lone app).
+fn app_type(def: &StreamDefinition, index: usize) -> &'static str {
+    let input = index > 0 || def.source.is_some();
+    let output = index + 1 < def.apps.len() || def.sink.is_some();
+    match (def.unbound, input, output) {
+        (true, ..) | (false, false, false) => "app",
+        (false, false, true) => "source",
+        (false, true, true) => "processor",
+        (false, true, false) => "sink",
     }
 }
 
-fn is_dns_label(s: &str, max: usize) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= max
-        && b[0].is_ascii_lowercase()
-        && b[b.len() - 1] != b'-'
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+/// The AppRegistration (`<type>.<name>`) each app of the definition comes from, in order.
+pub fn registration_names(def: &StreamDefinition) -> Vec<String> {
+    def.apps
+        .iter()
+        .enumerate()
+        .map(|(i, app)| format!("{}.{}", app_type(def, i), app.name))
+        .collect()
 }
 
 /// The destination of a `:name` in the definition.
@@ -128,8 +131,8 @@ pub fn expand(
     def.apps
         .iter()
         .zip(places)
-        .map(|(app, place)| {
-            let key = format!("{}.{}", place.app_type(def.unbound), app.name);
+        .zip(registration_names(&def))
+        .map(|((app, place), key)| {
             let Some(registration) = registrations.get(&key) else {
                 return fail(format!(
                     "app `{}` needs the AppRegistration `{key}` in this namespace, and there is none \

@@ -12,7 +12,7 @@ mod tests;
 
 use std::{borrow::Cow, collections::BTreeMap};
 
-pub use expand::{ExpandError, env_name, expand};
+pub use expand::{ExpandError, env_name, expand, registration_names};
 
 use crate::api::{AppRegistration, AppRegistrationSpec, Stream};
 
