@@ -1,12 +1,16 @@
 //! Spring Cloud Stream apps of the example Streams (in [`EXAMPLES_NS`]):
 //! `kubectl` with the panic a test wants, waiting on a Stream's condition,
-//! and reading an app's actuator endpoint through a port-forward.
+//! reading an app's actuator endpoint through a port-forward, and waiting
+//! for two count sinks to agree.
+
+use std::{cell::Cell, time::Duration};
 
 use kube::{Api, Client};
 use serde_json::Value;
 
 use crate::{
     forward::port_forward, http::get_json, install::EXAMPLES_NS, pods::ready_pods, tools::run_tool,
+    wait::wait_for,
 };
 
 /// Runs kubectl (from the repository root), panicking with its error.
@@ -59,4 +63,25 @@ pub fn count(v: &Value, field: &str) -> u64 {
     v[field]
         .as_u64()
         .unwrap_or_else(|| panic!("no {field} in {v}"))
+}
+
+/// Waits until the count sinks `a` and `b` (stream, app) have received the
+/// same number of messages, more than none and unchanged since the last
+/// look; that number. For a sink and a tap once the source has stopped.
+pub async fn same_messages(client: &Client, a: (&str, &str), b: (&str, &str)) -> u64 {
+    let last = Cell::new((0, 0));
+    wait_for(
+        Duration::from_secs(120),
+        &format!("{a:?} and {b:?} to have received the same messages"),
+        || async {
+            let x = count(&actuator(client, a.0, a.1, "sink").await, "received");
+            let y = count(&actuator(client, b.0, b.1, "sink").await, "received");
+            let settled = (x, y) == last.get() && x == y && x > 0;
+            last.set((x, y));
+            Ok(settled)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: received {:?}", last.get()));
+    last.get().0
 }

@@ -106,27 +106,8 @@ async fn spring_ticktock_flows_a_tap_gets_every_message_poison_is_dead_lettered_
     )
     .await
     .unwrap();
-    let last = Cell::new((0, 0));
-    wait_for(
-        Duration::from_secs(120),
-        "the log and the tap to have received the same messages",
-        || async {
-            let log = count(
-                &actuator(&client, "ticktock", "log", "sink").await,
-                "received",
-            );
-            let tap = count(
-                &actuator(&client, "ticktock-tap", "tap", "sink").await,
-                "received",
-            );
-            let settled = (log, tap) == last.get() && log == tap && log > 0;
-            last.set((log, tap));
-            Ok(settled)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}: log and tap received {:?}", last.get()));
-    eprintln!("log and tap each received {} messages", last.get().0);
+    let received = same_messages(&client, ("ticktock", "log"), ("ticktock-tap", "tap")).await;
+    eprintln!("log and tap each received {received} messages");
 
     // A poison message: tried maxAttempts times by each group, then in its DLQ.
     let conn = broker_connection(&client).await;

@@ -24,12 +24,7 @@ use lapin::{
 use serde_json::{Value, json};
 
 async fn setup(prefix: &str) -> (Client, String, Operator) {
-    let client = common::client().await;
-    common::install_crds(&client).await;
-    let ns = common::namespace(&client, prefix).await;
-    common::external_broker(&client, &ns, &common::amqp_uri()).await;
-    let operator = Operator::start(&client, &ns, common::test_settings()).await;
-    (client, ns, operator)
+    common::operator_on_external_broker(prefix).await
 }
 
 /// Data Flow's `time | log` plus a processor with two functions.

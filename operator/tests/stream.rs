@@ -22,13 +22,7 @@ use lapin::{
 use serde_json::json;
 
 async fn setup(prefix: &str) -> (Client, String, Operator) {
-    let client = common::client().await;
-    let uri = common::amqp_uri();
-    common::install_crds(&client).await;
-    let ns = common::namespace(&client, prefix).await;
-    common::external_broker(&client, &ns, &uri).await;
-    let operator = Operator::start(&client, &ns, common::test_settings()).await;
-    (client, ns, operator)
+    common::operator_on_external_broker(prefix).await
 }
 
 async fn create_stream(client: &Client, ns: &str, stream: &Stream) {

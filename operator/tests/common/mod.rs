@@ -153,6 +153,17 @@ pub fn shop_stream(name: &str) -> Stream {
     .unwrap()
 }
 
+/// A fresh namespace `<prefix>-<random>` with the external EventBroker
+/// `rabbit` on the real RabbitMQ, and an operator watching it.
+pub async fn operator_on_external_broker(prefix: &str) -> (Client, String, Operator) {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, prefix).await;
+    external_broker(&client, &ns, &amqp_uri()).await;
+    let operator = Operator::start(&client, &ns, test_settings()).await;
+    (client, ns, operator)
+}
+
 /// Settings that keep tests short where waiting proves nothing.
 pub fn test_settings() -> Settings {
     Settings {
