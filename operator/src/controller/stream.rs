@@ -3,13 +3,13 @@
 //! 1. finalizer — added before anything can be declared on the broker;
 //! 2. expand — a Data Flow definition becomes apps (with the namespace's
 //!    AppRegistrations); one that cannot goes `Failed`, nothing is deployed;
-//!    validate (pure) — an invalid spec goes `Failed`, nothing is deployed;
-//! 3. resolve — the EventBroker, its wiring and URI, read once;
-//! 4. build (pure) — Deployments, Services, bindings and topology;
-//! 5. apply — server-side apply of what changed, orphans after a spec change;
-//! 6. topology — declare on the broker (unless freshly declared), prune
+//! 3. validate (pure) — an invalid spec goes `Failed`, nothing is deployed;
+//! 4. resolve — the EventBroker, its wiring and URI, read once;
+//! 5. build (pure) — Deployments, Services, bindings and topology;
+//! 6. apply — server-side apply of what changed, orphans after a spec change;
+//! 7. topology — declare on the broker (unless freshly declared), prune
 //!    after a spec change;
-//! 7. status — computed once from what the steps observed, written once
+//! 8. status — computed once from what the steps observed, written once
 //!    when it changed, with Events for the transitions.
 //!
 //! A deleted Stream goes to [`finalizer::cleanup`] instead.

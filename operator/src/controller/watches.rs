@@ -123,8 +123,8 @@ pub fn owned_services(
         .try_filter(move |s| ready(!echo.applied.is_own_write("Service", s.meta())))
 }
 
-/// AppRegistrations (a change wakes the namespace's Streams written as
-/// definitions), cached.
+/// AppRegistrations (a change or a deletion wakes the namespace's Streams
+/// written as definitions), cached.
 pub fn registrations(
     ctx: &Context,
     ns: Option<&str>,
@@ -142,5 +142,5 @@ pub fn registrations(
         }
     })
     .reflect(writer)
-    .applied_objects()
+    .touched_objects()
 }
