@@ -5,7 +5,8 @@
 
 use std::{cell::Cell, time::Duration};
 
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client, api::ListParams};
 use serde_json::Value;
 
 use crate::{
@@ -84,4 +85,24 @@ pub async fn same_messages(client: &Client, a: (&str, &str), b: (&str, &str)) ->
     .await
     .unwrap_or_else(|e| panic!("{e:#}: received {:?}", last.get()));
     last.get().0
+}
+
+/// Waits until no pod of the deleted `streams` is left: their Deployments
+/// are garbage-collected after the Streams, and a JVM stopped by SIGTERM
+/// leaves its pod `Failed` while it goes. Later tests see only live pods.
+pub async fn wait_pods_gone(client: &Client, streams: &[&str]) {
+    let pods = Api::<Pod>::namespaced(client.clone(), EXAMPLES_NS);
+    for stream in streams {
+        let selector = format!("eventflow.dev/stream={stream}");
+        wait_for(
+            Duration::from_secs(120),
+            &format!("the pods of the deleted Stream {stream} to go"),
+            || async {
+                let left = pods.list(&ListParams::default().labels(&selector)).await?;
+                Ok(left.items.is_empty())
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    }
 }

@@ -97,6 +97,7 @@ async fn the_dsl_ticktock_runs_through_its_expression_and_its_tap_gets_every_mes
     for file in STREAMS {
         delete(file, false);
     }
+    wait_pods_gone(&client, &["ticktock-dsl", "ticktock-dsl-tap"]).await;
     let conn = broker_connection(&client).await;
     for q in [
         "ticktock-dsl-time.ticktock-dsl",

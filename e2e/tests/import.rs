@@ -74,4 +74,5 @@ async fn a_recorded_data_flow_export_imports_applies_and_runs() {
         .unwrap();
     }
     kubectl(&delete);
+    wait_pods_gone(&client, &STREAMS).await;
 }

@@ -156,6 +156,7 @@ async fn spring_ticktock_flows_a_tap_gets_every_message_poison_is_dead_lettered_
             &format!("examples/spring/{file}"),
         ]);
     }
+    wait_pods_gone(&client, &["ticktock", "ticktock-tap", "tick-count"]).await;
     for q in [
         "ticks.transform",
         "ticks.transform.dlq",
@@ -244,6 +245,7 @@ async fn a_spring_consumer_of_the_order_destination_receives_every_event_of_a_lo
         "-f",
         "examples/spring/60-spring-consumes-ours.yaml",
     ]);
+    wait_pods_gone(&client, &["spring-audit"]).await;
     let conn = broker_connection(&client).await;
     let queue = format!("{NS}.order.spring-audit");
     assert!(
