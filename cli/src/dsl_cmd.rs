@@ -45,7 +45,6 @@ mod tests {
         assert!(out.starts_with("{\"error\":{\"position\":"), "{out}");
     }
 
-    // Needs the real parser of eventflow-dsl.
     #[test]
     fn a_definition_is_printed_as_its_model() {
         let (out, code) = parse("time | log");

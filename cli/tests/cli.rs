@@ -1,7 +1,4 @@
 //! The built `kubectl-eventflow` binary, run as a user runs it.
-//!
-//! Tests marked "needs the real parser" pass once eventflow-dsl's parser
-//! is merged (the stub refuses every definition).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,7 +47,6 @@ fn scratch(name: &str, text: &str) -> PathBuf {
     path
 }
 
-// needs the real parser
 #[test]
 fn dsl_parse_prints_the_model_as_json_and_exits_0() {
     let o = run(&[
@@ -74,7 +70,6 @@ fn dsl_parse_prints_the_model_as_json_and_exits_0() {
     assert_eq!(v["unbound"], false);
 }
 
-// needs the real parser (the stub reports position 0)
 #[test]
 fn dsl_parse_of_a_bad_definition_prints_the_error_and_exits_2() {
     let o = run(&["dsl", "parse", "time | "]);
@@ -188,7 +183,6 @@ fn documents(yaml: &str) -> (Vec<AppRegistration>, Vec<Stream>) {
     (registrations, streams)
 }
 
-// needs the real parser
 #[test]
 fn the_recorded_data_flow_export_imports_into_streams_that_expand() {
     let o = run(FIXTURE);
@@ -269,7 +263,6 @@ fn the_recorded_data_flow_export_imports_into_streams_that_expand() {
     assert_eq!(audit.spec.apps[0].subscribes[0].destination, "clock-time");
 }
 
-// needs the real parser
 #[test]
 fn import_writes_to_a_file_and_warns_of_a_registration_it_lacks() {
     let defs = scratch(
@@ -320,13 +313,7 @@ fn a_maven_uri_fails_the_import_naming_it() {
         "source.time=docker:t:1\nsink.log=maven://org.springframework.cloud.stream.app:log-sink-rabbit:5.0.0\n",
     );
     let defs = scratch("maven.txt", "ticktock = time | log\n");
-    let o = run(&[
-        "import",
-        "--definitions",
-        defs.to_str().unwrap(),
-        "--apps",
-        apps.to_str().unwrap(),
-    ]);
+    let o = import(&defs, &apps);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).is_empty(), "nothing is written");
     let err = stderr(&o);
@@ -335,7 +322,6 @@ fn a_maven_uri_fails_the_import_naming_it() {
     assert!(err.contains("nothing was written"), "{err}");
 }
 
-// needs the real parser (the stub reports position 0)
 #[test]
 fn a_bad_definition_fails_the_import_naming_stream_and_position() {
     let defs = scratch("bad.txt", "ticktock = time | log\nbroken = time | | log\n");
@@ -343,13 +329,7 @@ fn a_bad_definition_fails_the_import_naming_stream_and_position() {
         "bad.properties",
         "source.time=docker:t:1\nsink.log=docker:l:1\n",
     );
-    let o = run(&[
-        "import",
-        "--definitions",
-        defs.to_str().unwrap(),
-        "--apps",
-        apps.to_str().unwrap(),
-    ]);
+    let o = import(&defs, &apps);
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).is_empty());
     let err = stderr(&o);
@@ -398,4 +378,15 @@ fn apps_alone_import_as_registrations() {
     let (registrations, streams) = documents(&stdout(&o));
     assert_eq!(registrations.len(), 3);
     assert!(streams.is_empty());
+}
+
+/// `import --definitions DEFS --apps APPS`, nothing else.
+fn import(defs: &std::path::Path, apps: &std::path::Path) -> Output {
+    run(&[
+        "import",
+        "--definitions",
+        defs.to_str().unwrap(),
+        "--apps",
+        apps.to_str().unwrap(),
+    ])
 }

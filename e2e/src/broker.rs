@@ -110,3 +110,19 @@ pub async fn drain_queue(conn: &Connection, queue: &str) -> Vec<String> {
     }
     out
 }
+
+/// Asserts that none of `queues` and `exchanges` (names under [`EXAMPLES_NS`],
+/// without its prefix) is on the broker any more.
+pub async fn assert_removed(conn: &Connection, queues: &[&str], exchanges: &[&str]) {
+    for q in queues {
+        let q = format!("{EXAMPLES_NS}.{q}");
+        assert!(!queue_exists(conn, &q).await, "{q} is still on the broker");
+    }
+    for e in exchanges {
+        let e = format!("{EXAMPLES_NS}.{e}");
+        assert!(
+            !exchange_exists(conn, &e).await,
+            "{e} is still on the broker"
+        );
+    }
+}

@@ -99,20 +99,15 @@ async fn the_dsl_ticktock_runs_through_its_expression_and_its_tap_gets_every_mes
     }
     wait_pods_gone(&client, &["ticktock-dsl", "ticktock-dsl-tap"]).await;
     let conn = broker_connection(&client).await;
-    for q in [
-        "ticktock-dsl-time.ticktock-dsl",
-        "ticktock-dsl-transform.ticktock-dsl",
-        "ticktock-dsl-transform.ticktock-dsl.dlq",
-        "ticktock-dsl-transform.ticktock-dsl-tap",
-    ] {
-        let q = format!("{NS}.{q}");
-        assert!(!queue_exists(&conn, &q).await, "{q} is still on the broker");
-    }
-    for e in ["ticktock-dsl-time", "ticktock-dsl-transform"] {
-        let e = format!("{NS}.{e}");
-        assert!(
-            !exchange_exists(&conn, &e).await,
-            "{e} is still on the broker"
-        );
-    }
+    assert_removed(
+        &conn,
+        &[
+            "ticktock-dsl-time.ticktock-dsl",
+            "ticktock-dsl-transform.ticktock-dsl",
+            "ticktock-dsl-transform.ticktock-dsl.dlq",
+            "ticktock-dsl-transform.ticktock-dsl-tap",
+        ],
+        &["ticktock-dsl-time", "ticktock-dsl-transform"],
+    )
+    .await;
 }

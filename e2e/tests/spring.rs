@@ -157,24 +157,19 @@ async fn spring_ticktock_flows_a_tap_gets_every_message_poison_is_dead_lettered_
         ]);
     }
     wait_pods_gone(&client, &["ticktock", "ticktock-tap", "tick-count"]).await;
-    for q in [
-        "ticks.transform",
-        "ticks.transform.dlq",
-        "upper.log",
-        "upper.log.dlq",
-        "upper.tap",
-        "upper.tick-count",
-    ] {
-        let q = format!("{NS}.{q}");
-        assert!(!queue_exists(&conn, &q).await, "{q} is still on the broker");
-    }
-    for e in ["ticks", "upper"] {
-        let e = format!("{NS}.{e}");
-        assert!(
-            !exchange_exists(&conn, &e).await,
-            "{e} is still on the broker"
-        );
-    }
+    assert_removed(
+        &conn,
+        &[
+            "ticks.transform",
+            "ticks.transform.dlq",
+            "upper.log",
+            "upper.log.dlq",
+            "upper.tap",
+            "upper.tick-count",
+        ],
+        &["ticks", "upper"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -302,8 +302,6 @@ mod tests {
         );
     }
 
-    // The tests below need the real parser of eventflow-dsl.
-
     fn registered() -> BTreeMap<String, AppRegistrationSpec> {
         let mut problems = Problems::default();
         let apps = super::super::apps::read(
