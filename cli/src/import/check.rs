@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use eventflow_operator::{
-    api::{AppRegistrationSpec, AppRuntime, MAX_STREAM_NAME},
+    api::{AppRegistrationSpec, MAX_STREAM_NAME},
     dataflow,
 };
 
@@ -39,11 +39,7 @@ pub fn registrations(
         }
         let spec = AppRegistrationSpec {
             image: app.image.clone(),
-            runtime: AppRuntime::SpringCloudStream,
-            spring: None,
-            web_port: None,
-            properties: BTreeMap::new(),
-            resources: None,
+            ..AppRegistrationSpec::default()
         };
         out.insert(app.key.clone(), (spec, &app.origin));
     }
@@ -117,7 +113,7 @@ fn check_one(
     // A registration missing from the import may be in the cluster already:
     // check the rest of the expansion with a stand-in.
     let mut known = registrations.clone();
-    for key in needed_registrations(&def) {
+    for key in dataflow::registration_names(&def) {
         if !known.contains_key(&key) {
             problems.warn(format!(
                 "{at} needs AppRegistration {key}, not among --apps: register it before applying"
@@ -126,11 +122,7 @@ fn check_one(
                 key.clone(),
                 AppRegistrationSpec {
                     image: format!("unregistered/{key}"),
-                    runtime: AppRuntime::SpringCloudStream,
-                    spring: None,
-                    web_port: None,
-                    properties: BTreeMap::new(),
-                    resources: None,
+                    ..AppRegistrationSpec::default()
                 },
             );
         }
@@ -152,10 +144,6 @@ fn check_one(
     }
 }
 
-/// The AppRegistration names (`<type>.<name>`) the definition's apps come
-/// from, by their place in it, as the operator names them.
-pub use eventflow_operator::dataflow::registration_names as needed_registrations;
-
 /// The definition indented, and a caret under the character at `position`.
 pub fn caret(definition: &str, position: usize) -> String {
     let first_line: String = definition.lines().next().unwrap_or_default().to_owned();
@@ -165,65 +153,7 @@ pub fn caret(definition: &str, position: usize) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use eventflow_dsl::{AppRef, Sink, Source, StreamDefinition};
-
     use super::*;
-
-    fn app(name: &str) -> AppRef {
-        AppRef {
-            name: name.to_owned(),
-            label: name.to_owned(),
-            properties: BTreeMap::new(),
-        }
-    }
-
-    fn def(
-        apps: &[&str],
-        source: Option<&str>,
-        sink: Option<&str>,
-        unbound: bool,
-    ) -> StreamDefinition {
-        StreamDefinition {
-            name: None,
-            apps: apps.iter().map(|a| app(a)).collect(),
-            source: source.map(|d| Source {
-                destination: d.to_owned(),
-                properties: BTreeMap::new(),
-            }),
-            sink: sink.map(|d| Sink {
-                destination: d.to_owned(),
-            }),
-            unbound,
-        }
-    }
-
-    #[test]
-    fn registration_types_follow_the_place_in_the_definition() {
-        assert_eq!(
-            needed_registrations(&def(&["time", "transform", "log"], None, None, false)),
-            ["source.time", "processor.transform", "sink.log"]
-        );
-        assert_eq!(
-            needed_registrations(&def(&["log"], Some("ticktock.transform"), None, false)),
-            ["sink.log"]
-        );
-        assert_eq!(
-            needed_registrations(&def(&["time"], None, Some("d"), false)),
-            ["source.time"]
-        );
-        assert_eq!(
-            needed_registrations(&def(&["bridge"], Some("a"), Some("b"), false)),
-            ["processor.bridge"]
-        );
-        assert_eq!(
-            needed_registrations(&def(&["a", "b"], None, None, true)),
-            ["app.a", "app.b"]
-        );
-        assert_eq!(
-            needed_registrations(&def(&["solo"], None, None, false)),
-            ["app.solo"]
-        );
-    }
 
     #[test]
     fn the_caret_points_at_the_position() {

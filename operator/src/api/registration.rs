@@ -18,7 +18,7 @@ use super::spring::{BINDING_PATTERN, DEFAULT_INPUT, DEFAULT_OUTPUT, MAX_BINDING_
 pub const APP_TYPES: [&str; 4] = ["source", "processor", "sink", "app"];
 
 /// An app a stream definition can name: its image and how it is wired.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "eventflow.dev",
     version = "v1alpha1",

@@ -193,3 +193,22 @@ fn every_refusal_names_the_problem() {
     let e = run("t", "orders").unwrap_err();
     assert!(e.message.contains("`app.orders`"), "{e}");
 }
+
+#[test]
+fn registration_types_follow_the_place_in_the_definition() {
+    for (definition, want) in [
+        (
+            "time | transform | log",
+            &["source.time", "processor.transform", "sink.log"][..],
+        ),
+        (":ticktock.transform > log", &["sink.log"]),
+        ("time > :d", &["source.time"]),
+        (":a > :b", &["processor.bridge"]),
+        (":a > audit > :b", &["processor.audit"]),
+        ("a || b", &["app.a", "app.b"]),
+        ("solo", &["app.solo"]),
+    ] {
+        let def = eventflow_dsl::parse(definition).unwrap();
+        assert_eq!(registration_names(&def), want, "{definition}");
+    }
+}
