@@ -1,12 +1,12 @@
 //! Runs the counter: the admin endpoints, the web role and one consumer per
 //! tapped destination in one process, until SIGTERM/SIGINT. A lost broker
-//! connection ends the process with an error so Kubernetes restarts it.
-
-use std::{sync::Arc, time::Duration};
+//! connection does not end it: the runtime's broker link reconnects and the
+//! consumers resume (the counts live on in memory).
 
 use eventflow_runtime::{
     admin::{self, Readiness},
-    app, broker,
+    app,
+    broker::{BrokerLink, Target},
     config::{Config, Role},
     consumer::Consumer,
     metrics::Metrics,
@@ -20,8 +20,6 @@ use crate::{Counts, handler, router};
 pub enum CounterError {
     #[error("the counter has no functions role: run it as all (Combined)")]
     FunctionsRole,
-    #[error("lost the broker connection")]
-    BrokerLost,
 }
 
 async fn serve(
@@ -44,9 +42,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     tokio::spawn(app::shutdown_signal(cancel.clone()));
     let metrics = Metrics::default();
+    let link = BrokerLink::new();
     let readiness = Readiness {
         needs_store: false,
         needs_broker: true,
+        broker: Some(link.clone()),
         ..Readiness::default()
     };
     let counts = Counts::default();
@@ -61,15 +61,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %config.http_addr, "counts served");
     tasks.spawn(serve(http, router(counts.clone()), cancel.clone()));
 
-    let connection = Arc::new(broker::connect(&config.broker_uri, "counter-all", &cancel).await?);
-    broker::declare_topology(
-        &connection,
-        &config.bindings,
-        config.bindings_from_operator,
-        &cancel,
-    )
-    .await?;
-    let _ = readiness.broker.set(connection.clone());
+    let target = Target {
+        uri: config.broker_uri.clone(),
+        name: "counter-all".into(),
+        bindings: config.bindings.clone(),
+        passive: config.bindings_from_operator,
+    };
+    {
+        let (link, metrics, cancel) = (link.clone(), metrics.clone(), cancel.clone());
+        tasks.spawn(async move { Ok(link.maintain(&target, &metrics, &cancel).await?) });
+    }
     for subscription in &config.bindings.subscribes {
         tracing::info!(destination = %subscription.destination, queue = %subscription.queue, "tapping");
         let consumer = Consumer {
@@ -79,23 +80,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             concurrency: config.concurrency,
             metrics: metrics.clone(),
         };
-        let (connection, cancel) = (connection.clone(), cancel.clone());
-        tasks.spawn(async move { Ok(consumer.run(connection, cancel).await?) });
-    }
-    {
-        let (connection, cancel) = (connection.clone(), cancel.clone());
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-                if !connection.status().connected() {
-                    cancel.cancel();
-                    return Err(CounterError::BrokerLost.into());
-                }
-            }
-        });
+        let (link, cancel) = (link.clone(), cancel.clone());
+        tasks.spawn(async move { Ok(consumer.run(link, cancel).await?) });
     }
     let _ = readiness.started.set(());
     tracing::info!("ready");
@@ -109,6 +95,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
-    let _ = connection.close(200, "bye".into()).await;
+    if let Some(connection) = link.current() {
+        let _ = tokio::time::timeout(
+            eventflow_runtime::consumer::CLOSE_TIMEOUT,
+            connection.close(200, "bye".into()),
+        )
+        .await;
+    }
     result
 }

@@ -1,6 +1,14 @@
 //! The admin endpoints every role serves on `EVENTFLOW_ADMIN_ADDR`:
-//! `/livez` (the process runs), `/readyz` (the store and the broker this role
-//! uses both answer) and `/metrics` (Prometheus text).
+//! `/livez` (the process runs), `/readyz` and `/metrics` (Prometheus text).
+//!
+//! `/readyz` of a role that serves the web API (`web`, `all`) needs its
+//! store only: commands commit into the outbox while the broker is away, and
+//! the relay publishes them once it is back, so taking the pod out of its
+//! Service would only turn commits into errors. The body reports the broker
+//! (`ready; broker connected` or `ready; broker unreachable, events wait in
+//! the outbox`). A role that only consumes (`worker`, the counter) is ready
+//! only while its broker connection is up, its topology checked. The
+//! `functions` role needs neither.
 
 use std::sync::{Arc, OnceLock};
 
@@ -11,23 +19,25 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
-use lapin::Connection;
 
-use crate::{metrics::Metrics, store::EventStore};
+use crate::{broker::BrokerLink, metrics::Metrics, store::EventStore};
 
 /// What `/readyz` checks; parts are filled in as they come up.
 #[derive(Clone, Default)]
 pub struct Readiness {
     pub needs_store: bool,
+    /// Unready while `broker` is not connected (else it is only reported).
     pub needs_broker: bool,
     pub store: Arc<OnceLock<EventStore>>,
-    pub broker: Arc<OnceLock<Arc<Connection>>>,
+    /// The process's broker link, if it uses the broker.
+    pub broker: Option<BrokerLink>,
     /// Set once the role's servers and consumers run.
     pub started: Arc<OnceLock<()>>,
 }
 
 impl Readiness {
-    pub async fn ready(&self) -> Result<(), &'static str> {
+    /// `Ok(body)` when ready, `Err(why)` when not.
+    pub async fn ready(&self) -> Result<&'static str, &'static str> {
         if self.started.get().is_none() {
             return Err("starting");
         }
@@ -37,10 +47,19 @@ impl Readiness {
                 _ => return Err("event store unreachable"),
             }
         }
-        if self.needs_broker && !self.broker.get().is_some_and(|c| c.status().connected()) {
-            return Err("broker unreachable or topology not declared");
+        let connected = self.broker.as_ref().is_some_and(BrokerLink::is_connected);
+        if self.needs_broker {
+            return if connected {
+                Ok("ready")
+            } else {
+                Err("broker unreachable or topology not declared")
+            };
         }
-        Ok(())
+        Ok(match (&self.broker, connected) {
+            (None, _) => "ready",
+            (Some(_), true) => "ready; broker connected",
+            (Some(_), false) => "ready; broker unreachable, events wait in the outbox",
+        })
     }
 }
 
@@ -51,7 +70,7 @@ pub fn routes(readiness: Readiness, metrics: Metrics) -> Router {
             "/readyz",
             get(|State((r, _)): State<(Readiness, Metrics)>| async move {
                 match r.ready().await {
-                    Ok(()) => (StatusCode::OK, "ready").into_response(),
+                    Ok(body) => (StatusCode::OK, body).into_response(),
                     Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
                 }
             }),
@@ -69,4 +88,32 @@ pub fn routes(readiness: Readiness, metrics: Metrics) -> Router {
             }),
         )
         .with_state((readiness, metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(needs_broker: bool) -> Readiness {
+        let r = Readiness {
+            needs_broker,
+            broker: Some(BrokerLink::new()),
+            ..Readiness::default()
+        };
+        let _ = r.started.set(());
+        r
+    }
+
+    #[tokio::test]
+    async fn a_consuming_role_is_unready_without_the_broker_and_a_web_role_only_reports_it() {
+        assert_eq!(
+            started(true).ready().await,
+            Err("broker unreachable or topology not declared")
+        );
+        assert_eq!(
+            started(false).ready().await,
+            Ok("ready; broker unreachable, events wait in the outbox")
+        );
+        assert_eq!(Readiness::default().ready().await, Err("starting"));
+    }
 }

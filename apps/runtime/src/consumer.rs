@@ -8,6 +8,10 @@
 //! TTL returns it to the group queue after the backoff. The attempt that
 //! reaches `maxAttempts` is nacked without requeue, so the broker moves it to
 //! the dead-letter exchange and queue (names from the contract crate).
+//!
+//! The consumer takes its connection from the process's [`BrokerLink`] and
+//! outlives it: a lost channel is opened again on the link's next
+//! connection (see [`Consumer::run`]).
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -18,14 +22,18 @@ use lapin::{
     message::Delivery,
     options::{
         BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+        BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable, ShortString},
 };
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{cloudevent::CloudEvent, metrics::Metrics};
+use crate::{
+    broker::{Backoff, BrokerLink},
+    cloudevent::CloudEvent,
+    metrics::Metrics,
+};
 
 /// Longest wait for in-flight messages on shutdown.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
@@ -85,64 +93,100 @@ pub fn attempts(properties: &BasicProperties) -> u32 {
 }
 
 impl Consumer {
-    /// Consumes until `cancel`, then drains. Ends with an error when the
-    /// broker ends the consumption first (channel closed, queue deleted).
+    /// Consumes until `cancel`, then drains. The channel lives as long as
+    /// the link's connection: when it dies (a broker restart, the network),
+    /// the consumer waits for the link's next connection and consumes again
+    /// on a new channel; the messages in hand on the dead channel cannot be
+    /// settled (logged) and the broker redelivers them (handlers tolerate
+    /// redelivery). Ends with an error only when the broker stops
+    /// delivering on a live connection because the queue is gone (deleted
+    /// and not declared again): the process ends, and its restart waits
+    /// until the topology is declared again.
     pub async fn run(
         self,
-        connection: Arc<Connection>,
+        link: BrokerLink,
         cancel: CancellationToken,
     ) -> Result<(), ConsumerError> {
-        let channel = connection.create_channel().await?;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        let tag = format!("{}-{}", self.subscription.group, uuid::Uuid::new_v4());
-        let mut deliveries = channel
-            .basic_consume(
-                self.subscription.queue.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        tracing::info!(queue = %self.subscription.queue, prefetch = self.prefetch, concurrency = self.concurrency, "consuming");
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let tracker = TaskTracker::new();
         let this = Arc::new(self);
+        let queue = this.subscription.queue.clone();
+        let mut backoff = Backoff::default();
         let mut ended: Option<ConsumerError> = None;
-        loop {
-            let permit = tokio::select! {
-                () = cancel.cancelled() => break,
-                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            };
-            let delivery = tokio::select! {
-                () = cancel.cancelled() => break,
-                d = deliveries.next() => d,
-            };
-            match delivery {
-                Some(Ok(delivery)) => {
-                    let (this, channel) = (this.clone(), channel.clone());
-                    tracker.spawn(async move {
-                        this.handle(&channel, delivery).await;
-                        drop(permit);
-                    });
-                }
-                Some(Err(e)) => {
-                    ended = Some(ConsumerError::Amqp(e));
+        let mut session: Option<(Channel, String)> = None;
+        'connection: while let Some(connection) = link.connection(&cancel).await {
+            let (channel, tag, mut deliveries) = match this.consume(&connection).await {
+                Ok(consuming) => consuming,
+                Err(e) if queue_missing(&e) && connection.status().connected() => {
+                    ended = Some(ConsumerError::Ended(queue.clone()));
                     break;
                 }
-                None => {
-                    ended = Some(ConsumerError::Ended(this.subscription.queue.clone()));
-                    break;
+                Err(e) => {
+                    let pause = backoff.next_pause();
+                    tracing::warn!(error = %e, %queue, retry_in_ms = pause.as_millis() as u64, "cannot consume yet");
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            };
+            backoff.reset();
+            session = Some((channel.clone(), tag));
+            loop {
+                let permit = tokio::select! {
+                    () = cancel.cancelled() => break 'connection,
+                    p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break 'connection },
+                };
+                let delivery = tokio::select! {
+                    () = cancel.cancelled() => break 'connection,
+                    d = deliveries.next() => d,
+                };
+                let why = match delivery {
+                    Some(Ok(delivery)) => {
+                        let (this, channel) = (this.clone(), channel.clone());
+                        tracker.spawn(async move {
+                            this.handle(&channel, delivery).await;
+                            drop(permit);
+                        });
+                        continue;
+                    }
+                    Some(Err(e)) => ConsumerError::Amqp(e),
+                    None => ConsumerError::Ended(queue.clone()),
+                };
+                if !channel.status().connected() || !connection.status().connected() {
+                    tracing::warn!(error = %why, %queue, "lost the channel; consuming again on the next broker connection");
+                    continue 'connection;
+                }
+                // The broker cancelled the consumer on a live channel: the
+                // queue was deleted — or went away with its node and is back.
+                match queue_exists(&connection, &queue).await {
+                    Ok(true) => {
+                        tracing::warn!(error = %why, %queue, "the broker cancelled the consumer; consuming again");
+                        let _ = tokio::time::timeout(
+                            CLOSE_TIMEOUT,
+                            channel.close(200, "cancelled".into()),
+                        )
+                        .await;
+                        continue 'connection;
+                    }
+                    Ok(false) => {
+                        ended = Some(why);
+                        break 'connection;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %queue, "lost the broker while checking the queue; consuming again on the next connection");
+                        continue 'connection;
+                    }
                 }
             }
         }
-        let _ = channel
-            .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
-            .await;
+        if let Some((channel, tag)) = &session
+            && channel.status().connected()
+        {
+            let _ = channel
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
         tracker.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
             .await
@@ -155,8 +199,38 @@ impl Consumer {
         // closing channel ("invalid channel state: Closing"), and a stopping
         // process must never wait on the broker for good; what stays
         // unacknowledged returns to the queue when the connection closes.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, "drained".into())).await;
+        if let Some((channel, _)) = session
+            && channel.status().connected()
+        {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, "drained".into())).await;
+        }
         ended.map_or(Ok(()), Err)
+    }
+
+    /// A new channel consuming the queue: prefetch, publisher confirms (for
+    /// the retry queue), `basic.consume` with a fresh consumer tag.
+    async fn consume(
+        &self,
+        connection: &Connection,
+    ) -> lapin::Result<(Channel, String, lapin::Consumer)> {
+        let channel = connection.create_channel().await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let tag = format!("{}-{}", self.subscription.group, uuid::Uuid::new_v4());
+        let deliveries = channel
+            .basic_consume(
+                self.subscription.queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tracing::info!(queue = %self.subscription.queue, prefetch = self.prefetch, concurrency = self.concurrency, "consuming");
+        Ok((channel, tag, deliveries))
     }
 
     async fn handle(&self, channel: &Channel, delivery: Delivery) {
@@ -234,6 +308,32 @@ impl Consumer {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The broker refused because the queue does not exist (`NOT_FOUND`).
+fn queue_missing(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
+}
+
+/// Whether `queue` exists (a passive declare on a channel of its own); an
+/// error when the broker cannot say (the connection is going).
+async fn queue_exists(connection: &Connection, queue: &str) -> lapin::Result<bool> {
+    let channel = connection.create_channel().await?;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    match channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+    {
+        Ok(_) => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, "checked".into())).await;
+            Ok(true)
+        }
+        Err(e) if queue_missing(&e) && connection.status().connected() => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -34,6 +34,10 @@ pub struct Metrics {
     /// `ok`, `retried`, `dead_lettered`, `ignored`.
     pub messages: Family<Outcome, Counter>,
     pub http_requests: Family<HttpRequest, Counter>,
+    /// 1 while the broker link is up (topology checked), else 0.
+    pub broker_connected: Gauge,
+    /// Broker connections re-established after a loss.
+    pub broker_reconnects: Counter,
 }
 
 impl Default for Metrics {
@@ -48,6 +52,8 @@ impl Default for Metrics {
             concurrency_conflicts: Counter::default(),
             messages: Family::default(),
             http_requests: Family::default(),
+            broker_connected: Gauge::default(),
+            broker_reconnects: Counter::default(),
         };
         r.register(
             "events_appended",
@@ -84,6 +90,16 @@ impl Default for Metrics {
             "HTTP requests by route template and status class",
             m.http_requests.clone(),
         );
+        r.register(
+            "broker_connected",
+            "1 while the broker connection is up and its topology checked, else 0",
+            m.broker_connected.clone(),
+        );
+        r.register(
+            "broker_reconnects",
+            "Broker connections re-established after a loss",
+            m.broker_reconnects.clone(),
+        );
         Self {
             registry: Arc::new(r),
             ..m
@@ -115,7 +131,13 @@ mod tests {
         let m = Metrics::default();
         m.events_appended.inc_by(3);
         m.message("dead_lettered");
+        m.broker_reconnects.inc();
         let text = m.render();
+        assert!(text.contains("eventflow_broker_connected 0"), "{text}");
+        assert!(
+            text.contains("eventflow_broker_reconnects_total 1"),
+            "{text}"
+        );
         assert!(text.contains("eventflow_events_appended_total 3"), "{text}");
         assert!(
             text.contains("eventflow_messages_total{outcome=\"dead_lettered\"} 1"),

@@ -5,8 +5,16 @@
 //! restart; a crash between publish and delete re-publishes (at-least-once:
 //! consumers tolerate duplicates). Of several web replicas on one
 //! PostgreSQL store, one relays at a time (`EventStore::relay_lease`).
+//!
+//! Neither a broker restart nor a store restart stops it: it publishes on a
+//! channel of the process's [`BrokerLink`] connection and opens a new one on
+//! the link's next connection; it checks its lease and takes it again once
+//! the lease's connection died (see [`Relay::run`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use lapin::{
     BasicProperties, Channel, options::BasicPublishOptions, options::ConfirmSelectOptions,
@@ -14,15 +22,27 @@ use lapin::{
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{cloudevent::CloudEvent, metrics::Metrics, store::EventStore};
+use crate::{
+    broker::BrokerLink,
+    cloudevent::CloudEvent,
+    metrics::Metrics,
+    store::{EventStore, RelayLease},
+};
 
 const BATCH: i64 = 256;
 /// Poll interval when nobody notifies (other replicas' commits, restarts).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often the relay makes sure it still holds its lease (one `SELECT 1`
+/// on the lease's connection), and at once after a store error.
+const LEASE_CHECK: Duration = Duration::from_millis(500);
+/// Longest wait for the broker's confirms of one batch; past it the channel
+/// is given up and the batch published again on a new one.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Relay {
     pub store: EventStore,
-    pub channel: Channel,
+    /// The process's broker connection; the relay opens its channel on it.
+    pub link: BrokerLink,
     pub exchange: String,
     pub self_url: String,
     pub collection_of: fn(&str) -> &'static str,
@@ -40,15 +60,35 @@ enum RelayError {
     Amqp(#[from] lapin::Error),
     #[error("broker refused event at position {0}")]
     Nacked(i64),
+    #[error("no confirm from the broker within {0:?}")]
+    Unconfirmed(Duration),
 }
 
 impl Relay {
-    pub async fn run(self, cancel: CancellationToken) -> lapin::Result<()> {
-        self.channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        let mut lease = None;
+    /// Relays until `cancel`. Survives the broker and the store going away:
+    /// without a broker connection it waits for the link's next one (the
+    /// outbox keeps what is committed meanwhile, and the relay drains it in
+    /// position order once the broker is back); it checks its lease every
+    /// [`LEASE_CHECK`] and takes it again when its connection died.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut lease: Option<RelayLease> = None;
+        let mut lease_checked = Instant::now();
+        let mut channel: Option<Channel> = None;
         loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            if let Some(held) = &mut lease
+                && lease_checked.elapsed() >= LEASE_CHECK
+            {
+                lease_checked = Instant::now();
+                if !held.holds().await {
+                    tracing::warn!(
+                        "lost the relay lease (its store connection closed); taking it again"
+                    );
+                    lease = None;
+                }
+            }
             if lease.is_none() {
                 lease = match self.store.relay_lease().await {
                     Ok(l) => l,
@@ -57,37 +97,75 @@ impl Relay {
                         None
                     }
                 };
+                lease_checked = Instant::now();
             }
             if lease.is_none() {
                 // Another replica relays; take over if it goes away.
                 tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
+                    () = cancel.cancelled() => return,
                     () = tokio::time::sleep(IDLE_POLL) => {}
                 }
                 continue;
             }
-            let published = match self.publish_batch().await {
+            let Some(open) = channel.as_ref().filter(|c| c.status().connected()) else {
+                channel = self.open_channel(&cancel).await;
+                continue;
+            };
+            let published = match self.publish_batch(open).await {
                 Ok(n) => n,
-                // A closed channel cannot recover: stop, the process restarts.
-                Err(RelayError::Amqp(e)) if !self.channel.status().connected() => return Err(e),
+                Err(e) if !open.status().connected() => {
+                    tracing::warn!(error = %e, "the relay lost its channel; publishing again on the next broker connection");
+                    channel = None;
+                    continue;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "outbox relay failed; retrying");
+                    if matches!(e, RelayError::Unconfirmed(_)) {
+                        channel = None;
+                    }
+                    // Maybe the store went away with the lease: check it now.
+                    lease_checked = Instant::now()
+                        .checked_sub(LEASE_CHECK)
+                        .unwrap_or(lease_checked);
                     0
                 }
             };
             if published == 0 {
                 tokio::select! {
-                    () = cancel.cancelled() => return Ok(()),
+                    () = cancel.cancelled() => return,
                     () = self.notify.notified() => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}
                 }
-            } else if cancel.is_cancelled() {
-                return Ok(());
             }
         }
     }
 
-    async fn publish_batch(&self) -> Result<usize, RelayError> {
+    /// A channel with publisher confirms on the link's connection, waiting
+    /// for one; `None` when cancelled or when opening failed (the caller
+    /// loops: the next attempt waits for a live connection again).
+    async fn open_channel(&self, cancel: &CancellationToken) -> Option<Channel> {
+        let connection = self.link.connection(cancel).await?;
+        let opened = async {
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            lapin::Result::Ok(channel)
+        };
+        match opened.await {
+            Ok(channel) => Some(channel),
+            Err(e) => {
+                tracing::warn!(error = %e, "the relay cannot open a channel yet");
+                tokio::select! {
+                    () = cancel.cancelled() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+                None
+            }
+        }
+    }
+
+    async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
         let batch = self.store.outbox_batch(BATCH).await?;
         if batch.is_empty() {
             self.metrics.outbox_pending.set(0);
@@ -108,8 +186,7 @@ impl Relay {
                 .with_message_id(ce.id.as_str().into())
                 .with_type(ce.event_type.as_str().into())
                 .with_delivery_mode(2);
-            let confirm = self
-                .channel
+            let confirm = channel
                 .basic_publish(
                     self.exchange.as_str().into(),
                     ce.routing_key().as_str().into(),
@@ -121,14 +198,21 @@ impl Relay {
             confirms.push((e.position, confirm));
         }
         let mut done = Vec::with_capacity(confirms.len());
-        for (position, confirm) in confirms {
-            if !confirm.await?.is_ack() {
-                self.store.outbox_done(&done).await?;
-                return Err(RelayError::Nacked(position));
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            for (position, confirm) in confirms {
+                if !confirm.await?.is_ack() {
+                    return Err(RelayError::Nacked(position));
+                }
+                done.push(position);
             }
-            done.push(position);
-        }
+            Ok(())
+        })
+        .await
+        .unwrap_or(Err(RelayError::Unconfirmed(CONFIRM_TIMEOUT)));
+        // What the broker confirmed is done, even when the rest failed (a
+        // lost channel): fewer duplicates when the rest is published again.
         self.store.outbox_done(&done).await?;
+        confirmed?;
         self.metrics.events_published.inc_by(done.len() as u64);
         self.metrics
             .outbox_pending

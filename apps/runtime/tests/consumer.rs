@@ -13,6 +13,7 @@ use std::{
 
 use eventflow_contract::{Bindings, Topology, bindings::SubscriptionRequest, declare::declare};
 use eventflow_runtime::{
+    broker::BrokerLink,
     cloudevent::CloudEvent,
     consumer::{Consumer, Handled, Handler},
     metrics::Metrics,
@@ -110,7 +111,7 @@ async fn the_consumer_bounds_its_concurrency_and_drains_without_losing_a_message
         metrics: Metrics::default(),
     };
     let cancel = CancellationToken::new();
-    let running = tokio::spawn(consumer.run(connection.clone(), cancel.clone()));
+    let running = tokio::spawn(consumer.run(BrokerLink::of(connection.clone()), cancel.clone()));
     while counters.finished.load(Ordering::SeqCst) < 10 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

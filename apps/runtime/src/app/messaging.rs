@@ -1,19 +1,18 @@
-//! Everything of a process that needs the broker: the connection and its
-//! topology, the consumers of the worker role, the outbox relay of the web
-//! role, and the watch that ends the process when the connection or the
-//! relay is lost.
+//! Everything of a process that needs the broker: the broker link (one
+//! connection, re-established in-process after a loss, its topology
+//! checked each time), the consumers of the worker role and the outbox
+//! relay of the web role, both of which outlive any one connection. Losing
+//! the broker never ends the process; a configuration error does.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use eventflow_contract::Bindings;
-use lapin::Connection;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{AppSpec, supervise::Failure};
 use crate::{
-    admin::Readiness,
-    broker::{self, BrokerError},
+    broker::{BrokerError, BrokerLink, Target},
     config::Config,
     consumer::Consumer,
     metrics::Metrics,
@@ -25,14 +24,8 @@ use crate::{
 pub(super) enum BrokerRunError {
     #[error(transparent)]
     Broker(#[from] BrokerError),
-    #[error("broker: {0}")]
-    Amqp(#[from] lapin::Error),
     #[error("EVENTFLOW_BINDINGS does not publish to destination {0:?}")]
     NoExchange(String),
-    #[error("lost the broker connection")]
-    Lost,
-    #[error("the outbox relay stopped")]
-    RelayStopped,
 }
 
 /// Everything that needs the broker: the relay (web), the consumers (worker).
@@ -42,10 +35,12 @@ pub(super) struct BrokerPart {
     pub(super) store: Option<EventStore>,
     pub(super) relay_notify: Arc<Notify>,
     pub(super) metrics: Metrics,
-    pub(super) readiness: Readiness,
+    pub(super) link: BrokerLink,
 }
 
 impl BrokerPart {
+    /// Runs the link, the consumers and the relay until `cancel` (the relay
+    /// until `web_stop`, after the consumers drained).
     pub(super) async fn run(
         self,
         cancel: &CancellationToken,
@@ -54,11 +49,10 @@ impl BrokerPart {
         failure: &Failure,
     ) -> Result<(), BrokerRunError> {
         let c = &self.config;
-        let name = format!("{}-{}", self.spec.name, c.role.as_str());
-        let connection = Arc::new(broker::connect(&c.broker_uri, &name, cancel).await?);
-        broker::declare_topology(&connection, &c.bindings, c.bindings_from_operator, cancel)
-            .await?;
-        let _ = self.readiness.broker.set(connection.clone());
+        let exchange = match &self.store {
+            Some(_) => Some(exchange_of(&c.bindings, self.spec.destination)?),
+            None => None,
+        };
         if c.role.runs_worker() {
             for subscription in &c.bindings.subscribes {
                 let consumer = Consumer {
@@ -68,22 +62,21 @@ impl BrokerPart {
                     concurrency: c.concurrency,
                     metrics: self.metrics.clone(),
                 };
-                let (connection, cancel) = (connection.clone(), cancel.clone());
+                let (link, cancel) = (self.link.clone(), cancel.clone());
                 let failure = failure.clone();
                 consumers.spawn(async move {
-                    if let Err(e) = consumer.run(connection, cancel.clone()).await {
+                    if let Err(e) = consumer.run(link, cancel.clone()).await {
                         failure.record(e.into(), &cancel);
                     }
                 });
             }
         }
         consumers.close();
-        let relay = match &self.store {
-            Some(store) => {
-                let exchange = exchange_of(&c.bindings, self.spec.destination)?;
+        let relay = match (&self.store, exchange) {
+            (Some(store), Some(exchange)) => {
                 let relay = Relay {
                     store: store.clone(),
-                    channel: connection.create_channel().await?,
+                    link: self.link.clone(),
                     exchange,
                     self_url: c.self_url.clone(),
                     collection_of: self.spec.collection_of,
@@ -91,52 +84,26 @@ impl BrokerPart {
                     metrics: self.metrics.clone(),
                     fault_exit_after_commit: c.fault_exit_after_commit,
                 };
-                let stop = web_stop.clone();
-                Some(tokio::spawn(async move { relay.run(stop).await }))
+                Some(tokio::spawn(relay.run(web_stop.clone())))
             }
-            None => None,
+            _ => None,
         };
-        let lost = watch_connection(&connection, cancel, relay).await;
-        match lost {
-            None => Ok(()),
-            Some(e) => Err(e),
+        let target = Target {
+            uri: c.broker_uri.clone(),
+            name: format!("{}-{}", self.spec.name, c.role.as_str()),
+            bindings: c.bindings.clone(),
+            passive: c.bindings_from_operator,
+        };
+        let linked = self.link.maintain(&target, &self.metrics, cancel).await;
+        if linked.is_err() {
+            // Stop the consumers, then (web_stop) the relay.
+            cancel.cancel();
         }
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
+        Ok(linked?)
     }
-}
-
-/// Watches the connection and the relay until `cancel`; returns why they
-/// stopped first, if they did.
-async fn watch_connection(
-    connection: &Connection,
-    cancel: &CancellationToken,
-    mut relay: Option<tokio::task::JoinHandle<lapin::Result<()>>>,
-) -> Option<BrokerRunError> {
-    let failed = loop {
-        tokio::select! {
-            () = cancel.cancelled() => break None,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        if !connection.status().connected() {
-            break Some(BrokerRunError::Lost);
-        }
-        if relay.as_ref().is_some_and(|r| r.is_finished()) && !cancel.is_cancelled() {
-            let outcome = match relay.take() {
-                Some(r) => r.await,
-                None => Ok(Ok(())),
-            };
-            break Some(match outcome {
-                Ok(Err(e)) => BrokerRunError::Amqp(e),
-                _ => BrokerRunError::RelayStopped,
-            });
-        }
-    };
-    if failed.is_some() {
-        cancel.cancel();
-    }
-    if let Some(relay) = relay {
-        let _ = relay.await;
-    }
-    failed
 }
 
 fn exchange_of(bindings: &Bindings, destination: &str) -> Result<String, BrokerRunError> {

@@ -2,11 +2,13 @@
 //! broker, the HTTP servers, the relay and the consumers together.
 //!
 //! The web API serves as soon as the store is up — commands commit into the
-//! outbox even while the broker is unreachable (`/readyz` says so) and the
-//! relay catches up once it connects. On SIGTERM/SIGINT the consumers drain
-//! first and the web API (which in role `all` they call) stops after them.
-//! A lost broker connection ends the process with an error so its
-//! supervisor (Kubernetes) restarts it cleanly.
+//! outbox even while the broker is unreachable (`/readyz` reports it and
+//! stays ready) and the relay catches up once it connects. On SIGTERM/SIGINT
+//! the consumers drain first and the web API (which in role `all` they call)
+//! stops after them. A lost broker connection does not end the process: the
+//! broker link reconnects in-process and the consumers and the relay resume
+//! on its next connection; only fatal errors (configuration, the store's
+//! migrations, a topology the broker refuses) end it.
 //!
 //! In the order a process runs them: [`entry`] (`main`: logs, configuration)
 //! calls [`run`](run::run), which starts the [`http`] router and

@@ -2,7 +2,8 @@
 //! server, the store and web API (web, all), the functions server
 //! (functions), then everything that needs the broker ([`super::messaging`]);
 //! and the order of a graceful stop — consumers drain first, the web API
-//! (which in role `all` they call) stops after them.
+//! (which in role `all` they call) stops after them. The broker coming and
+//! going never ends the process: the link reconnects in-process.
 
 use std::sync::Arc;
 
@@ -12,12 +13,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use super::{
     AppSpec,
     http::web_router,
-    messaging::{BrokerPart, BrokerRunError},
+    messaging::BrokerPart,
     supervise::{Failure, shutdown_signal, spawn_server},
 };
 use crate::{
     admin::{self, Readiness},
-    broker::BrokerError,
+    broker::BrokerLink,
     config::{Config, Role},
     metrics::Metrics,
     store::EventStore,
@@ -33,9 +34,14 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
     let failure = Failure::default();
     let metrics = Metrics::default();
     let role = config.role;
+    // One broker connection per process (none for `functions`). A role
+    // serving the web API stays ready without it: commits wait in the
+    // outbox; a role that only consumes is ready only while connected.
+    let link = (role != Role::Functions).then(BrokerLink::new);
     let readiness = Readiness {
         needs_store: role.runs_web(),
-        needs_broker: role != Role::Functions,
+        needs_broker: role == Role::Worker,
+        broker: link.clone(),
         ..Readiness::default()
     };
     let tasks = TaskTracker::new();
@@ -88,14 +94,14 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
         None
     };
 
-    if readiness.needs_broker {
+    if let Some(link) = link.clone() {
         let part = BrokerPart {
             spec,
             config: config.clone(),
             store,
             relay_notify,
             metrics: metrics.clone(),
-            readiness: readiness.clone(),
+            link,
         };
         let (cancel, web_stop, consumers, failure) = (
             cancel.clone(),
@@ -105,7 +111,7 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
         );
         tasks.spawn(async move {
             match part.run(&cancel, &web_stop, &consumers, &failure).await {
-                Ok(()) | Err(BrokerRunError::Broker(BrokerError::Cancelled)) => {}
+                Ok(()) => {}
                 Err(e) => failure.record(e.into(), &cancel),
             }
             consumers.close();
@@ -122,7 +128,7 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
     admin_stop.cancel();
     tasks.close();
     tasks.wait().await;
-    if let Some(c) = readiness.broker.get() {
+    if let Some(c) = link.and_then(|l| l.current()) {
         // Bounded like the consumers' channel close: never hang on the broker when stopping.
         let _ =
             tokio::time::timeout(crate::consumer::CLOSE_TIMEOUT, c.close(200, "bye".into())).await;

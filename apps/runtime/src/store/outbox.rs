@@ -2,12 +2,35 @@
 //! in position order, and the lease that lets one relay at a time publish
 //! them.
 
+use std::time::Duration;
+
 use super::{Backend, EventStore, StoreError, read::EVENT_COLUMNS};
 use crate::event::RecordedEvent;
 
 /// See [`EventStore::relay_lease`].
 pub struct RelayLease {
-    _connection: Option<sqlx::AnyConnection>,
+    connection: Option<sqlx::AnyConnection>,
+}
+
+/// Longest wait for the lease's connection to answer [`RelayLease::holds`].
+const LEASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl RelayLease {
+    /// Whether the lease still holds: its connection answers a `SELECT 1`
+    /// (one round trip). A session advisory lock lives exactly as long as
+    /// its connection, so a lease whose connection died (PostgreSQL
+    /// restarted, the connection was terminated) is gone — another replica
+    /// may hold it now. Always true on SQLite.
+    pub async fn holds(&mut self) -> bool {
+        let Some(connection) = &mut self.connection else {
+            return true;
+        };
+        let ping = sqlx::query("SELECT 1").execute(connection);
+        matches!(
+            tokio::time::timeout(LEASE_CHECK_TIMEOUT, ping).await,
+            Ok(Ok(_))
+        )
+    }
 }
 
 /// Arbitrary constant identifying the relay's lock on PostgreSQL.
@@ -21,7 +44,7 @@ impl EventStore {
     /// replica holds it. SQLite is one replica's file: always granted.
     pub async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
         if self.backend == Backend::Sqlite {
-            return Ok(Some(RelayLease { _connection: None }));
+            return Ok(Some(RelayLease { connection: None }));
         }
         let mut connection = self.pool.acquire().await?.detach();
         // Keyed by the schema too: contexts sharing one database, each in its
@@ -32,7 +55,7 @@ impl EventStore {
                 .fetch_one(&mut connection)
                 .await?;
         Ok(granted.then_some(RelayLease {
-            _connection: Some(connection),
+            connection: Some(connection),
         }))
     }
 
