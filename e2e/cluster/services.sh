@@ -6,6 +6,9 @@
 #   services.sh up     start both (idempotent), print their addresses as exports
 #   services.sh down   stop exactly what `up` started (PID files)
 #   services.sh env    print the exports only
+#   services.sh fault-broker stop|start
+#                      stop / start again (its data kept: a broker restart) the
+#                      second RabbitMQ node that only fault tests use
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -22,6 +25,7 @@ PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null |
 exports() {
   echo "export EVENTFLOW_TEST_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$AMQP_PORT/%2f"
   echo "export EVENTFLOW_TEST_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$PG_PORT/eventflow"
+  fault_broker_exports
 }
 
 wait_port() { # port seconds what
@@ -120,9 +124,89 @@ pg_down() {
   rm -f "$PG/server.pid"
 }
 
+# --- The fault broker -------------------------------------------------------
+# A second RabbitMQ node (own node name, ports, epmd, data and PID files) that
+# only fault tests use: they stop and start it (`fault-broker stop|start`), so
+# the broker every other test shares never goes away under them.
+FAULT_AMQP_PORT=${EVENTFLOW_TEST_FAULT_AMQP_PORT:-28682}
+FAULT_DIST_PORT=${EVENTFLOW_TEST_FAULT_DIST_PORT:-$((FAULT_AMQP_PORT + 1))}
+FAULT_EPMD_PORT=${EVENTFLOW_TEST_FAULT_EPMD_PORT:-28470}
+FAULT_RMQ=$SVC/rabbitmq-fault
+
+fault_broker_exports() {
+  echo "export EVENTFLOW_TEST_FAULT_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$FAULT_AMQP_PORT/%2f"
+}
+
+fault_broker_env() {
+  export HOME=$FAULT_RMQ RABBITMQ_HOME=/usr/lib/rabbitmq
+  export RABBITMQ_NODENAME=eventflow-fault@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$FAULT_AMQP_PORT RABBITMQ_DIST_PORT=$FAULT_DIST_PORT ERL_EPMD_PORT=$FAULT_EPMD_PORT
+  export RABBITMQ_MNESIA_BASE=$FAULT_RMQ/mnesia RABBITMQ_LOG_BASE=$FAULT_RMQ/log RABBITMQ_LOGS=-
+  export RABBITMQ_CONFIG_FILE=$FAULT_RMQ/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$FAULT_RMQ/enabled_plugins
+  export RABBITMQ_ENABLED_PLUGINS=""
+}
+
+# Starts the node on the data it has (a restart keeps durable queues and
+# persistent messages); `fresh` wipes the data first.
+fault_broker_start() {
+  if alive "$FAULT_RMQ/server.pid"; then return 0; fi
+  mkdir -p "$FAULT_RMQ/mnesia" "$FAULT_RMQ/log" "$LOG_DIR"
+  if [ "${1:-}" = fresh ]; then rm -rf "$FAULT_RMQ/mnesia"/*; fi
+  cat > "$FAULT_RMQ/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$FAULT_AMQP_PORT
+default_user = eventflow
+default_pass = eventflow
+loopback_users = none
+CONF
+  echo "[]." > "$FAULT_RMQ/enabled_plugins"
+  [ -f "$FAULT_RMQ/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$FAULT_RMQ/.erlang.cookie"; }
+  chmod 600 "$FAULT_RMQ/.erlang.cookie"
+  chown -R rabbitmq:rabbitmq "$FAULT_RMQ"
+  (
+    fault_broker_env
+    if ! alive "$FAULT_RMQ/epmd.pid"; then
+      setpriv --reuid rabbitmq --regid rabbitmq --init-groups epmd -port "$FAULT_EPMD_PORT" -address 127.0.0.1 \
+        >>"$LOG_DIR/epmd-fault.log" 2>&1 &
+      echo $! > "$FAULT_RMQ/epmd.pid"
+    fi
+    setsid setpriv --reuid rabbitmq --regid rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server \
+      >>"$LOG_DIR/rabbitmq-fault.log" 2>&1 &
+    echo $! > "$FAULT_RMQ/server.pid"
+  )
+  wait_port "$FAULT_AMQP_PORT" 90 "the fault RabbitMQ"
+  log "fault RabbitMQ on 127.0.0.1:$FAULT_AMQP_PORT"
+}
+
+# Stops the node (its connections are closed as in any broker shutdown);
+# `all` stops its epmd too.
+fault_broker_stop() {
+  if alive "$FAULT_RMQ/server.pid"; then
+    local pid; pid=$(cat "$FAULT_RMQ/server.pid")
+    # Its own session (setsid): its process group is its PID.
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$FAULT_RMQ/server.pid"
+  if [ "${1:-}" = all ]; then
+    if alive "$FAULT_RMQ/epmd.pid"; then kill "$(cat "$FAULT_RMQ/epmd.pid")" 2>/dev/null || true; fi
+    rm -f "$FAULT_RMQ/epmd.pid"
+  fi
+}
+
+fault_broker() {
+  case "${1:-}" in
+    stop) fault_broker_stop; log "fault RabbitMQ stopped" ;;
+    start) fault_broker_start ;;
+    *) echo "usage: $0 fault-broker stop|start" >&2; exit 2 ;;
+  esac
+}
+# --- end of the fault broker ------------------------------------------------
+
 case "${1:-}" in
-  up) rabbit_up; pg_up; exports ;;
-  down) rabbit_down; pg_down; log "services stopped" ;;
+  up) rabbit_up; pg_up; fault_broker_start fresh; exports ;;
+  down) rabbit_down; pg_down; fault_broker_stop all; log "services stopped" ;;
   env) exports ;;
-  *) echo "usage: $0 up|down|env" >&2; exit 2 ;;
+  fault-broker) fault_broker "${2:-}" ;;
+  *) echo "usage: $0 up|down|env|fault-broker stop|start" >&2; exit 2 ;;
 esac
