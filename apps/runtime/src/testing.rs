@@ -19,6 +19,8 @@ use sqlx::{Connection, postgres::PgConnection};
 
 pub const AMQP_VAR: &str = "EVENTFLOW_TEST_AMQP_URI";
 pub const DATABASE_VAR: &str = "EVENTFLOW_TEST_DATABASE_URL";
+/// The broker only fault tests use: they stop and start it.
+pub const FAULT_AMQP_VAR: &str = "EVENTFLOW_TEST_FAULT_AMQP_URI";
 
 /// The value of a service variable, or a panic that says how to get it.
 pub fn require_env(var: &str) -> String {
@@ -33,6 +35,34 @@ pub fn require_env(var: &str) -> String {
 
 pub fn amqp_uri() -> String {
     require_env(AMQP_VAR)
+}
+
+/// The fault broker's URI ([`fault_broker`] stops and starts it).
+pub fn fault_amqp_uri() -> String {
+    require_env(FAULT_AMQP_VAR)
+}
+
+/// Held by a test for as long as it stops and starts the fault broker: the
+/// tests of one binary run in parallel, and one test's broker restart must
+/// not land in the middle of another's.
+pub static FAULT_BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `e2e/cluster/services.sh fault-broker <action>` (`stop`: the node shuts
+/// down and closes its connections; `start`: it starts again on its data
+/// and returns once it listens). Panics when the script fails.
+pub fn fault_broker(action: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/cluster/services.sh");
+    let out = Command::new(script)
+        .args(["fault-broker", action])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        out.status.success(),
+        "services.sh fault-broker {action} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A unique name prefix for broker objects, so parallel tests never share queues.
