@@ -17,7 +17,8 @@ use eventflow_runtime::{
     cloudevent::CloudEvent,
     store::EventStore,
     testing::{
-        AppProcess, FAULT_BROKER, fault_amqp_uri, fault_broker, fresh_postgres, unique_namespace,
+        AppProcess, FAULT_BROKER, fault_amqp_uri, fault_broker, fresh_postgres, fresh_sqlite,
+        unique_namespace,
     },
 };
 use lapin::{
@@ -298,4 +299,50 @@ async fn web_and_worker_ride_out_a_broker_restart_and_deliver_what_was_committed
             p.log_text()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the fault rabbitmq"]
+async fn web_and_worker_stop_gracefully_while_the_broker_is_down() {
+    let _serial = FAULT_BROKER.lock().await;
+    let uri = fault_amqp_uri();
+    fault_broker("start");
+    let (bindings, tap) = prepare(&uri).await;
+    let env = vec![
+        ("EVENTFLOW_BROKER_URI", uri.clone()),
+        ("EVENTFLOW_BINDINGS", bindings.to_json()),
+        ("DATABASE_URL", fresh_sqlite()),
+    ];
+    let mut web = AppProcess::spawn(BIN, "web", &env);
+    let mut worker = AppProcess::spawn(BIN, "worker", &env);
+    web.wait_ready(READY_TIMEOUT).await;
+    worker.wait_ready(READY_TIMEOUT).await;
+    fault_broker("stop");
+    until(
+        "both see the broker gone",
+        CATCH_UP,
+        &[&web, &worker],
+        async || {
+            web.metric("eventflow_broker_connected").await == 0.0
+                && worker.metric("eventflow_broker_connected").await == 0.0
+        },
+    )
+    .await;
+    // SIGTERM while reconnecting: the drain and the stop never wait for the broker.
+    for p in [&mut worker, &mut web] {
+        let start = Instant::now();
+        assert!(
+            p.terminate(Duration::from_secs(30))
+                .is_some_and(|s| s.success()),
+            "{}",
+            p.log_text()
+        );
+        eprintln!(
+            "{} stopped in {:?} without a broker",
+            p.http,
+            start.elapsed()
+        );
+    }
+    fault_broker("start");
+    drain_tap(&uri, &tap).await;
 }
