@@ -45,6 +45,7 @@ fn write(id: &str, expected: i64, types: &[&str]) -> StreamWrite {
             .collect(),
         snapshot: json!({ "id": id }),
         lookup: None,
+        in_flight: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn shelve(id: &str, expected: i64, shelf: Option<&str>, colour: Option<&str>) ->
         events: vec![NewEvent::new("SHELVED", json!({ "id": id }))],
         snapshot: serde_json::to_value(&state).unwrap(),
         lookup: state.lookup(),
+        in_flight: None,
     }
 }
 
@@ -348,12 +350,14 @@ async fn a_taken_claim_and_a_used_key_refuse_the_whole_commit(store: &EventStore
         writes: vec![write("c1", 0, &["MADE"])],
         claims: vec![claim("c1")],
         idempotency: None,
+        republish: vec![],
     };
     store.append(&first).await.unwrap();
     let second = Commit {
         writes: vec![write("c2", 0, &["MADE"])],
         claims: vec![claim("c2")],
         idempotency: None,
+        republish: vec![],
     };
     assert!(matches!(
         store.append(&second).await,
@@ -369,6 +373,7 @@ async fn a_taken_claim_and_a_used_key_refuse_the_whole_commit(store: &EventStore
             status: 201,
             body: json!({ "id": id }),
         }),
+        republish: vec![],
     };
     store.append(&keyed("k-first")).await.unwrap();
     assert!(matches!(
