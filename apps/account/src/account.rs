@@ -195,6 +195,16 @@ impl Aggregate for Account {
         self.status.name().to_owned()
     }
 
+    /// A new account becomes ACTIVE through its worker, without a human:
+    /// until then it waits for the function of the event that got it here.
+    fn in_flight(&self) -> Option<&'static str> {
+        match self.status {
+            Status::Created | Status::Pending => Some(ACCOUNT_CREATED),
+            Status::Confirmed => Some(ACCOUNT_CONFIRMED),
+            _ => None,
+        }
+    }
+
     fn schemas() -> AggregateSchemas {
         let text = json!({ "type": "string" });
         AggregateSchemas {
@@ -257,6 +267,19 @@ mod tests {
         assert_eq!(a.status, Status::Active);
         assert_eq!(a.email, "ada@example.com");
         assert_eq!(a.commands(), ["suspend", "archive"]);
+    }
+
+    #[test]
+    fn a_new_account_waits_for_its_worker_until_it_is_active() {
+        let waits = |commands: &[&str]| history(commands).unwrap().in_flight();
+        assert_eq!(waits(&[]), Some(ACCOUNT_CREATED));
+        assert_eq!(waits(&["markPending"]), Some(ACCOUNT_CREATED));
+        assert_eq!(waits(&["markPending", "confirm"]), Some(ACCOUNT_CONFIRMED));
+        assert_eq!(waits(&["markPending", "confirm", "activate"]), None);
+        let triggers = crate::functions::registry().trigger_keys("account");
+        for awaits in [ACCOUNT_CREATED, ACCOUNT_CONFIRMED] {
+            assert!(triggers.contains(&format!("account.{awaits}")), "{awaits}");
+        }
     }
 
     #[test]

@@ -21,3 +21,10 @@ pub const MAX_ATTEMPTS: u32 = 5;
 /// Delay before a failed message is delivered again, when a subscription
 /// does not set `backoffMs`.
 pub const BACKOFF_MS: u32 = 1_000;
+
+/// Seconds a saga participant (an order, a payment, a reservation) may wait
+/// for its next step before the web role re-drives the step
+/// (`EVENTFLOW_STALL_AFTER`). Well above a healthy step (milliseconds) and
+/// a saga step's whole retry budget (30 attempts, 500 ms apart), so only a
+/// step whose message was lost or dead-lettered is re-driven.
+pub const STALL_AFTER_SECS: u32 = 60;

@@ -27,6 +27,9 @@ pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const PREFETCH: &str = "EVENTFLOW_PREFETCH";
 /// Worker: messages handled at the same time by one replica.
 pub const CONCURRENCY: &str = "EVENTFLOW_CONCURRENCY";
+/// Web: seconds a saga participant may wait for its next step before the
+/// step is re-driven (`0` turns re-driving off).
+pub const STALL_AFTER: &str = "EVENTFLOW_STALL_AFTER";
 
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_ADMIN_PORT: u16 = 9090;

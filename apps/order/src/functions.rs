@@ -134,6 +134,9 @@ async fn request_reservations(event: CloudEvent) -> Result<Outcome, HandlerError
 /// Records the outcomes reservations already have. The warehouse reports
 /// each outcome itself; this pull covers a report that gave up (its retries
 /// dead-lettered while this worker was down), so no outcome is ever lost.
+/// A reservation the answer shows undecided is read again: a repeated
+/// `reserveOrder` (a redelivered or re-driven event, same key) answers as
+/// the first time did, before any outcome.
 async fn collect_outcomes(
     event: &CloudEvent,
     order: &Value,
@@ -144,19 +147,27 @@ async fn collect_outcomes(
         .as_array()
         .map(|rs| rs.iter().map(|r| &r["reservationId"]).collect())
         .unwrap_or_default();
-    for r in reserved["_embedded"]["reservations"]
+    for answered in reserved["_embedded"]["reservations"]
         .as_array()
         .into_iter()
         .flatten()
     {
+        if listed.contains(&&answered["reservationId"]) {
+            continue;
+        }
+        let fresh;
+        let r = match answered["status"].as_str() {
+            Some("RESERVATION_SUCCEEDED" | "RESERVATION_FAILED") => answered,
+            _ => {
+                fresh = client().refresh(answered).await?;
+                &fresh
+            }
+        };
         let result = match r["status"].as_str() {
             Some("RESERVATION_SUCCEEDED") => "SUCCEEDED",
             Some("RESERVATION_FAILED") => "FAILED",
             _ => continue,
         };
-        if listed.contains(&&r["reservationId"]) {
-            continue;
-        }
         let id = r["reservationId"].as_str().unwrap_or_default();
         let body = json!({ "reservationId": id, "outcome": result, "href": link(r, "self")? });
         let key = idempotency_key(event, "addReservation", id);
@@ -220,7 +231,9 @@ async fn connect_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
 }
 
 /// Moves the order to PAYMENT_PENDING; a payment that already has its
-/// outcome (its own report gave up) is recorded at once.
+/// outcome (its own report gave up) is recorded at once, and one never
+/// connected to the order (connectPayment's retries gave up half-way) is
+/// connected now, so its context processes it.
 async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     let mut outcome = Outcome::default();
     let Some(order) = order_of(&event).await? else {
@@ -228,6 +241,10 @@ async fn process_payment(event: CloudEvent) -> Result<Outcome, HandlerError> {
     };
     run(&event, &order, "processPayment", None, &mut outcome).await?;
     let payment = client().get(link(&order, "payment")?).await?;
+    if payment["status"] == PAYMENT_CREATED {
+        run(&event, &payment, "connectOrder", None, &mut outcome).await?;
+        return Ok(outcome);
+    }
     if let Some(paid @ (PAYMENT_SUCCEEDED | PAYMENT_FAILED)) = payment["status"].as_str() {
         let body = json!({ "paymentStatus": paid });
         let order = client().refresh(&order).await?;

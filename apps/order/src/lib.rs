@@ -64,4 +64,21 @@ mod tests {
         let keys = subscription().routing_keys;
         assert_eq!(keys, functions::registry().trigger_keys("order"));
     }
+
+    #[test]
+    fn every_step_an_order_waits_for_is_driven_by_an_event_its_worker_subscribes_to() {
+        let keys = subscription().routing_keys;
+        for status in events::STATUSES {
+            let order = Order {
+                status: (*status).to_owned(),
+                ..Order::default()
+            };
+            if let Some(awaits) = order.in_flight() {
+                assert!(
+                    keys.contains(&format!("order.{awaits}")),
+                    "{status}: {awaits}"
+                );
+            }
+        }
+    }
 }

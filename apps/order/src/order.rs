@@ -400,6 +400,26 @@ impl Aggregate for Order {
         self.status.clone()
     }
 
+    /// Every status but the final ones waits for the saga: the event whose
+    /// function takes the next step — PAYMENT_PENDING, whose outcome the
+    /// payment context reports, by PAYMENT_CONNECTED's function, which also
+    /// pulls an outcome already decided (and connects a payment never
+    /// connected).
+    fn in_flight(&self) -> Option<&'static str> {
+        match self.status.as_str() {
+            ORDER_CREATED => Some(ORDER_CREATED),
+            ACCOUNT_CONNECTED => Some(ACCOUNT_CONNECTED),
+            RESERVATION_PENDING => Some(RESERVATION_PENDING),
+            RESERVATION_SUCCEEDED => Some(RESERVATION_SUCCEEDED),
+            RESERVATION_FAILED => Some(RESERVATION_FAILED),
+            PAYMENT_CREATED => Some(PAYMENT_CREATED),
+            PAYMENT_CONNECTED | PAYMENT_PENDING => Some(PAYMENT_CONNECTED),
+            PAYMENT_SUCCEEDED => Some(PAYMENT_SUCCEEDED),
+            PAYMENT_FAILED => Some(PAYMENT_FAILED),
+            _ => None,
+        }
+    }
+
     /// Found by account: `findByAccount` reads only the account's orders.
     fn lookup(&self) -> Option<Lookup> {
         Some(Lookup::new(&self.account_id, "order"))

@@ -168,3 +168,80 @@ fn invalid_orders_name_the_field() {
         matches!(Order::create("o", none), Err(DomainError::Invalid { field, .. }) if field == "lineItems")
     );
 }
+
+#[test]
+fn every_status_but_the_final_ones_waits_for_the_event_that_drives_its_next_step() {
+    let mut h = History::new(vec![item("p1", 1)], "CARD");
+    let mut waits = vec![(h.state().status, h.state().in_flight())];
+    let steps = [
+        ("connectAccount", Value::Null),
+        ("reserveInventory", Value::Null),
+        (
+            "addReservation",
+            json!({ "reservationId": "o1-0-0", "outcome": SUCCEEDED, "href": "http://w/v1/reservations/o1-0-0" }),
+        ),
+        ("completeReservation", Value::Null),
+        (
+            "createPayment",
+            json!({ "paymentId": "p", "paymentHref": "http://p/v1/payments/p" }),
+        ),
+        ("connectPayment", Value::Null),
+        ("processPayment", Value::Null),
+        (
+            "processPayment",
+            json!({ "paymentStatus": PAYMENT_SUCCEEDED }),
+        ),
+        ("completeOrder", Value::Null),
+    ];
+    for (command, input) in steps {
+        h.run(command, input).unwrap();
+        waits.push((h.state().status, h.state().in_flight()));
+    }
+    let waits: Vec<(&str, Option<&str>)> = waits.iter().map(|(s, w)| (s.as_str(), *w)).collect();
+    assert_eq!(
+        waits,
+        [
+            (ORDER_CREATED, Some(ORDER_CREATED)),
+            (ACCOUNT_CONNECTED, Some(ACCOUNT_CONNECTED)),
+            (RESERVATION_PENDING, Some(RESERVATION_PENDING)),
+            (RESERVATION_PENDING, Some(RESERVATION_PENDING)),
+            (RESERVATION_SUCCEEDED, Some(RESERVATION_SUCCEEDED)),
+            (PAYMENT_CREATED, Some(PAYMENT_CREATED)),
+            (PAYMENT_CONNECTED, Some(PAYMENT_CONNECTED)),
+            (PAYMENT_PENDING, Some(PAYMENT_CONNECTED)),
+            (PAYMENT_SUCCEEDED, Some(PAYMENT_SUCCEEDED)),
+            (ORDER_SUCCEEDED, None),
+        ]
+    );
+    let mut failed = History::new(vec![item("p1", 1)], "CARD");
+    failed.run("connectAccount", Value::Null).unwrap();
+    failed.run("reserveInventory", Value::Null).unwrap();
+    failed
+        .run("completeReservation", json!({ "failure": "no warehouse" }))
+        .unwrap();
+    assert_eq!(failed.state().in_flight(), Some(RESERVATION_FAILED));
+    failed.run("completeOrder", Value::Null).unwrap();
+    assert_eq!(failed.state().in_flight(), None);
+}
+
+#[test]
+fn a_re_drive_recorded_in_the_stream_changes_nothing_of_the_order() {
+    let mut h = History::new(vec![item("p1", 1)], "CARD");
+    h.run("connectAccount", Value::Null).unwrap();
+    let before = h.state();
+    for marker in [
+        eventflow_runtime::event::STEP_REDRIVEN,
+        eventflow_runtime::event::STEP_ABANDONED,
+    ] {
+        let v = h.0.len() as i64 + 1;
+        let e = NewEvent::new(
+            marker,
+            json!({ "status": ACCOUNT_CONNECTED, "redrives": 1 }),
+        );
+        h.0.push(e.at_version("order", "o1", v));
+    }
+    assert_eq!(h.state(), before);
+    h.run("reserveInventory", Value::Null).unwrap();
+    assert_eq!(h.state().status, RESERVATION_PENDING);
+    assert_eq!(h.state().version, 5);
+}

@@ -55,4 +55,21 @@ mod tests {
         let keys = subscription().routing_keys;
         assert_eq!(keys, functions::registry().trigger_keys("payment"));
     }
+
+    #[test]
+    fn every_step_a_payment_waits_for_is_driven_by_an_event_its_worker_subscribes_to() {
+        let keys = subscription().routing_keys;
+        for status in payment::EVENT_TYPES {
+            let payment = Payment {
+                status: (*status).to_owned(),
+                ..Payment::default()
+            };
+            if let Some(awaits) = payment.in_flight() {
+                assert!(
+                    keys.contains(&format!("payment.{awaits}")),
+                    "{status}: {awaits}"
+                );
+            }
+        }
+    }
 }

@@ -183,6 +183,14 @@ impl Aggregate for Payment {
         vec![("order".to_owned(), self.order_href.clone())]
     }
 
+    /// Connected to its order, it waits for its own worker to process it.
+    /// Created, it waits for the order's worker (the order's own wait
+    /// re-drives that); decided, it has nothing left to do — an outcome
+    /// whose report was lost is pulled by the order.
+    fn in_flight(&self) -> Option<&'static str> {
+        (self.status == ORDER_CONNECTED).then_some(ORDER_CONNECTED)
+    }
+
     fn schemas() -> AggregateSchemas {
         let text = json!({ "type": "string" });
         AggregateSchemas {

@@ -11,7 +11,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use crate::event::{NewEvent, RecordedEvent};
+use crate::event::{NewEvent, RecordedEvent, is_runtime_event};
 
 /// Why a command was refused; each maps to one HTTP status.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -118,16 +118,30 @@ pub trait Aggregate:
     fn lookup(&self) -> Option<Lookup> {
         None
     }
+    /// `Some(event type)` while this state waits for a next saga step that
+    /// nobody but the saga will take (another context's report, a
+    /// function of a worker): the type of the event whose delivery drives
+    /// that step. Functions act on the state as it is now and their
+    /// commands carry idempotency keys, so publishing the latest event of
+    /// that type again re-drives the step without doubling anything; the
+    /// web role does so when the state made no progress for
+    /// `EVENTFLOW_STALL_AFTER` (`crate::redrive`). `None` (the default):
+    /// final, or moved on by people, not by the saga.
+    fn in_flight(&self) -> Option<&'static str> {
+        None
+    }
     fn schemas() -> AggregateSchemas;
 }
 
-/// Rebuilds the state from its events; `None` when there are none.
+/// Rebuilds the state from its events; `None` when there are none. The
+/// runtime's own events ([`crate::event::STEP_REDRIVEN`], ...) are not
+/// folded: they change no state, and no `apply` has to know them.
 pub fn replay<A: Aggregate>(events: &[RecordedEvent]) -> Option<A> {
     if events.is_empty() {
         return None;
     }
     let mut state = A::default();
-    for e in events {
+    for e in events.iter().filter(|e| !is_runtime_event(&e.event_type)) {
         state.apply(e);
     }
     Some(state)

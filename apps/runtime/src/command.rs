@@ -232,6 +232,7 @@ impl Command<'_> {
                 status: outcome.status.as_u16(),
                 body: outcome.body.clone(),
             }),
+            republish: Vec::new(),
         };
         match ctx.store.append(&commit).await {
             Ok(events) => {
@@ -285,6 +286,7 @@ pub fn write<A: Aggregate>(
         events,
         snapshot: serde_json::to_value(&next).unwrap_or(Value::Null),
         lookup: next.lookup(),
+        in_flight: next.in_flight().map(str::to_owned),
     };
     (write, next)
 }

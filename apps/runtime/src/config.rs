@@ -5,7 +5,7 @@
 //! worker's defaults (prefetch, concurrency) are the operator's, from
 //! [`eventflow_contract::defaults`].
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use eventflow_contract::{Bindings, bindings::SubscriptionRequest, defaults, env};
 
@@ -93,6 +93,10 @@ pub struct Config {
     pub database_url: String,
     pub prefetch: u16,
     pub concurrency: usize,
+    /// Web: how long a saga participant may wait for its next step before
+    /// the step is re-driven (`EVENTFLOW_STALL_AFTER`, seconds; `None` when
+    /// set to 0: never).
+    pub stall_after: Option<Duration>,
     pub fault_exit_after_commit: bool,
 }
 
@@ -169,6 +173,13 @@ impl Config {
             database_url,
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX).max(1),
             concurrency: number(env::CONCURRENCY, defaults::CONCURRENCY.into())?.max(1),
+            stall_after: match number(
+                env::STALL_AFTER,
+                usize::try_from(defaults::STALL_AFTER_SECS).unwrap_or(usize::MAX),
+            )? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs as u64)),
+            },
             fault_exit_after_commit: var(FAULT_EXIT_AFTER_COMMIT).as_deref() == Some("1"),
         })
     }
@@ -262,5 +273,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("EVENTFLOW_PREFETCH"), "{e}");
+    }
+
+    #[test]
+    fn a_stalled_saga_step_is_re_driven_after_a_minute_unless_configured_otherwise() {
+        let default = config(&[], None).unwrap().stall_after;
+        assert_eq!(
+            default,
+            Some(Duration::from_secs(defaults::STALL_AFTER_SECS.into()))
+        );
+        let c = config(&[(env::STALL_AFTER, "2")], None).unwrap();
+        assert_eq!(c.stall_after, Some(Duration::from_secs(2)));
+        assert_eq!(
+            config(&[(env::STALL_AFTER, "0")], None)
+                .unwrap()
+                .stall_after,
+            None
+        );
+        let e = config(&[(env::STALL_AFTER, "soon")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EVENTFLOW_STALL_AFTER"), "{e}");
     }
 }

@@ -7,6 +7,22 @@
 use serde::Serialize;
 use serde_json::Value;
 
+/// Written by the runtime into a saga participant's stream when it
+/// re-drives the step the participant waits for (`crate::redrive`): the
+/// step's triggering event was published again. Never folded into the
+/// state ([`is_runtime_event`]).
+pub const STEP_REDRIVEN: &str = "STEP_REDRIVEN";
+/// Written by the runtime when it stops re-driving a step that made no
+/// progress after its last allowed re-drive: the participant needs a human.
+pub const STEP_ABANDONED: &str = "STEP_ABANDONED";
+
+/// True for the events the runtime itself writes into any aggregate's
+/// stream ([`STEP_REDRIVEN`], [`STEP_ABANDONED`]). They record what the
+/// runtime did; they change no state, so no aggregate ever folds them.
+pub fn is_runtime_event(event_type: &str) -> bool {
+    event_type == STEP_REDRIVEN || event_type == STEP_ABANDONED
+}
+
 /// An event as stored, with its place in its stream (`version`) and in the
 /// whole store (`position`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -62,6 +78,12 @@ impl NewEvent {
             recorded_at: self.recorded_at.clone(),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch, now (how long a step has waited).
+pub fn now_millis() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 /// Now, as RFC 3339 with milliseconds.

@@ -2,7 +2,8 @@
 //! aggregates ([`aggregate::Aggregate`]) and its action-mapped functions
 //! ([`functions::Registry`]) and hands them to [`app::run`]; the runtime
 //! provides the event store with optimistic concurrency and the outbox
-//! ([`store`]), the relay ([`relay`]), the consumer with retries and
+//! ([`store`]), the relay ([`relay`]), the re-driver of stalled saga steps
+//! ([`redrive`]), the consumer with retries and
 //! dead-lettering ([`consumer`]), the HAL/problem+json HTTP API ([`web`]),
 //! CloudEvents ([`cloudevent`]), the OpenAPI document ([`openapi`]), probes
 //! and metrics ([`admin`], [`metrics`]) and the wiring contract ([`config`]).
@@ -24,6 +25,7 @@ pub mod inbound;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
+pub mod redrive;
 pub mod relay;
 pub mod store;
 pub mod web;

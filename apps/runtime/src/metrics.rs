@@ -23,6 +23,13 @@ pub struct HttpRequest {
     pub status: &'static str,
 }
 
+/// A saga participant's aggregate type (`order`, `payment`, ...): a few
+/// per app, never an id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AggregateKind {
+    pub aggregate: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -38,6 +45,10 @@ pub struct Metrics {
     pub broker_connected: Gauge,
     /// Broker connections re-established after a loss.
     pub broker_reconnects: Counter,
+    /// Stalled saga steps re-driven, by aggregate type.
+    pub saga_redrives: Family<AggregateKind, Counter>,
+    /// Stalled saga steps given up after their last allowed re-drive.
+    pub saga_steps_abandoned: Family<AggregateKind, Counter>,
 }
 
 impl Default for Metrics {
@@ -54,6 +65,8 @@ impl Default for Metrics {
             http_requests: Family::default(),
             broker_connected: Gauge::default(),
             broker_reconnects: Counter::default(),
+            saga_redrives: Family::default(),
+            saga_steps_abandoned: Family::default(),
         };
         r.register(
             "events_appended",
@@ -100,6 +113,16 @@ impl Default for Metrics {
             "Broker connections re-established after a loss",
             m.broker_reconnects.clone(),
         );
+        r.register(
+            "saga_redrives",
+            "Saga steps re-driven after waiting longer than EVENTFLOW_STALL_AFTER, by aggregate type",
+            m.saga_redrives.clone(),
+        );
+        r.register(
+            "saga_steps_abandoned",
+            "Stalled saga steps no longer re-driven (their re-drives ran out), by aggregate type",
+            m.saga_steps_abandoned.clone(),
+        );
         Self {
             registry: Arc::new(r),
             ..m
@@ -110,6 +133,22 @@ impl Default for Metrics {
 impl Metrics {
     pub fn message(&self, outcome: &'static str) {
         self.messages.get_or_create(&Outcome { outcome }).inc();
+    }
+
+    pub fn saga_redriven(&self, aggregate: &str) {
+        self.saga_redrives
+            .get_or_create(&AggregateKind {
+                aggregate: aggregate.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn saga_step_abandoned(&self, aggregate: &str) {
+        self.saga_steps_abandoned
+            .get_or_create(&AggregateKind {
+                aggregate: aggregate.to_owned(),
+            })
+            .inc();
     }
 
     /// The OpenMetrics text exposition.

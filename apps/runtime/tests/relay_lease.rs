@@ -47,6 +47,7 @@ async fn commit(store: &EventStore, id: &str) {
         events: vec![NewEvent::new("MADE", json!({ "id": id }))],
         snapshot: json!({ "id": id }),
         lookup: None,
+        in_flight: None,
     };
     store
         .append(&Commit {

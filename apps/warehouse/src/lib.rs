@@ -95,4 +95,23 @@ mod tests {
         let keys = subscription().routing_keys;
         assert_eq!(keys, functions::registry().trigger_keys("reservation"));
     }
+
+    #[test]
+    fn every_step_a_reservation_waits_for_is_driven_by_an_event_its_worker_subscribes_to() {
+        let keys = subscription().routing_keys;
+        for status in reservation::EVENT_TYPES {
+            let reservation = Reservation {
+                status: (*status).to_owned(),
+                ..Reservation::default()
+            };
+            if let Some(awaits) = reservation.in_flight() {
+                assert!(
+                    keys.contains(&format!("reservation.{awaits}")),
+                    "{status}: {awaits}"
+                );
+            }
+        }
+        // Items and warehouses are moved by reservations and orders only.
+        assert_eq!(InventoryItem::default().in_flight(), None);
+    }
 }

@@ -150,6 +150,19 @@ impl Aggregate for Reservation {
         self.status.clone()
     }
 
+    /// Until it has an outcome it waits for its own worker, whose function
+    /// (on RESERVATION_REQUESTED) connects it to its order and takes an
+    /// item. With an outcome it waits for nothing of its own: an outcome
+    /// whose report was lost is pulled by its order.
+    fn in_flight(&self) -> Option<&'static str> {
+        match self.status.as_str() {
+            RESERVATION_REQUESTED | ORDER_CONNECTED | RESERVATION_PENDING => {
+                Some(RESERVATION_REQUESTED)
+            }
+            _ => None,
+        }
+    }
+
     fn relations(&self, base: &str) -> Vec<(String, String)> {
         let mut links = vec![
             ("order".to_owned(), self.order_href.clone()),

@@ -60,6 +60,7 @@ fn item_write(i: usize) -> StreamWrite {
         events,
         snapshot: serde_json::to_value(&item).unwrap(),
         lookup: item.lookup(),
+        in_flight: None,
     }
 }
 

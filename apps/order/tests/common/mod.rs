@@ -112,7 +112,18 @@ impl Saga {
 
     /// Like [`Saga::start`], with workers only for the contexts named.
     pub async fn start_with(kind: Store, workers: usize, with_workers: &[&str]) -> Self {
-        Self::start_full(kind, workers, with_workers, false, 100).await
+        Self::start_full(kind, workers, with_workers, false, 100, None).await
+    }
+
+    /// Like [`Saga::start_with`], with every web role re-driving a saga
+    /// step that waited `secs` seconds (`EVENTFLOW_STALL_AFTER`).
+    pub async fn start_stalling_after(
+        kind: Store,
+        workers: usize,
+        with_workers: &[&str],
+        secs: u32,
+    ) -> Self {
+        Self::start_full(kind, workers, with_workers, false, 100, Some(secs)).await
     }
 
     /// Like [`Saga::start_with`], with every worker giving up on an event
@@ -123,13 +134,13 @@ impl Saga {
         with_workers: &[&str],
         max_attempts: u32,
     ) -> Self {
-        Self::start_full(kind, workers, with_workers, false, max_attempts).await
+        Self::start_full(kind, workers, with_workers, false, max_attempts, None).await
     }
 
     /// Like [`Saga::start`], with payment as one `all` process (Combined
     /// packaging: web and worker in one) and no separate payment worker.
     pub async fn start_with_combined_payment(kind: Store, workers: usize) -> Self {
-        Self::start_full(kind, workers, &["order", "warehouse"], true, 100).await
+        Self::start_full(kind, workers, &["order", "warehouse"], true, 100, None).await
     }
 
     async fn start_full(
@@ -138,6 +149,7 @@ impl Saga {
         with_workers: &[&str],
         combined_payment: bool,
         max_attempts: u32,
+        stall_after_secs: Option<u32>,
     ) -> Self {
         let namespace = unique_namespace();
         let mut envs = Vec::new();
@@ -145,12 +157,16 @@ impl Saga {
             let bindings =
                 Bindings::standalone(&namespace, &[app], &[subscription(app, max_attempts)]);
             declare_bindings(&bindings).await;
-            envs.push(vec![
+            let mut env = vec![
                 ("EVENTFLOW_BROKER_URI", amqp_uri()),
                 ("EVENTFLOW_BINDINGS", bindings.to_json()),
                 ("DATABASE_URL", store(kind).await),
                 ("EVENTFLOW_CONCURRENCY", "8".to_owned()),
-            ]);
+            ];
+            if let Some(secs) = stall_after_secs {
+                env.push(("EVENTFLOW_STALL_AFTER", secs.to_string()));
+            }
+            envs.push(env);
         }
         let mut webs: Vec<AppProcess> = ["order", "payment", "warehouse"]
             .iter()

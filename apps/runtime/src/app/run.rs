@@ -1,5 +1,6 @@
 //! Running one process in the role its configuration names: the admin
-//! server, the store and web API (web, all), the functions server
+//! server, the store, web API and re-driver of stalled saga steps (web,
+//! all), the functions server
 //! (functions), then everything that needs the broker ([`super::messaging`]);
 //! and the order of a graceful stop — consumers drain first, the web API
 //! (which in role `all` they call) stops after them. The broker coming and
@@ -21,6 +22,7 @@ use crate::{
     broker::BrokerLink,
     config::{Config, Role},
     metrics::Metrics,
+    redrive::{MAX_REDRIVES, Redriver},
     store::EventStore,
     web::{self, WebContext},
 };
@@ -74,6 +76,16 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             relay: relay_notify.clone(),
         };
+        if let Some(stall_after) = config.stall_after {
+            let redriver = Redriver {
+                store: store.clone(),
+                metrics: metrics.clone(),
+                relay: relay_notify.clone(),
+                stall_after,
+                max_redrives: MAX_REDRIVES,
+            };
+            tasks.spawn(redriver.run(web_stop.clone()));
+        }
         if let Some(listener) = http {
             tracing::info!(addr = %config.http_addr, "web API listening");
             spawn_server(

@@ -9,7 +9,7 @@ use sqlx::AnyConnection;
 use super::{EventStore, IdempotentResult, StoreError};
 use crate::{
     aggregate::Lookup,
-    event::{NewEvent, RecordedEvent, now_rfc3339},
+    event::{NewEvent, RecordedEvent, now_millis, now_rfc3339},
 };
 
 /// Why an append was refused; nothing of it was written.
@@ -50,6 +50,9 @@ pub struct StreamWrite {
     /// The snapshot's lookup key (`Aggregate::lookup` of the state after
     /// the events); replaces the previous one.
     pub lookup: Option<Lookup>,
+    /// The saga step the state after the events waits for
+    /// (`Aggregate::in_flight`); its wait starts with this write.
+    pub in_flight: Option<String>,
 }
 
 /// A value unique within `scope` (e.g. `account.email`).
@@ -69,6 +72,9 @@ pub struct Commit {
     pub writes: Vec<StreamWrite>,
     pub claims: Vec<Claim>,
     pub idempotency: Option<IdempotentResult>,
+    /// Positions of events already stored to publish again (a re-driven
+    /// saga step, `crate::redrive`): their outbox rows come back.
+    pub republish: Vec<i64>,
 }
 
 impl EventStore {
@@ -89,8 +95,15 @@ impl EventStore {
             take_claim(&mut tx, claim).await?;
         }
         let mut recorded = Vec::new();
+        let now = now_millis();
         for write in &commit.writes {
-            recorded.extend(write_stream(&mut tx, write, &mut position).await?);
+            recorded.extend(write_stream(&mut tx, write, &mut position, now).await?);
+        }
+        for p in &commit.republish {
+            sqlx::query("INSERT INTO outbox (position) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(*p)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query("UPDATE store_position SET last = $1 WHERE id = 1")
             .bind(position)
@@ -145,12 +158,13 @@ async fn take_claim(tx: &mut AnyConnection, claim: &Claim) -> Result<(), AppendE
 }
 
 /// One stream's events (each with its outbox row) at the positions after
-/// `position`, and its snapshot — if the stream is still at its expected
-/// version; advances `position`.
+/// `position`, and its snapshot (waiting, if in flight, since `now`) — if
+/// the stream is still at its expected version; advances `position`.
 async fn write_stream(
     tx: &mut AnyConnection,
     write: &StreamWrite,
     position: &mut i64,
+    now: i64,
 ) -> Result<Vec<RecordedEvent>, AppendError> {
     let conflict = || AppendError::Conflict {
         aggregate_type: write.aggregate_type.clone(),
@@ -201,10 +215,12 @@ async fn write_stream(
         recorded.push(e);
     }
     let updated = sqlx::query(
-        "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state, lookup_group, lookup_key)
-         VALUES ($1, $2, $3, $4, $5, $7, $8)
+        "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state, lookup_group, lookup_key,
+             in_flight_event, in_flight_since)
+         VALUES ($1, $2, $3, $4, $5, $7, $8, $9, $10)
          ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version, state = excluded.state,
-             lookup_group = excluded.lookup_group, lookup_key = excluded.lookup_key
+             lookup_group = excluded.lookup_group, lookup_key = excluded.lookup_key,
+             in_flight_event = excluded.in_flight_event, in_flight_since = excluded.in_flight_since
          WHERE aggregates.version = $6",
     )
     .bind(&write.aggregate_type)
@@ -215,6 +231,8 @@ async fn write_stream(
     .bind(write.expected_version)
     .bind(write.lookup.as_ref().map(|l| l.group.clone()))
     .bind(write.lookup.as_ref().map(|l| l.key.clone()))
+    .bind(write.in_flight.clone())
+    .bind(write.in_flight.as_ref().map(|_| now))
     .execute(&mut *tx)
     .await?
     .rows_affected();

@@ -10,7 +10,8 @@
 //! opens the pool and runs the migrations ([`schema`]); [`commit`] appends a
 //! [`Commit`] atomically; [`read`] serves streams, the feed and listings;
 //! [`lookup`] finds snapshots by their [`Lookup`] key; [`idempotency`]
-//! returns a command's first result; [`outbox`] is what the relay publishes.
+//! returns a command's first result; [`outbox`] is what the relay publishes;
+//! [`stalled`] finds the saga steps that waited too long.
 //! The store imports the event values ([`crate::event`]) and the
 //! [`Aggregate`](crate::aggregate::Aggregate) trait (for typed lookups);
 //! neither imports the store.
@@ -22,6 +23,7 @@ mod lookup;
 mod outbox;
 mod read;
 mod schema;
+mod stalled;
 
 use std::{
     collections::HashSet,
@@ -35,6 +37,7 @@ pub use self::{
     idempotency::IdempotentResult,
     lookup::LookupCount,
     outbox::RelayLease,
+    stalled::{Stalled, StepEvent},
 };
 pub use crate::{
     aggregate::Lookup,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{Backend, EventStore, StoreError, read::EVENT_COLUMNS};
 use crate::event::RecordedEvent;
 
-/// See [`EventStore::relay_lease`].
+/// The right to do one job alone among the processes sharing a store; see
+/// [`EventStore::relay_lease`] and [`EventStore::redrive_lease`].
 pub struct RelayLease {
     connection: Option<sqlx::AnyConnection>,
 }
@@ -43,6 +44,12 @@ impl EventStore {
     /// released when the lease (or the process) ends; `None` while another
     /// replica holds it. SQLite is one replica's file: always granted.
     pub async fn relay_lease(&self) -> Result<Option<RelayLease>, StoreError> {
+        self.session_lease(RELAY_LOCK).await
+    }
+
+    /// A session advisory lock `lock` on a connection of its own (PostgreSQL),
+    /// or always granted (SQLite).
+    pub(super) async fn session_lease(&self, lock: i32) -> Result<Option<RelayLease>, StoreError> {
         if self.backend == Backend::Sqlite {
             return Ok(Some(RelayLease { connection: None }));
         }
@@ -51,7 +58,7 @@ impl EventStore {
         // own schema (the example system), each relay their own outbox.
         let granted: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext(current_schema()))")
-                .bind(RELAY_LOCK)
+                .bind(lock)
                 .fetch_one(&mut connection)
                 .await?;
         Ok(granted.then_some(RelayLease {

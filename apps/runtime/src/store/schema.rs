@@ -68,6 +68,17 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
         "INSERT INTO lookup_backlog (aggregate_type, aggregate_id)
             SELECT aggregate_type, aggregate_id FROM aggregates",
     ],
+    &[
+        // 3: the saga step a snapshot waits for (`Aggregate::in_flight`):
+        // the type of the event that drives it and since when (Unix
+        // milliseconds) it waits — NULL when it waits for nothing; indexed so
+        // the re-driver finds the stalled ones without reading the others.
+        // Snapshots written before this migration wait for nothing until
+        // their next event.
+        "ALTER TABLE aggregates ADD COLUMN in_flight_event TEXT",
+        "ALTER TABLE aggregates ADD COLUMN in_flight_since BIGINT",
+        "CREATE INDEX IF NOT EXISTS aggregates_in_flight ON aggregates (in_flight_since)",
+    ],
 ];
 
 /// Arbitrary constant identifying the migration lock on PostgreSQL.

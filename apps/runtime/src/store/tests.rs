@@ -1,7 +1,7 @@
 //! The store's guarantees, checked on SQLite (always) and PostgreSQL (with
 //! the private services): optimistic concurrency, unique claims, idempotency
-//! keys, feed order, the outbox and lookup keys (also on a database made
-//! before they existed).
+//! keys, feed order, the outbox, lookup keys (also on a database made
+//! before they existed) and the selection of stalled saga steps.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -45,6 +45,7 @@ fn write(id: &str, expected: i64, types: &[&str]) -> StreamWrite {
             .collect(),
         snapshot: json!({ "id": id }),
         lookup: None,
+        in_flight: None,
     }
 }
 
@@ -102,6 +103,7 @@ fn shelve(id: &str, expected: i64, shelf: Option<&str>, colour: Option<&str>) ->
         events: vec![NewEvent::new("SHELVED", json!({ "id": id }))],
         snapshot: serde_json::to_value(&state).unwrap(),
         lookup: state.lookup(),
+        in_flight: None,
     }
 }
 
@@ -348,12 +350,14 @@ async fn a_taken_claim_and_a_used_key_refuse_the_whole_commit(store: &EventStore
         writes: vec![write("c1", 0, &["MADE"])],
         claims: vec![claim("c1")],
         idempotency: None,
+        republish: vec![],
     };
     store.append(&first).await.unwrap();
     let second = Commit {
         writes: vec![write("c2", 0, &["MADE"])],
         claims: vec![claim("c2")],
         idempotency: None,
+        republish: vec![],
     };
     assert!(matches!(
         store.append(&second).await,
@@ -369,6 +373,7 @@ async fn a_taken_claim_and_a_used_key_refuse_the_whole_commit(store: &EventStore
             status: 201,
             body: json!({ "id": id }),
         }),
+        republish: vec![],
     };
     store.append(&keyed("k-first")).await.unwrap();
     assert!(matches!(
@@ -412,6 +417,106 @@ async fn the_feed_and_the_outbox_follow_commit_order(store: &EventStore) {
     assert!(listed.iter().any(|(_, id, _)| id == "f2"));
 }
 
+/// A saga participant `id` of type `step`, waiting for `awaits` (or not).
+fn waiting(id: &str, expected: i64, types: &[&str], awaits: Option<&str>) -> Commit {
+    commit(StreamWrite {
+        aggregate_type: "step".into(),
+        in_flight: awaits.map(str::to_owned),
+        ..write(id, expected, types)
+    })
+}
+
+async fn stalled_steps_are_those_waiting_since_before_the_bound_longest_first(store: &EventStore) {
+    store
+        .append(&waiting("s-old", 0, &["OPENED", "ASKED"], Some("ASKED")))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store
+        .append(&waiting("s-new", 0, &["OPENED"], Some("OPENED")))
+        .await
+        .unwrap();
+    store
+        .append(&waiting("s-done", 0, &["OPENED", "CLOSED"], None))
+        .await
+        .unwrap();
+    // Waited, then moved on to a state that waits for nothing.
+    store
+        .append(&waiting("s-moved", 0, &["OPENED"], Some("OPENED")))
+        .await
+        .unwrap();
+    store
+        .append(&waiting("s-moved", 1, &["CLOSED"], None))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let now = crate::event::now_millis();
+    let stalled = store.stalled(now, 10).await.unwrap();
+    let ids: Vec<&str> = stalled.iter().map(|s| s.aggregate_id.as_str()).collect();
+    assert_eq!(ids, ["s-old", "s-new"]);
+    let old = &stalled[0];
+    let asked = &store.load("step", "s-old").await.unwrap()[1];
+    assert_eq!(
+        (old.version, old.awaits.as_str(), old.redrives),
+        (2, "ASKED", 0)
+    );
+    assert_eq!(
+        old.step,
+        Some(StepEvent {
+            position: asked.position,
+            event_id: asked.event_id.clone(),
+            event_type: "ASKED".into(),
+        })
+    );
+    assert_eq!(old.snapshot, json!({ "id": "s-old" }));
+    assert!(old.since <= stalled[1].since && stalled[1].since < now);
+    // Only those that waited since before the bound, at most `limit`.
+    assert_eq!(store.stalled(old.since, 10).await.unwrap(), vec![]);
+    assert_eq!(store.stalled(now, 1).await.unwrap().len(), 1);
+    // Re-drives are counted until the aggregate's next event of its own.
+    store
+        .append(&waiting(
+            "s-old",
+            2,
+            &[crate::event::STEP_REDRIVEN],
+            Some("ASKED"),
+        ))
+        .await
+        .unwrap();
+    store
+        .append(&waiting(
+            "s-new",
+            1,
+            &[crate::event::STEP_REDRIVEN],
+            Some("OPENED"),
+        ))
+        .await
+        .unwrap();
+    store
+        .append(&waiting(
+            "s-new",
+            2,
+            &[crate::event::STEP_REDRIVEN],
+            Some("OPENED"),
+        ))
+        .await
+        .unwrap();
+    store
+        .append(&waiting("s-old", 3, &["ANSWERED"], Some("ANSWERED")))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut redrives: Vec<(String, i64)> = store
+        .stalled(crate::event::now_millis(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.aggregate_id, s.redrives))
+        .collect();
+    redrives.sort();
+    assert_eq!(redrives, [("s-new".to_owned(), 2), ("s-old".to_owned(), 0)]);
+}
+
 async fn all_guarantees(url: &str) {
     let store = EventStore::connect(url).await.unwrap();
     // Migrations run again on every start without harm.
@@ -423,6 +528,7 @@ async fn all_guarantees(url: &str) {
     a_taken_claim_and_a_used_key_refuse_the_whole_commit(&store).await;
     the_feed_and_the_outbox_follow_commit_order(&store).await;
     lookups_find_exactly_the_current_keys(&store).await;
+    stalled_steps_are_those_waiting_since_before_the_bound_longest_first(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
