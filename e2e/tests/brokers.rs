@@ -28,8 +28,8 @@ use kube::{
     api::{DeleteParams, ListParams},
 };
 use lapin::{
-    Connection,
-    options::{BasicGetOptions, QueueDeclareOptions},
+    BasicProperties, Connection,
+    options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 use serde_json::{Value, json};
@@ -356,7 +356,10 @@ async fn assert_topology(mgmt: &Management, names: &Names, queue_type: &str) {
     assert_eq!(dlx["type"], "fanout");
 }
 
-/// A text message on the account destination is no CloudEvent: the worker
+/// Sent as a CloudEvent, it is none.
+const POISON: &str = "{ this is not a CloudEvent";
+
+/// A message on the account destination that is no CloudEvent: the worker
 /// tries it `maxAttempts` times through the retry queue, then it lands in
 /// the group's DLQ; the next account is still served.
 async fn assert_poison_is_dead_lettered(
@@ -366,7 +369,19 @@ async fn assert_poison_is_dead_lettered(
     base: &str,
     tag: &str,
 ) {
-    publish_text(conn, &names.exchange, "account.poison", "not a CloudEvent").await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish(
+        names.exchange.as_str().into(),
+        "account.ACCOUNT_CREATED".into(),
+        BasicPublishOptions::default(),
+        POISON.as_bytes(),
+        BasicProperties::default().with_content_type("application/cloudevents+json".into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     wait_for(
         Duration::from_secs(60),
         "the poison message in the DLQ",
@@ -375,7 +390,7 @@ async fn assert_poison_is_dead_lettered(
     .await
     .unwrap();
     let dead = drain_queue(conn, &names.dlq).await;
-    assert_eq!(dead, ["not a CloudEvent"]);
+    assert_eq!(dead, [POISON]);
     let id = create_account(http, base, tag, 1_000_000).await.unwrap();
     assert_every_account_active(http, base, &[id], Duration::from_secs(60)).await;
 }
@@ -402,7 +417,7 @@ async fn one_node_broker_runs_the_stream(prefix: &str, image: &str, version: &st
     let seen = drain_until_all(&conn, &setup.names.audit, &events, Duration::from_secs(30)).await;
     assert_eq!(
         seen,
-        events.iter().map(|id| (id.clone(), 1)).collect(),
+        events.iter().map(|id| (id.clone(), 1)).collect::<BTreeMap<_, _>>(),
         "the tap's queue holds every event once"
     );
     assert_poison_is_dead_lettered(&conn, &setup.names, &http, &base, &tag).await;

@@ -120,7 +120,8 @@ pub struct ConnectionSecret {
 /// Lifecycle phase of an EventBroker.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum BrokerPhase {
-    /// Not reconciled yet, or its objects are being created.
+    /// Not reconciled yet, its objects are being created, or (three nodes)
+    /// not every node is ready.
     #[default]
     Pending,
     /// An AMQP connection with its credentials succeeded on the last check.

@@ -16,6 +16,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
+use eventflow_contract::QueueType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt, runtime::controller::Action};
 
@@ -149,6 +150,11 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
 
     tracing::debug!(object = key, "step: topology");
     let declared = match uri {
+        // A quorum queue declared now would lack a member on the node that
+        // is not ready, for good (RabbitMQ does not add it later).
+        Ok(_) if !broker_ready && wiring.queue_type == QueueType::Quorum => Err(
+            crate::Error::BrokerNotReady(stream.spec.broker.clone()),
+        ),
         Ok(uri) => {
             topology::converge(ctx, &valid, &uri, &version, &objects.topology, spec_changed).await
         }
