@@ -129,10 +129,7 @@ impl ManagedBroker {
     /// An AMQP connection to `pod` (through a port-forward).
     pub async fn amqp(&self, pod: &str) -> Result<Connection> {
         let local = port_forward(self.pods(), pod, 5672).await?;
-        let uri = format!(
-            "amqp://{}:{}@{local}/%2f",
-            self.username, self.password
-        );
+        let uri = format!("amqp://{}:{}@{local}/%2f", self.username, self.password);
         Ok(Connection::connect(&uri, ConnectionProperties::default()).await?)
     }
 

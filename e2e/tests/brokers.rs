@@ -55,7 +55,8 @@ fn operator() {
 }
 
 fn stream_manifest(namespace: &str) -> Value {
-    let resources = json!({"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}});
+    let resources =
+        json!({"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}});
     json!({
         "apiVersion": "eventflow.dev/v1alpha1",
         "kind": "Stream",
@@ -126,6 +127,8 @@ async fn set_up(prefix: &str, image: &str, replicas: i32) -> Setup {
     let client = client().await;
     operator();
     let ns = TestNamespace::create(&client, prefix).await.unwrap();
+    // Together, as a user applies them: on three nodes the operator
+    // declares the quorum queues only once every node is ready.
     apply_json(&broker_manifest(&ns.name, image, replicas)).unwrap();
     apply_json(&stream_manifest(&ns.name)).unwrap();
     if let Err(e) = wait_broker_ready(&client, &ns.name, Duration::from_secs(300)).await {
@@ -417,7 +420,10 @@ async fn one_node_broker_runs_the_stream(prefix: &str, image: &str, version: &st
     let seen = drain_until_all(&conn, &setup.names.audit, &events, Duration::from_secs(30)).await;
     assert_eq!(
         seen,
-        events.iter().map(|id| (id.clone(), 1)).collect::<BTreeMap<_, _>>(),
+        events
+            .iter()
+            .map(|id| (id.clone(), 1))
+            .collect::<BTreeMap<_, _>>(),
         "the tap's queue holds every event once"
     );
     assert_poison_is_dead_lettered(&conn, &setup.names, &http, &base, &tag).await;
@@ -454,6 +460,38 @@ async fn leader_pod(broker: &ManagedBroker, queue: &str) -> Result<String> {
         .as_str()
         .ok_or_else(|| anyhow!("{queue} has no leader: {q}"))?;
     Ok(pod_of_node(leader).to_owned())
+}
+
+/// The pod of the node the account app's broker connection is on (not the
+/// operator's: the only other client while the run goes).
+async fn app_connection_pod(broker: &ManagedBroker) -> Result<String> {
+    let mgmt = management_avoiding(broker, "").await?;
+    let connections = mgmt.get("connections").await?;
+    connections
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["client_properties"]["connection_name"] != "eventflow-operator")
+        .and_then(|c| c["node"].as_str())
+        .map(|node| pod_of_node(node).to_owned())
+        .ok_or_else(|| anyhow!("no connection of the app: {connections}"))
+}
+
+/// [`app_connection_pod`], once the app is connected (again).
+async fn wait_app_connection(broker: &ManagedBroker) -> String {
+    let found = Mutex::new(String::new());
+    wait_for(
+        Duration::from_secs(120),
+        "the app's broker connection",
+        || async {
+            let pod = app_connection_pod(broker).await?;
+            *found.lock().unwrap() = pod;
+            Ok(true)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    found.into_inner().unwrap()
 }
 
 /// Waits until the broker has three Ready pods, `pod` recreated after
@@ -593,9 +631,9 @@ async fn a_three_node_rabbitmq_4_0_broker_loses_no_event_when_a_node_is_deleted_
     run.more(20).await;
     wait_three_nodes_back(&setup, &victim, &uid).await;
     run.more(20).await;
-    // ... then the node leading it now, killed a second after SIGTERM.
-    let victim = leader_pod(&setup.broker, &setup.names.queue).await.unwrap();
-    eprintln!("killing {victim} (leader of {})", setup.names.queue);
+    // ... then the node the app is connected to, killed a second after SIGTERM.
+    let victim = wait_app_connection(&setup.broker).await;
+    eprintln!("killing {victim} (the account app's connection)");
     let uid = delete_node(&setup, &victim, Some(1)).await;
     run.more(20).await;
     wait_three_nodes_back(&setup, &victim, &uid).await;

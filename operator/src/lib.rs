@@ -48,7 +48,9 @@ pub enum Error {
     #[error("EventBroker {0} does not exist in this namespace")]
     BrokerNotFound(String),
 
-    #[error("{ready} of {replicas} broker nodes are ready; a quorum queue gets a member on each node ready when it is declared, so Streams declare once every node is")]
+    #[error(
+        "{ready} of {replicas} broker nodes are ready; a quorum queue gets a member on each node ready when it is declared, so Streams declare once every node is"
+    )]
     NodesNotReady { ready: i32, replicas: i32 },
 
     #[error("EventBroker {0} is not Ready; its quorum queues are declared once every node is")]

@@ -29,7 +29,10 @@ pub fn queue_arguments(args: &QueueArgs) -> FieldTable {
     if let Some(dlx) = &args.dead_letter_exchange {
         t.insert(ShortString::from("x-dead-letter-exchange"), s(dlx));
         if args.queue_type == QueueType::Quorum {
-            t.insert(ShortString::from("x-dead-letter-strategy"), s("at-least-once"));
+            t.insert(
+                ShortString::from("x-dead-letter-strategy"),
+                s("at-least-once"),
+            );
             t.insert(ShortString::from("x-overflow"), s("reject-publish"));
         }
     }

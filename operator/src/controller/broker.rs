@@ -41,7 +41,9 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
         Err(e) => Err(e),
     };
     let check = match check {
-        Ok(uri) => every_node_ready(&broker, &ctx, &namespace).await.map(|()| uri),
+        Ok(uri) => every_node_ready(&broker, &ctx, &namespace)
+            .await
+            .map(|()| uri),
         Err(e) => Err(e),
     };
     let status = broker_status(&broker, &wiring, &check);
@@ -224,6 +226,9 @@ mod tests {
         let status = broker_status(&broker, &wiring, &Err(nodes_ready(3, Some(1)).unwrap_err()));
         assert_eq!(status.phase, BrokerPhase::Pending);
         let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "NodesNotReady"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NodesNotReady")
+        );
     }
 }

@@ -152,9 +152,9 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     let declared = match uri {
         // A quorum queue declared now would lack a member on the node that
         // is not ready, for good (RabbitMQ does not add it later).
-        Ok(_) if !broker_ready && wiring.queue_type == QueueType::Quorum => Err(
-            crate::Error::BrokerNotReady(stream.spec.broker.clone()),
-        ),
+        Ok(_) if !broker_ready && wiring.queue_type == QueueType::Quorum => {
+            Err(crate::Error::BrokerNotReady(stream.spec.broker.clone()))
+        }
         Ok(uri) => {
             topology::converge(ctx, &valid, &uri, &version, &objects.topology, spec_changed).await
         }
