@@ -6,6 +6,7 @@
 #   images.sh [all]      every image the tests and the examples need
 #   images.sh load-infra pause, CoreDNS, local-path-provisioner, the base (cluster.sh calls it)
 #   images.sh build NAME...  the named images only (names: the keys of REFS)
+#   images.sh load NAME...   the named images, built and loaded into the node
 #   images.sh list       the image references
 # A build is skipped when its inputs (Dockerfile + context) are unchanged.
 set -euo pipefail
@@ -14,6 +15,10 @@ set -euo pipefail
 CLUSTER=${CLUSTER:-local}
 IMG=$EVENTFLOW_CACHE/images
 BASE_REF=docker.io/library/debian:bookworm-slim
+# Debian releases an image may start FROM (debian:<suite>-slim), each made
+# with debootstrap once and cached by suite. bookworm is the base of all
+# images but rabbitmq4 (trixie packages RabbitMQ 4.0).
+BASE_SUITES=(bookworm trixie)
 PAUSE_REF=registry.k8s.io/pause:3.10
 CONTAINERD_SOCK=/run/eventflow-e2e/containerd/containerd.sock
 TOOLS=$(tools_bin_dir)
@@ -26,11 +31,12 @@ declare -A REFS=(
   [coredns]=docker.io/eventflow/coredns:$COREDNS_VERSION
   [local-path-provisioner]=docker.io/eventflow/local-path-provisioner:$LOCAL_PATH_VERSION
   [rabbitmq]=docker.io/eventflow/rabbitmq:3.10-management
+  [rabbitmq4]=docker.io/eventflow/rabbitmq:4.0-management
   [postgres]=docker.io/eventflow/postgres:15
   [smoke]=docker.io/eventflow/e2e-smoke:$E2E_TAG
 )
 INFRA=(pause coredns local-path-provisioner)
-WORKLOADS=(rabbitmq postgres smoke)
+WORKLOADS=(rabbitmq rabbitmq4 postgres smoke)
 
 # Images of our own Rust components: every operator/Dockerfile and
 # apps/<app>/Dockerfile. Convention: the Dockerfile COPYs one host-built
@@ -82,24 +88,48 @@ apt_mirror() {
   done | head -1
 }
 
-base_image() {
-  local stamp="$IMG/stamps/base"
-  if [ -f "$stamp" ] && bh inspect "$BASE_REF" >/dev/null 2>&1; then return 0; fi
-  local rootfs="$IMG/debian-rootfs" mirror
+base_ref() { echo "docker.io/library/debian:$1-slim"; }
+
+# debian:<suite>-slim, from a minbase debootstrap of that suite. bookworm
+# keeps the unsuffixed rootfs and stamp of the caches made before trixie.
+base_image() { # [suite]
+  local suite=${1:-bookworm} ref suffix=''
+  ref=$(base_ref "$suite")
+  if [ "$suite" != bookworm ]; then suffix=-$suite; fi
+  local stamp="$IMG/stamps/base$suffix"
+  if [ -f "$stamp" ] && bh inspect "$ref" >/dev/null 2>&1; then return 0; fi
+  local rootfs="$IMG/debian-rootfs$suffix" mirror
   mirror=$(apt_mirror); [ -n "$mirror" ] || die "no Debian mirror found in apt's sources"
   if [ ! -x "$rootfs/usr/bin/apt-get" ]; then
-    log "debootstrap bookworm (minbase)"
+    log "debootstrap $suite (minbase)"
     rm -rf "$rootfs"
-    debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$LOG_DIR/debootstrap.log" 2>&1 ||
-      die "debootstrap failed (log: $LOG_DIR/debootstrap.log)"
+    debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >"$LOG_DIR/debootstrap$suffix.log" 2>&1 ||
+      die "debootstrap $suite failed (log: $LOG_DIR/debootstrap$suffix.log)"
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   fi
-  log "committing $BASE_REF"
+  log "committing $ref"
   local c; c=$(bh from scratch)
   bh copy "$c" "$rootfs" / >/dev/null
   bh config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$c"
-  bh commit -q --rm "$c" "$BASE_REF" >/dev/null
+  bh commit -q --rm "$c" "$ref" >/dev/null
   mkdir -p "$IMG/stamps"; date > "$stamp"
+}
+
+# The Debian suites the named images start FROM (bookworm for ours, whose
+# Dockerfile is generated or has no debian FROM line).
+suites_of() { # name...
+  local n f
+  for n in "$@"; do
+    f=$REPO_ROOT/e2e/images/$n/Dockerfile
+    if [ -f "$f" ]; then sed -nE 's/^FROM debian:([a-z]+)-slim.*/\1/p' "$f"; fi
+  done | sort -u
+}
+
+# The base images the named images need.
+base_images() { # name...
+  local s
+  for s in $(suites_of "$@"); do base_image "$s"; done
+  base_image bookworm
 }
 
 # Files an image's context needs besides its Dockerfile directory.
@@ -192,7 +222,7 @@ case "${1:-all}" in
     load_base ;;
   all)
     build_rust_binaries
-    if [ "$CLUSTER" = local ]; then base_image; fi
+    if [ "$CLUSTER" = local ]; then base_images "${WORKLOADS[@]}"; fi
     build_spring_images_base
     for n in "${WORKLOADS[@]}"; do build_one "$n"; done
     if [ "$CLUSTER" = local ]; then
@@ -201,10 +231,10 @@ case "${1:-all}" in
       load_base
     fi
     for n in "${WORKLOADS[@]}"; do load_one "$n"; done ;;
-  base) base_image ;;
-  build)
-    shift
-    if [ "$CLUSTER" = local ]; then base_image; fi
+  base) for s in "${BASE_SUITES[@]}"; do base_image "$s"; done ;;
+  build|load)
+    cmd=$1; shift
+    if [ "$CLUSTER" = local ]; then base_images "$@"; fi
     # Only what the named images need: the Rust binaries, or the jars and the JRE.
     need_rust='' need_spring=''
     for n in "$@"; do
@@ -214,7 +244,13 @@ case "${1:-all}" in
     done
     if [ -n "$need_rust" ]; then build_rust_binaries; fi
     if [ -n "$need_spring" ]; then build_spring_images_base; fi
-    for n in "$@"; do build_one "$n"; done ;;
+    for n in "$@"; do build_one "$n"; done
+    if [ "$cmd" = load ]; then
+      if [ "$CLUSTER" = local ]; then
+        [ -S "$CONTAINERD_SOCK" ] || die "the local cluster is not up (make cluster-up)"
+      fi
+      for n in "$@"; do load_one "$n"; done
+    fi ;;
   list) for n in "${!REFS[@]}"; do echo "${REFS[$n]}"; next_ref "$n" || true; done ;;
-  *) echo "usage: $0 [all|load-infra|build NAME...|list]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|load-infra|base|build NAME...|load NAME...|list]" >&2; exit 2 ;;
 esac

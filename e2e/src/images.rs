@@ -11,5 +11,9 @@ pub fn image(name: &str) -> String {
     format!("docker.io/eventflow/{name}:{}", image_tag())
 }
 
+/// RabbitMQ 3.10 (Debian bookworm's package), the examples' broker.
 pub const RABBITMQ_IMAGE: &str = "docker.io/eventflow/rabbitmq:3.10-management";
+/// RabbitMQ 4.0 (Debian trixie's package), the series of the operator's
+/// default image on real clusters (`e2e/images/rabbitmq4`).
+pub const RABBITMQ4_IMAGE: &str = "docker.io/eventflow/rabbitmq:4.0-management";
 pub const BASE_IMAGE: &str = "docker.io/library/debian:bookworm-slim";

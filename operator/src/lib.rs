@@ -48,6 +48,14 @@ pub enum Error {
     #[error("EventBroker {0} does not exist in this namespace")]
     BrokerNotFound(String),
 
+    #[error(
+        "{ready} of {replicas} broker nodes are ready; a quorum queue gets a member on each node ready when it is declared, so Streams declare once every node is"
+    )]
+    NodesNotReady { ready: i32, replicas: i32 },
+
+    #[error("EventBroker {0} is not Ready; its quorum queues are declared once every node is")]
+    BrokerNotReady(String),
+
     #[error("Secret {secret}: {problem}")]
     Secret { secret: String, problem: String },
 
@@ -75,6 +83,8 @@ impl Error {
             Error::Amqp { .. } => "BrokerError",
             Error::AmqpTimeout(_) => "BrokerUnreachable",
             Error::BrokerNotFound(_) => "BrokerNotFound",
+            Error::NodesNotReady { .. } => "NodesNotReady",
+            Error::BrokerNotReady(_) => "BrokerNotReady",
             Error::Secret { .. } => "SecretUnusable",
             Error::Malformed(_) => "MalformedObject",
             Error::Random(_) => "RandomFailed",

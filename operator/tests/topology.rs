@@ -98,3 +98,81 @@ async fn declares_and_deletes_started_together_on_an_empty_connection_cache_all_
         }
     }
 }
+
+/// The topology of a Stream on a three-node broker (quorum queues), on the
+/// real RabbitMQ (3.10 in `make test`; run it against 4.0 by pointing
+/// `EVENTFLOW_TEST_AMQP_URI` at one): declared twice without a
+/// PRECONDITION_FAILED, a message in the retry queue expires back into the
+/// group queue, and a rejected one reaches the DLQ.
+#[tokio::test]
+#[ignore = "needs rabbitmq"]
+async fn a_quorum_topology_retries_through_its_retry_queue_and_dead_letters_into_its_dlq() {
+    use lapin::{
+        BasicProperties, Connection, ConnectionProperties,
+        options::{BasicGetOptions, BasicNackOptions, BasicPublishOptions},
+    };
+    let uri = common::amqp_uri();
+    let ns = format!("quorum-{}", std::process::id());
+    let topology = stream_topology(
+        &common::shop_stream("q"),
+        &ns,
+        eventflow_contract::QueueType::Quorum,
+    );
+    let amqp = Amqp::new(Duration::from_secs(5));
+    amqp.declare(&uri, &topology).await.unwrap();
+    amqp.declare(&uri, &topology).await.unwrap();
+
+    let group = format!("{ns}.account.account");
+    let conn = Connection::connect(&uri, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    let get = |queue: String| {
+        let ch = ch.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(m) = ch
+                    .basic_get(queue.as_str().into(), BasicGetOptions::default())
+                    .await
+                    .unwrap()
+                {
+                    return m;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "nothing arrived in {queue}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Waiting out the backoff (200 ms) in the retry queue, back into the group queue.
+    ch.basic_publish(
+        "".into(),
+        format!("{group}.retry").as_str().into(),
+        BasicPublishOptions::default(),
+        b"retried",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let m = get(group.clone()).await;
+    assert_eq!(m.delivery.data, b"retried");
+    // The last attempt, rejected: into the DLQ through the DLX.
+    m.delivery
+        .nack(BasicNackOptions {
+            requeue: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let dead = get(format!("{group}.dlq")).await;
+    assert_eq!(dead.delivery.data, b"retried");
+    dead.delivery.ack(Default::default()).await.unwrap();
+    let _ = conn.close(200, "bye".into()).await;
+    amqp.delete(&uri, &topology).await.unwrap();
+}

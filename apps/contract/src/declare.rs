@@ -13,6 +13,13 @@ use crate::{
 };
 
 /// The queue arguments exactly as sent on the wire.
+///
+/// A quorum queue that dead-letters does so at least once
+/// (`x-dead-letter-strategy`, which needs `x-overflow: reject-publish`): a
+/// message leaving a retry queue for its group queue, or a group queue for
+/// its DLQ, stays where it is until the target has it, so a broker node
+/// lost at that moment loses no message. The default (at most once) would
+/// drop it. Understood by RabbitMQ 3.10 and later.
 pub fn queue_arguments(args: &QueueArgs) -> FieldTable {
     let mut t = FieldTable::default();
     let s = |v: &str| AMQPValue::LongString(LongString::from(v.to_owned()));
@@ -21,6 +28,13 @@ pub fn queue_arguments(args: &QueueArgs) -> FieldTable {
     }
     if let Some(dlx) = &args.dead_letter_exchange {
         t.insert(ShortString::from("x-dead-letter-exchange"), s(dlx));
+        if args.queue_type == QueueType::Quorum {
+            t.insert(
+                ShortString::from("x-dead-letter-strategy"),
+                s("at-least-once"),
+            );
+            t.insert(ShortString::from("x-overflow"), s("reject-publish"));
+        }
     }
     if let Some(key) = &args.dead_letter_routing_key {
         t.insert(ShortString::from("x-dead-letter-routing-key"), s(key));
@@ -71,4 +85,67 @@ pub async fn declare(channel: &Channel, topology: &Topology, passive: bool) -> l
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(args: &QueueArgs) -> Vec<String> {
+        let mut keys: Vec<String> = queue_arguments(args)
+            .inner()
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn retry_queue(queue_type: QueueType) -> QueueArgs {
+        QueueArgs {
+            queue_type,
+            dead_letter_exchange: Some(String::new()),
+            dead_letter_routing_key: Some("ns.orders.w".into()),
+            message_ttl_ms: Some(250),
+        }
+    }
+
+    #[test]
+    fn a_quorum_queue_that_dead_letters_does_so_at_least_once() {
+        assert_eq!(
+            keys(&retry_queue(QueueType::Quorum)),
+            [
+                "x-dead-letter-exchange",
+                "x-dead-letter-routing-key",
+                "x-dead-letter-strategy",
+                "x-message-ttl",
+                "x-overflow",
+                "x-queue-type"
+            ]
+        );
+        let t = queue_arguments(&retry_queue(QueueType::Quorum));
+        let text = |k: &str| match t.inner().get(k) {
+            Some(AMQPValue::LongString(v)) => v.to_string(),
+            other => panic!("{k}: {other:?}"),
+        };
+        assert_eq!(text("x-dead-letter-strategy"), "at-least-once");
+        assert_eq!(text("x-overflow"), "reject-publish");
+    }
+
+    #[test]
+    fn classic_queues_and_queues_without_a_dead_letter_exchange_keep_their_arguments() {
+        assert_eq!(
+            keys(&retry_queue(QueueType::Classic)),
+            [
+                "x-dead-letter-exchange",
+                "x-dead-letter-routing-key",
+                "x-message-ttl"
+            ]
+        );
+        let dlq = QueueArgs {
+            queue_type: QueueType::Quorum,
+            ..QueueArgs::default()
+        };
+        assert_eq!(keys(&dlq), ["x-queue-type"]);
+    }
 }

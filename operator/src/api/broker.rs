@@ -44,19 +44,28 @@ pub struct EventBrokerSpec {
 /// A broker the operator runs.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// A clustered node must come back with its data: one that restarts empty
+// cannot rejoin (its peers still count it as a member), starts as a broker
+// of its own behind the same Service, and clients reaching it see none of
+// the cluster's queues.
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.replicas) || self.replicas == 1 || has(self.storage)",
+     "message": "replicas: 3 needs storage: a node must come back with its data to rejoin the cluster",
+     "fieldPath": ".storage"},
+]))]
 pub struct ManagedBroker {
     /// RabbitMQ image following the official image's conventions (default `rabbitmq:4.1-management`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
 
-    /// Broker nodes: 1, or 3 for a cluster with quorum queues (default 1).
+    /// Broker nodes: 1, or 3 for a cluster with quorum queues (needs `storage`; default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == 1 || self == 3", "message": "replicas must be 1 or 3"}]))]
     pub replicas: Option<i32>,
 
     /// Persistent storage of each node (its claims are deleted with the EventBroker,
-    /// kept on scale-down); without it, data lives as long as the pod.
+    /// kept on scale-down); without it, data lives as long as the pod. Required with 3 replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
 
@@ -111,7 +120,8 @@ pub struct ConnectionSecret {
 /// Lifecycle phase of an EventBroker.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum BrokerPhase {
-    /// Not reconciled yet, or its objects are being created.
+    /// Not reconciled yet, its objects are being created, or (three nodes)
+    /// not every node is ready.
     #[default]
     Pending,
     /// An AMQP connection with its credentials succeeded on the last check.

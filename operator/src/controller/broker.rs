@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::{api::apps::v1::StatefulSet, apimachinery::pkg::apis::meta::v1::Time};
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -38,6 +38,12 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
     apply_managed(&broker, &ctx).await?;
     let check = match resolve::broker_uri(&ctx.client, &namespace, &wiring).await {
         Ok(uri) => ctx.amqp.check(&uri).await.map(|()| uri),
+        Err(e) => Err(e),
+    };
+    let check = match check {
+        Ok(uri) => every_node_ready(&broker, &ctx, &namespace)
+            .await
+            .map(|()| uri),
         Err(e) => Err(e),
     };
     let status = broker_status(&broker, &wiring, &check);
@@ -74,6 +80,37 @@ async fn apply_managed(broker: &Arc<EventBroker>, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// A managed broker of several nodes is Ready only while every node is:
+/// RabbitMQ places a new quorum queue's members on the nodes running when it
+/// is declared, and never adds a node that joins later.
+async fn every_node_ready(broker: &EventBroker, ctx: &Context, namespace: &str) -> Result<()> {
+    let replicas = broker
+        .spec
+        .managed
+        .as_ref()
+        .map_or(1, |m| m.replicas.unwrap_or(1));
+    if replicas <= 1 {
+        return Ok(());
+    }
+    let name = naming::broker(&broker.name_any()).name;
+    let ready = Api::<StatefulSet>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(&name)
+        .await?
+        .and_then(|s| s.status)
+        .and_then(|s| s.ready_replicas);
+    nodes_ready(replicas, ready)
+}
+
+/// `Ok` when `ready` (the StatefulSet's ready replicas) reaches `replicas`.
+fn nodes_ready(replicas: i32, ready: Option<i32>) -> Result<()> {
+    let ready = ready.unwrap_or(0);
+    if ready >= replicas {
+        Ok(())
+    } else {
+        Err(crate::Error::NodesNotReady { ready, replicas })
+    }
+}
+
 /// The status the connection check calls for.
 fn broker_status(
     broker: &EventBroker,
@@ -98,10 +135,10 @@ fn broker_status(
             );
         }
         Err(e) => {
-            status.phase = if matches!(e, crate::Error::Secret { .. }) {
-                BrokerPhase::Failed
-            } else {
-                BrokerPhase::Unreachable
+            status.phase = match e {
+                crate::Error::Secret { .. } => BrokerPhase::Failed,
+                crate::Error::NodesNotReady { .. } => BrokerPhase::Pending,
+                _ => BrokerPhase::Unreachable,
             };
             status.endpoint = wiring.endpoint.clone().or(status.endpoint);
             set_condition(
@@ -161,4 +198,37 @@ async fn report(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_ready_only_with_every_node_ready() {
+        assert!(nodes_ready(3, Some(3)).is_ok());
+        let err = nodes_ready(3, Some(2)).unwrap_err();
+        assert_eq!(err.reason(), "NodesNotReady");
+        assert!(err.to_string().starts_with("2 of 3 broker nodes"), "{err}");
+        assert!(nodes_ready(3, None).is_err());
+        assert!(nodes_ready(1, Some(1)).is_ok());
+    }
+
+    #[test]
+    fn nodes_not_ready_leave_the_broker_pending_not_unreachable() {
+        let broker: EventBroker = serde_json::from_value(serde_json::json!({
+            "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
+            "metadata": {"name": "rabbit", "namespace": "demo"},
+            "spec": {"managed": {"replicas": 3, "storage": {"size": "1Gi"}}},
+        }))
+        .unwrap();
+        let wiring = broker_wiring(&broker);
+        let status = broker_status(&broker, &wiring, &Err(nodes_ready(3, Some(1)).unwrap_err()));
+        assert_eq!(status.phase, BrokerPhase::Pending);
+        let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "NodesNotReady")
+        );
+    }
 }

@@ -16,6 +16,7 @@
 
 use std::{borrow::Cow, sync::Arc};
 
+use eventflow_contract::QueueType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Resource, ResourceExt, runtime::controller::Action};
 
@@ -149,6 +150,9 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
 
     tracing::debug!(object = key, "step: topology");
     let declared = match uri {
+        Ok(_) if !may_declare(broker_ready, wiring.queue_type) => {
+            Err(crate::Error::BrokerNotReady(stream.spec.broker.clone()))
+        }
         Ok(uri) => {
             topology::converge(ctx, &valid, &uri, &version, &objects.topology, spec_changed).await
         }
@@ -174,7 +178,28 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     Ok(action)
 }
 
+/// Whether the topology step may declare on the broker now. Classic
+/// queues: whenever it answers. Quorum queues (three nodes): only while the
+/// EventBroker is Ready, i.e. every node is — a quorum queue declared while
+/// a node is away lacks a member there for good (RabbitMQ does not add it).
+fn may_declare(broker_ready: bool, queue_type: QueueType) -> bool {
+    broker_ready || queue_type == QueueType::Classic
+}
+
 /// The namespaces' Streams that use `broker` (to reconcile them when it changes).
 pub fn uses_broker(stream: &Stream, namespace: Option<&str>, broker: &str) -> bool {
     stream.spec.broker == broker && stream.meta().namespace.as_deref() == namespace
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_queues_wait_for_a_ready_broker_and_classic_ones_do_not() {
+        assert!(may_declare(true, QueueType::Quorum));
+        assert!(!may_declare(false, QueueType::Quorum));
+        assert!(may_declare(false, QueueType::Classic));
+        assert!(may_declare(true, QueueType::Classic));
+    }
 }
