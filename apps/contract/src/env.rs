@@ -27,6 +27,9 @@ pub const DATABASE_URL: &str = "DATABASE_URL";
 pub const PREFETCH: &str = "EVENTFLOW_PREFETCH";
 /// Worker: messages handled at the same time by one replica.
 pub const CONCURRENCY: &str = "EVENTFLOW_CONCURRENCY";
+/// Worker: seconds one message may wait in process for an unavailable
+/// dependency before that counts as a failed attempt (0: count at once).
+pub const TRANSIENT_RETRY_SECONDS: &str = "EVENTFLOW_TRANSIENT_RETRY_SECONDS";
 
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_ADMIN_PORT: u16 = 9090;

@@ -8,7 +8,7 @@ use eventflow_runtime::{
     admin::{self, Readiness},
     app, broker,
     config::{Config, Role},
-    consumer::Consumer,
+    consumer::{Consumer, TransientRetry},
     metrics::Metrics,
 };
 use tokio::{net::TcpListener, task::JoinSet};
@@ -78,6 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             prefetch: config.prefetch,
             concurrency: config.concurrency,
             metrics: metrics.clone(),
+            transient: TransientRetry::within(config.transient_retry),
         };
         let (connection, cancel) = (connection.clone(), cancel.clone());
         tasks.spawn(async move { Ok(consumer.run(connection, cancel).await?) });

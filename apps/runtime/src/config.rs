@@ -5,7 +5,7 @@
 //! worker's defaults (prefetch, concurrency) are the operator's, from
 //! [`eventflow_contract::defaults`].
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use eventflow_contract::{Bindings, bindings::SubscriptionRequest, defaults, env};
 
@@ -64,6 +64,14 @@ pub enum ConfigError {
     Addr { var: &'static str, value: String },
     #[error("{var}={value:?} is not a number")]
     Number { var: &'static str, value: String },
+    #[error(
+        "{var}={value} is more than {max}: a message held that long nears RabbitMQ's consumer acknowledgement timeout (30 minutes)"
+    )]
+    TooLong {
+        var: &'static str,
+        value: usize,
+        max: u32,
+    },
     #[error(transparent)]
     Bindings(#[from] eventflow_contract::bindings::BindingsError),
 }
@@ -93,6 +101,11 @@ pub struct Config {
     pub database_url: String,
     pub prefetch: u16,
     pub concurrency: usize,
+    /// Longest in-process wait of one message for an unavailable dependency
+    /// (`EVENTFLOW_TRANSIENT_RETRY_SECONDS`, at most
+    /// [`defaults::MAX_TRANSIENT_RETRY_SECONDS`]); zero counts every
+    /// unavailability as a failed attempt at once.
+    pub transient_retry: Duration,
     pub fault_exit_after_commit: bool,
 }
 
@@ -154,6 +167,17 @@ impl Config {
             )
         });
         let prefetch = number(env::PREFETCH, defaults::PREFETCH.into())?;
+        let transient_retry = number(
+            env::TRANSIENT_RETRY_SECONDS,
+            defaults::TRANSIENT_RETRY_SECONDS as usize,
+        )?;
+        if transient_retry > defaults::MAX_TRANSIENT_RETRY_SECONDS as usize {
+            return Err(ConfigError::TooLong {
+                var: env::TRANSIENT_RETRY_SECONDS,
+                value: transient_retry,
+                max: defaults::MAX_TRANSIENT_RETRY_SECONDS,
+            });
+        }
         Ok(Self {
             role,
             app: var(env::APP).unwrap_or_else(|| app.to_owned()),
@@ -169,6 +193,7 @@ impl Config {
             database_url,
             prefetch: u16::try_from(prefetch).unwrap_or(u16::MAX).max(1),
             concurrency: number(env::CONCURRENCY, defaults::CONCURRENCY.into())?.max(1),
+            transient_retry: Duration::from_secs(transient_retry as u64),
             fault_exit_after_commit: var(FAULT_EXIT_AFTER_COMMIT).as_deref() == Some("1"),
         })
     }
@@ -226,6 +251,31 @@ mod tests {
             (c.prefetch, c.concurrency),
             (defaults::PREFETCH, defaults::CONCURRENCY.into())
         );
+        assert_eq!(
+            c.transient_retry,
+            Duration::from_secs(defaults::TRANSIENT_RETRY_SECONDS.into())
+        );
+    }
+
+    #[test]
+    fn the_transient_retry_bound_stays_well_inside_the_brokers_ack_timeout() {
+        let c = config(&[(env::TRANSIENT_RETRY_SECONDS, "0")], None).unwrap();
+        assert_eq!(c.transient_retry, Duration::ZERO);
+        let max = defaults::MAX_TRANSIENT_RETRY_SECONDS.to_string();
+        let c = config(&[(env::TRANSIENT_RETRY_SECONDS, &max)], None).unwrap();
+        assert_eq!(c.transient_retry.as_secs(), max.parse::<u64>().unwrap());
+        assert!(c.transient_retry < Duration::from_secs(30 * 60));
+        let e = config(&[(env::TRANSIENT_RETRY_SECONDS, "1801")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("EVENTFLOW_TRANSIENT_RETRY_SECONDS") && e.contains("1200"),
+            "{e}"
+        );
+        let e = config(&[(env::TRANSIENT_RETRY_SECONDS, "ten minutes")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EVENTFLOW_TRANSIENT_RETRY_SECONDS"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::{
 use eventflow_contract::{Bindings, Topology, bindings::SubscriptionRequest, declare::declare};
 use eventflow_runtime::{
     cloudevent::CloudEvent,
-    consumer::{Consumer, Handled, Handler},
+    consumer::{Consumer, Handled, Handler, TransientRetry},
     metrics::Metrics,
     testing::{amqp_uri, unique_namespace},
 };
@@ -108,6 +108,7 @@ async fn the_consumer_bounds_its_concurrency_and_drains_without_losing_a_message
         prefetch: 8,
         concurrency: 4,
         metrics: Metrics::default(),
+        transient: TransientRetry::default(),
     };
     let cancel = CancellationToken::new();
     let running = tokio::spawn(consumer.run(connection.clone(), cancel.clone()));

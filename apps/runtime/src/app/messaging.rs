@@ -15,7 +15,7 @@ use crate::{
     admin::Readiness,
     broker::{self, BrokerError},
     config::Config,
-    consumer::Consumer,
+    consumer::{Consumer, TransientRetry},
     metrics::Metrics,
     relay::Relay,
     store::EventStore,
@@ -67,6 +67,7 @@ impl BrokerPart {
                     prefetch: c.prefetch,
                     concurrency: c.concurrency,
                     metrics: self.metrics.clone(),
+                    transient: TransientRetry::within(c.transient_retry),
                 };
                 let (connection, cancel) = (connection.clone(), cancel.clone());
                 let failure = failure.clone();
