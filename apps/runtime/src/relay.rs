@@ -72,6 +72,11 @@ impl Relay {
                 Err(RelayError::Amqp(e)) if !self.channel.status().connected() => return Err(e),
                 Err(e) => {
                     tracing::error!(error = %e, "outbox relay failed; retrying");
+                    if matches!(e, RelayError::Store(_)) {
+                        // The lease's own connection may be gone with the
+                        // store (a restart): take the lease again.
+                        lease = None;
+                    }
                     0
                 }
             };
