@@ -78,7 +78,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             prefetch: config.prefetch,
             concurrency: config.concurrency,
             metrics: metrics.clone(),
-            transient: TransientRetry::within(config.transient_retry),
+            transient: TransientRetry::for_subscription(subscription, config.transient_retry),
         };
         let (connection, cancel) = (connection.clone(), cancel.clone());
         tasks.spawn(async move { Ok(consumer.run(connection, cancel).await?) });

@@ -77,6 +77,13 @@ impl HandlerError {
 /// dependency is unavailable: delays from `first`, doubling up to `cap`,
 /// each jittered to between half and all of it, for at most `bound` from the
 /// first failure. A zero `bound` turns the in-process retry off.
+///
+/// The cap is short on purpose. A message held in process keeps a
+/// concurrency permit, so at most `concurrency` messages per replica retry
+/// against a dependency that is down — little load even every few seconds —
+/// and once the dependency is back a held message runs again within the cap,
+/// before another saga step that waits for its effect (spending its own
+/// attempts: `maxAttempts × backoffMs`) gives up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransientRetry {
     pub first: Duration,
@@ -85,7 +92,7 @@ pub struct TransientRetry {
 }
 
 impl Default for TransientRetry {
-    /// 500 ms doubling to 30 s, for the contract's default bound.
+    /// [`TransientRetry::within`] the contract's default bound.
     fn default() -> Self {
         Self::within(Duration::from_secs(
             eventflow_contract::defaults::TRANSIENT_RETRY_SECONDS.into(),
@@ -94,12 +101,31 @@ impl Default for TransientRetry {
 }
 
 impl TransientRetry {
-    /// The default schedule (500 ms doubling to 30 s) within `bound`.
+    /// First delay.
+    pub const FIRST: Duration = Duration::from_millis(500);
+    /// Longest delay.
+    pub const CAP: Duration = Duration::from_secs(5);
+
+    /// 500 ms doubling to 5 s, within `bound`.
     pub fn within(bound: Duration) -> Self {
         Self {
-            first: Duration::from_millis(500),
-            cap: Duration::from_secs(30),
+            first: Self::FIRST,
+            cap: Self::CAP,
             bound,
+        }
+    }
+
+    /// [`TransientRetry::within`] `bound`, with the cap lowered to half the
+    /// subscription's own retry budget (`maxAttempts × backoffMs`) when that
+    /// is shorter, but never under the first delay: a held message runs
+    /// again well before a step waiting on it runs out of attempts.
+    pub fn for_subscription(subscription: &Subscription, bound: Duration) -> Self {
+        let budget = Duration::from_millis(
+            u64::from(subscription.max_attempts) * u64::from(subscription.backoff_ms),
+        );
+        Self {
+            cap: (budget / 2).clamp(Self::FIRST, Self::CAP),
+            ..Self::within(bound)
         }
     }
 
@@ -406,15 +432,51 @@ mod tests {
     }
 
     #[test]
-    fn the_transient_backoff_grows_from_half_a_second_to_a_capped_thirty_seconds() {
+    fn the_transient_backoff_grows_from_half_a_second_to_a_capped_five_seconds() {
         let r = TransientRetry::default();
         assert_eq!(r.base_delay(0), Duration::from_millis(500));
         assert_eq!(r.base_delay(1), Duration::from_secs(1));
-        assert_eq!(r.base_delay(5), Duration::from_secs(16));
+        assert_eq!(r.base_delay(3), Duration::from_secs(4));
         let delays: Vec<_> = (0..100).map(|n| r.base_delay(n)).collect();
         assert!(delays.windows(2).all(|w| w[0] <= w[1]), "monotone");
-        assert_eq!(delays.last(), Some(&Duration::from_secs(30)), "capped");
+        assert_eq!(delays.last(), Some(&Duration::from_secs(5)), "capped");
         assert!(delays.iter().all(|d| *d <= r.cap));
+    }
+
+    #[test]
+    fn the_cap_stays_under_half_the_subscriptions_own_retry_budget() {
+        let bindings = |max_attempts, backoff_ms| {
+            let request = eventflow_contract::bindings::SubscriptionRequest {
+                destination: "d",
+                group: "g",
+                routing_keys: vec!["#".into()],
+                max_attempts,
+                backoff_ms,
+            };
+            eventflow_contract::Bindings::standalone("ns", &[], &[request]).subscribes[0].clone()
+        };
+        let bound = Duration::from_secs(600);
+        let cap = |a, b| TransientRetry::for_subscription(&bindings(a, b), bound).cap;
+        assert_eq!(
+            cap(30, 500),
+            Duration::from_secs(5),
+            "a saga step: the default cap"
+        );
+        assert_eq!(
+            cap(5, 1_000),
+            Duration::from_millis(2_500),
+            "the default retry"
+        );
+        assert_eq!(cap(10, 200), Duration::from_secs(1));
+        assert_eq!(
+            cap(3, 200),
+            Duration::from_millis(500),
+            "never under the first delay"
+        );
+        assert_eq!(
+            TransientRetry::for_subscription(&bindings(3, 200), bound).bound,
+            bound
+        );
     }
 
     #[test]

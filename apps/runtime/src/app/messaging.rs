@@ -67,7 +67,7 @@ impl BrokerPart {
                     prefetch: c.prefetch,
                     concurrency: c.concurrency,
                     metrics: self.metrics.clone(),
-                    transient: TransientRetry::within(c.transient_retry),
+                    transient: TransientRetry::for_subscription(subscription, c.transient_retry),
                 };
                 let (connection, cancel) = (connection.clone(), cancel.clone());
                 let failure = failure.clone();
