@@ -1,12 +1,17 @@
 //! A store outage is transient, not poison: the real order, payment and
 //! warehouse binaries on the fault-test PostgreSQL, whose workers give up
-//! on an event after `maxAttempts × backoffMs` = 10 × 200 ms, see that
-//! PostgreSQL stopped for far longer while sagas are in flight. The web
-//! roles answer 503 with `Retry-After` and keep running, the workers hold
-//! the events they cannot complete and retry them without spending
-//! attempts, and once PostgreSQL is back every saga finishes — nothing is
-//! dead-lettered. Needs `EVENTFLOW_TEST_FAULT_DATABASE_URL` (`services.sh
-//! up`); stops and starts that server, so its tests run one at a time.
+//! on an event after 3 attempts 200 ms apart, see that PostgreSQL stopped
+//! for far longer while sagas are in flight. An attempt against a stopped
+//! store lasts as long as the web role waits for a connection
+//! (`ACQUIRE_TIMEOUT`, 5 s) before its 503, so the old budget was 3 × 5.2 s;
+//! the outage lasts 25 s. The web roles answer 503 with `Retry-After` and
+//! keep running, the workers hold the events they cannot complete and retry
+//! them without spending attempts, and once PostgreSQL is back every saga
+//! finishes — nothing is dead-lettered. (With the in-process retry off,
+//! `EVENTFLOW_TRANSIENT_RETRY_SECONDS=0`, the same run dead-letters the
+//! events in flight and their orders hang.) Needs
+//! `EVENTFLOW_TEST_FAULT_DATABASE_URL` (`services.sh up`); stops and starts
+//! that server, so its tests run one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -19,10 +24,10 @@ use eventflow_runtime::testing::{StoreOutage, amqp_uri};
 use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::FieldTable};
 use serde_json::json;
 
-/// The workers' retry budget: 10 attempts, 200 ms apart (the harness's backoff).
-const MAX_ATTEMPTS: u32 = 10;
-/// Far longer than that budget (2 s).
-const OUTAGE: Duration = Duration::from_secs(10);
+/// The workers' retry budget: 3 attempts, 200 ms apart (the harness's backoff).
+const MAX_ATTEMPTS: u32 = 3;
+/// Far longer than those attempts take against a stopped store (3 × 5.2 s).
+const OUTAGE: Duration = Duration::from_secs(25);
 const ORDERS: usize = 8;
 
 /// Messages in `queue` (a passive declare).
