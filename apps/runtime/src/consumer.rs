@@ -11,7 +11,7 @@
 //!
 //! Only a message the app rejects spends an attempt. A handler that could
 //! not reach a dependency ([`HandlerError::Unavailable`]: a peer refusing
-//! connections, timing out or answering 502/503/504/429, which includes a
+//! connections, timing out or answering 502/503/504/429/408, which includes a
 //! peer whose store is down) is run again in process after a growing,
 //! jittered backoff ([`TransientRetry`]), keeping the message and its
 //! concurrency permit — back-pressure while the dependency is down — without
