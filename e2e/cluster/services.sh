@@ -9,6 +9,9 @@
 #   services.sh fault-broker stop|start
 #                      stop / start again (its data kept: a broker restart) the
 #                      second RabbitMQ node that only fault tests use
+#   services.sh fault-postgres stop|start
+#                      stop (fast shutdown) or start again the fault-test PostgreSQL,
+#                      keeping its data: a store outage for the fault tests
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -22,10 +25,14 @@ RMQ=$SVC/rabbitmq
 PG=$SVC/postgres
 PGBIN=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin 2>/dev/null | sort -V | tail -1)
 
+FAULT_PG_PORT=${EVENTFLOW_TEST_FAULT_PG_PORT:-28433}
+FAULT_PG=$SVC/postgres-fault
+
 exports() {
   echo "export EVENTFLOW_TEST_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$AMQP_PORT/%2f"
   echo "export EVENTFLOW_TEST_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$PG_PORT/eventflow"
   fault_broker_exports
+  echo "export EVENTFLOW_TEST_FAULT_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$FAULT_PG_PORT/eventflow"
 }
 
 wait_port() { # port seconds what
@@ -203,10 +210,70 @@ fault_broker() {
 }
 # --- end of the fault broker ------------------------------------------------
 
+# --- fault-test PostgreSQL ---------------------------------------------------
+# A second, private PostgreSQL cluster that only the fault tests use, because
+# they stop and start it (a store outage) while their apps run: the shared one
+# above must never go away under other tests. Its own port, data directory and
+# PID file (PostgreSQL's postmaster.pid, read by pg_ctl); `up` gives it a fresh
+# cluster, `fault-postgres stop|start` keep its data.
+
+fault_pg_ctl() { # pg_ctl arguments...
+  setpriv --reuid postgres --regid postgres --init-groups "$PGBIN/pg_ctl" -D "$FAULT_PG/data" "$@"
+}
+
+fault_pg_running() { fault_pg_ctl status >/dev/null 2>&1; }
+
+fault_pg_start() {
+  [ -n "$PGBIN" ] || die "PostgreSQL is not installed (make deps)"
+  [ -f "$FAULT_PG/data/PG_VERSION" ] || die "no fault-test PostgreSQL cluster: run $0 up"
+  if fault_pg_running; then return 0; fi
+  mkdir -p "$LOG_DIR"; touch "$LOG_DIR/postgres-fault.log"; chown postgres "$LOG_DIR/postgres-fault.log"
+  fault_pg_ctl start -w -t 30 -l "$LOG_DIR/postgres-fault.log" \
+    -o "-c listen_addresses=127.0.0.1 -p $FAULT_PG_PORT -c unix_socket_directories=$FAULT_PG -c max_connections=200 -c fsync=off -c synchronous_commit=off" \
+    >/dev/null || die "the fault-test PostgreSQL did not start (log: $LOG_DIR/postgres-fault.log)"
+  wait_port "$FAULT_PG_PORT" 30 "fault-test PostgreSQL"
+  log "fault-test PostgreSQL on 127.0.0.1:$FAULT_PG_PORT"
+}
+
+fault_pg_stop() {
+  if [ -f "$FAULT_PG/data/PG_VERSION" ] && fault_pg_running; then
+    # Fast shutdown: clients are disconnected (SQLSTATE 57P01), as when a pod is deleted.
+    fault_pg_ctl stop -m fast -w -t 60 >/dev/null
+  fi
+  log "fault-test PostgreSQL stopped"
+}
+
+fault_pg_up() {
+  if [ -f "$FAULT_PG/data/PG_VERSION" ] && fault_pg_running; then return 0; fi
+  [ -n "$PGBIN" ] || die "PostgreSQL is not installed (make deps)"
+  mkdir -p "$FAULT_PG" "$LOG_DIR"
+  chown postgres:postgres "$FAULT_PG"
+  rm -rf "$FAULT_PG/data"
+  echo eventflow > "$FAULT_PG/pwfile"; chown postgres "$FAULT_PG/pwfile"
+  setpriv --reuid postgres --regid postgres --init-groups "$PGBIN/initdb" -D "$FAULT_PG/data" -U eventflow \
+    --pwfile="$FAULT_PG/pwfile" -A scram-sha-256 >>"$LOG_DIR/postgres-fault.log" 2>&1
+  fault_pg_start
+  PGPASSWORD=eventflow psql -h 127.0.0.1 -p "$FAULT_PG_PORT" -U eventflow -d postgres -qc 'create database eventflow'
+}
+
+fault_pg_down() {
+  fault_pg_stop
+}
+
+fault_postgres() { # stop|start
+  case "${1:-}" in
+    stop) fault_pg_stop ;;
+    start) fault_pg_start ;;
+    *) echo "usage: $0 fault-postgres stop|start" >&2; exit 2 ;;
+  esac
+}
+# --- end of fault-test PostgreSQL ----------------------------------------------
+
 case "${1:-}" in
-  up) rabbit_up; pg_up; fault_broker_start fresh; exports ;;
-  down) rabbit_down; pg_down; fault_broker_stop all; log "services stopped" ;;
+  up) rabbit_up; pg_up; fault_broker_start fresh; fault_pg_up; exports ;;
+  down) rabbit_down; pg_down; fault_broker_stop all; fault_pg_down; log "services stopped" ;;
   env) exports ;;
   fault-broker) fault_broker "${2:-}" ;;
-  *) echo "usage: $0 up|down|env|fault-broker stop|start" >&2; exit 2 ;;
+  fault-postgres) fault_postgres "${2:-}" ;;
+  *) echo "usage: $0 up|down|env|fault-broker stop|start|fault-postgres stop|start" >&2; exit 2 ;;
 esac

@@ -28,3 +28,16 @@ pub const BACKOFF_MS: u32 = 1_000;
 /// a saga step's whole retry budget (30 attempts, 500 ms apart), so only a
 /// step whose message was lost or dead-lettered is re-driven.
 pub const STALL_AFTER_SECS: u32 = 60;
+
+/// Longest time, in seconds, a worker keeps one message in hand while a
+/// dependency it needs (a peer's web role, that peer's store) is
+/// unavailable, retrying it in process with a growing backoff and without
+/// spending one of its `maxAttempts` (`EVENTFLOW_TRANSIENT_RETRY_SECONDS`).
+/// Past it the unavailability counts as one ordinary failed attempt.
+pub const TRANSIENT_RETRY_SECONDS: u32 = 600;
+
+/// The largest [`TRANSIENT_RETRY_SECONDS`] a worker accepts: a message held
+/// that long stays well inside RabbitMQ's consumer acknowledgement timeout
+/// (`consumer_timeout`, 30 minutes by default), past which the broker closes
+/// the channel of a consumer that holds an unacknowledged message.
+pub const MAX_TRANSIENT_RETRY_SECONDS: u32 = 1_200;

@@ -31,6 +31,10 @@ pub const CONCURRENCY: &str = "EVENTFLOW_CONCURRENCY";
 /// step is re-driven (`0` turns re-driving off).
 pub const STALL_AFTER: &str = "EVENTFLOW_STALL_AFTER";
 
+/// Worker: seconds one message may wait in process for an unavailable
+/// dependency before that counts as a failed attempt (0: count at once).
+pub const TRANSIENT_RETRY_SECONDS: &str = "EVENTFLOW_TRANSIENT_RETRY_SECONDS";
+
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 pub const DEFAULT_ADMIN_PORT: u16 = 9090;
 pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:8080";

@@ -8,7 +8,7 @@ use eventflow_runtime::{
     app,
     broker::{BrokerLink, Target},
     config::{Config, Role},
-    consumer::Consumer,
+    consumer::{Consumer, TransientRetry},
     metrics::Metrics,
 };
 use tokio::{net::TcpListener, task::JoinSet};
@@ -79,6 +79,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             prefetch: config.prefetch,
             concurrency: config.concurrency,
             metrics: metrics.clone(),
+            transient: TransientRetry::for_subscription(subscription, config.transient_retry),
         };
         let (link, cancel) = (link.clone(), cancel.clone());
         tasks.spawn(async move { Ok(consumer.run(link, cancel).await?) });

@@ -64,6 +64,14 @@ pub enum ConfigError {
     Addr { var: &'static str, value: String },
     #[error("{var}={value:?} is not a number")]
     Number { var: &'static str, value: String },
+    #[error(
+        "{var}={value} is more than {max}: a message held that long nears RabbitMQ's consumer acknowledgement timeout (30 minutes)"
+    )]
+    TooLong {
+        var: &'static str,
+        value: usize,
+        max: u32,
+    },
     #[error(transparent)]
     Bindings(#[from] eventflow_contract::bindings::BindingsError),
 }
@@ -97,6 +105,11 @@ pub struct Config {
     /// the step is re-driven (`EVENTFLOW_STALL_AFTER`, seconds; `None` when
     /// set to 0: never).
     pub stall_after: Option<Duration>,
+    /// Longest in-process wait of one message for an unavailable dependency
+    /// (`EVENTFLOW_TRANSIENT_RETRY_SECONDS`, at most
+    /// [`defaults::MAX_TRANSIENT_RETRY_SECONDS`]); zero counts every
+    /// unavailability as a failed attempt at once.
+    pub transient_retry: Duration,
     pub fault_exit_after_commit: bool,
 }
 
@@ -158,6 +171,17 @@ impl Config {
             )
         });
         let prefetch = number(env::PREFETCH, defaults::PREFETCH.into())?;
+        let transient_retry = number(
+            env::TRANSIENT_RETRY_SECONDS,
+            defaults::TRANSIENT_RETRY_SECONDS as usize,
+        )?;
+        if transient_retry > defaults::MAX_TRANSIENT_RETRY_SECONDS as usize {
+            return Err(ConfigError::TooLong {
+                var: env::TRANSIENT_RETRY_SECONDS,
+                value: transient_retry,
+                max: defaults::MAX_TRANSIENT_RETRY_SECONDS,
+            });
+        }
         Ok(Self {
             role,
             app: var(env::APP).unwrap_or_else(|| app.to_owned()),
@@ -180,6 +204,7 @@ impl Config {
                 0 => None,
                 secs => Some(Duration::from_secs(secs as u64)),
             },
+            transient_retry: Duration::from_secs(transient_retry as u64),
             fault_exit_after_commit: var(FAULT_EXIT_AFTER_COMMIT).as_deref() == Some("1"),
         })
     }
@@ -237,6 +262,31 @@ mod tests {
             (c.prefetch, c.concurrency),
             (defaults::PREFETCH, defaults::CONCURRENCY.into())
         );
+        assert_eq!(
+            c.transient_retry,
+            Duration::from_secs(defaults::TRANSIENT_RETRY_SECONDS.into())
+        );
+    }
+
+    #[test]
+    fn the_transient_retry_bound_stays_well_inside_the_brokers_ack_timeout() {
+        let c = config(&[(env::TRANSIENT_RETRY_SECONDS, "0")], None).unwrap();
+        assert_eq!(c.transient_retry, Duration::ZERO);
+        let max = defaults::MAX_TRANSIENT_RETRY_SECONDS.to_string();
+        let c = config(&[(env::TRANSIENT_RETRY_SECONDS, &max)], None).unwrap();
+        assert_eq!(c.transient_retry.as_secs(), max.parse::<u64>().unwrap());
+        assert!(c.transient_retry < Duration::from_secs(30 * 60));
+        let e = config(&[(env::TRANSIENT_RETRY_SECONDS, "1801")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("EVENTFLOW_TRANSIENT_RETRY_SECONDS") && e.contains("1200"),
+            "{e}"
+        );
+        let e = config(&[(env::TRANSIENT_RETRY_SECONDS, "ten minutes")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("EVENTFLOW_TRANSIENT_RETRY_SECONDS"), "{e}");
     }
 
     #[test]

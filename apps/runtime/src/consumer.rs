@@ -12,8 +12,23 @@
 //! The consumer takes its connection from the process's [`BrokerLink`] and
 //! outlives it: a lost channel is opened again on the link's next
 //! connection (see [`Consumer::run`]).
+//!
+//! Only a message the app rejects spends an attempt. A handler that could
+//! not reach a dependency ([`HandlerError::Unavailable`]: a peer refusing
+//! connections, timing out or answering 502/503/504/429/408, which includes a
+//! peer whose store is down) is run again in process after a growing,
+//! jittered backoff ([`TransientRetry`]), keeping the message and its
+//! concurrency permit — back-pressure while the dependency is down — without
+//! touching `x-eventflow-attempt`. On shutdown the wait ends and the message
+//! is requeued as it was; past [`TransientRetry::bound`] the unavailability
+//! counts as one ordinary failed attempt.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use eventflow_contract::{Subscription, names::ATTEMPT_HEADER};
 use futures_lite::StreamExt;
@@ -40,13 +55,126 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long closing the channel (and the connection) may take after the drain.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Why handling failed; the message is retried, then dead-lettered.
+/// Why handling failed.
+///
+/// `Malformed` and `Failed` are the app rejecting the message (it cannot be
+/// decoded, a peer refused the command for good, a bug answered 500, a state
+/// not reached yet): each spends one of the subscription's `maxAttempts`,
+/// then the message is dead-lettered. `Unavailable` is a dependency that
+/// could not be asked (transient): the message is retried in process and
+/// spends no attempt (see the module documentation and [`TransientRetry`]).
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
     #[error("not a CloudEvent: {0}")]
     Malformed(String),
     #[error("{0}")]
     Failed(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl HandlerError {
+    /// True for a failure that says nothing about the message (a dependency
+    /// down): it is retried without spending an attempt.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// How long and how often a message is retried in process while a
+/// dependency is unavailable: delays from `first`, doubling up to `cap`,
+/// each jittered to between half and all of it, for at most `bound` from the
+/// first failure. A zero `bound` turns the in-process retry off.
+///
+/// The cap is short on purpose. A message held in process keeps a
+/// concurrency permit, so at most `concurrency` messages per replica retry
+/// against a dependency that is down — little load even every few seconds —
+/// and once the dependency is back a held message runs again within the cap,
+/// before another saga step that waits for its effect (spending its own
+/// attempts: `maxAttempts × backoffMs`) gives up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransientRetry {
+    pub first: Duration,
+    pub cap: Duration,
+    pub bound: Duration,
+}
+
+impl Default for TransientRetry {
+    /// [`TransientRetry::within`] the contract's default bound.
+    fn default() -> Self {
+        Self::within(Duration::from_secs(
+            eventflow_contract::defaults::TRANSIENT_RETRY_SECONDS.into(),
+        ))
+    }
+}
+
+impl TransientRetry {
+    /// First delay.
+    pub const FIRST: Duration = Duration::from_millis(500);
+    /// Longest delay.
+    pub const CAP: Duration = Duration::from_secs(5);
+
+    /// 500 ms doubling to 5 s, within `bound`.
+    pub fn within(bound: Duration) -> Self {
+        Self {
+            first: Self::FIRST,
+            cap: Self::CAP,
+            bound,
+        }
+    }
+
+    /// [`TransientRetry::within`] `bound`, with the cap lowered to half the
+    /// subscription's own retry budget (`maxAttempts × backoffMs`) when that
+    /// is shorter, but never under the first delay: a held message runs
+    /// again well before a step waiting on it runs out of attempts.
+    pub fn for_subscription(subscription: &Subscription, bound: Duration) -> Self {
+        let budget = Duration::from_millis(
+            u64::from(subscription.max_attempts) * u64::from(subscription.backoff_ms),
+        );
+        Self {
+            cap: (budget / 2).clamp(Self::FIRST, Self::CAP),
+            ..Self::within(bound)
+        }
+    }
+
+    /// The delay before in-process retry `retry` (0 for the first), not
+    /// jittered: `first * 2^retry`, at most `cap`.
+    pub fn base_delay(&self, retry: u32) -> Duration {
+        self.first
+            .saturating_mul(2u32.saturating_pow(retry.min(31)))
+            .min(self.cap)
+    }
+
+    /// The delay before retry `retry` when `waited` has passed since the
+    /// first failure, jittered by `jitter` in `[0, 1]` (to between half and
+    /// all of the base delay); `None` once it would pass the bound.
+    pub fn next_delay(&self, retry: u32, waited: Duration, jitter: f64) -> Option<Duration> {
+        let base = self.base_delay(retry);
+        let delay = base / 2 + base.mul_f64(jitter.clamp(0.0, 1.0) / 2.0);
+        (waited + delay <= self.bound).then_some(delay)
+    }
+}
+
+/// A random fraction in `[0, 1)` for the jitter.
+fn jitter() -> f64 {
+    let bits = uuid::Uuid::new_v4().as_u128() >> 75; // 53 random bits
+    bits as f64 / (1u64 << 53) as f64
+}
+
+/// Counts a message in the waiting gauge for as long as it lives.
+struct Waiting<'a>(&'a Metrics);
+
+impl<'a> Waiting<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.messages_waiting.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.messages_waiting.dec();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +202,8 @@ pub struct Consumer {
     pub prefetch: u16,
     pub concurrency: usize,
     pub metrics: Metrics,
+    /// The in-process retry of a message whose dependency is unavailable.
+    pub transient: TransientRetry,
 }
 
 /// The attempts already made, from the message header (0 on first delivery).
@@ -144,8 +274,9 @@ impl Consumer {
                 let why = match delivery {
                     Some(Ok(delivery)) => {
                         let (this, channel) = (this.clone(), channel.clone());
+                        let cancel = cancel.clone();
                         tracker.spawn(async move {
-                            this.handle(&channel, delivery).await;
+                            this.handle(&channel, delivery, &cancel).await;
                             drop(permit);
                         });
                         continue;
@@ -233,7 +364,7 @@ impl Consumer {
         Ok((channel, tag, deliveries))
     }
 
-    async fn handle(&self, channel: &Channel, delivery: Delivery) {
+    async fn handle(&self, channel: &Channel, delivery: Delivery, cancel: &CancellationToken) {
         let delivered = crate::inbound::Delivered {
             exchange: delivery.exchange.as_str(),
             routing_key: delivery.routing_key.as_str(),
@@ -241,17 +372,69 @@ impl Consumer {
             body: &delivery.data,
         };
         let result = match crate::inbound::cloudevent(&delivered) {
-            Ok(ce) => (self.handler)(ce).await,
-            Err(e) => Err(HandlerError::Malformed(e)),
+            Ok(ce) => self.run_handler(ce, &delivery, cancel).await,
+            Err(e) => Some(Err(HandlerError::Malformed(e))),
         };
         let outcome = match result {
-            Ok(Handled::Done) => self.ack(&delivery, "ok").await,
-            Ok(Handled::Ignored) => self.ack(&delivery, "ignored").await,
-            Err(e) => self.fail(channel, &delivery, &e).await,
+            Some(Ok(Handled::Done)) => self.ack(&delivery, "ok").await,
+            Some(Ok(Handled::Ignored)) => self.ack(&delivery, "ignored").await,
+            Some(Err(e)) => self.fail(channel, &delivery, &e).await,
+            None => self.requeue(&delivery).await,
         };
         if let Err(e) = outcome {
             tracing::error!(error = %e, "could not settle a message; the broker will redeliver it");
         }
+    }
+
+    /// Runs the handler, and again after a backoff for as long as it finds
+    /// a dependency unavailable, within [`TransientRetry::bound`]; past the
+    /// bound the last unavailability is returned as an ordinary failure.
+    /// `None` when `cancel` ended the wait: the message goes back unspent.
+    async fn run_handler(
+        &self,
+        ce: CloudEvent,
+        delivery: &Delivery,
+        cancel: &CancellationToken,
+    ) -> Option<Result<Handled, HandlerError>> {
+        let mut since: Option<Instant> = None;
+        let mut retry = 0;
+        loop {
+            let why = match (self.handler)(ce.clone()).await {
+                Err(HandlerError::Unavailable(why)) => why,
+                other => return Some(other),
+            };
+            let waited = since.get_or_insert_with(Instant::now).elapsed();
+            let Some(delay) = self.transient.next_delay(retry, waited, jitter()) else {
+                tracing::warn!(error = %why, waited_ms = waited.as_millis() as u64, routing_key = %delivery.routing_key,
+                    "a dependency stayed unavailable past the in-process retry bound; counting a failed attempt");
+                return Some(Err(HandlerError::Failed(format!(
+                    "unavailable for {} s: {why}",
+                    waited.as_secs()
+                ))));
+            };
+            tracing::warn!(error = %why, delay_ms = delay.as_millis() as u64, retry, routing_key = %delivery.routing_key,
+                "a dependency is unavailable; retrying in process without spending an attempt");
+            self.metrics.message("transient_retry");
+            let _waiting = Waiting::new(&self.metrics);
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(delay) => {}
+            }
+            retry += 1;
+        }
+    }
+
+    /// Returns a message to its queue as it was (no attempt spent).
+    async fn requeue(&self, delivery: &Delivery) -> lapin::Result<()> {
+        tracing::info!(routing_key = %delivery.routing_key, "stopping: requeueing a message waiting on a dependency");
+        delivery
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await?;
+        self.metrics.message("requeued");
+        Ok(())
     }
 
     async fn ack(&self, delivery: &Delivery, outcome: &'static str) -> lapin::Result<()> {
@@ -340,6 +523,97 @@ async fn queue_exists(connection: &Connection, queue: &str) -> lapin::Result<boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unavailable_dependency_is_transient() {
+        assert!(HandlerError::Unavailable("down".into()).is_transient());
+        assert!(!HandlerError::Failed("409".into()).is_transient());
+        assert!(!HandlerError::Malformed("not json".into()).is_transient());
+    }
+
+    #[test]
+    fn the_transient_backoff_grows_from_half_a_second_to_a_capped_five_seconds() {
+        let r = TransientRetry::default();
+        assert_eq!(r.base_delay(0), Duration::from_millis(500));
+        assert_eq!(r.base_delay(1), Duration::from_secs(1));
+        assert_eq!(r.base_delay(3), Duration::from_secs(4));
+        let delays: Vec<_> = (0..100).map(|n| r.base_delay(n)).collect();
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "monotone");
+        assert_eq!(delays.last(), Some(&Duration::from_secs(5)), "capped");
+        assert!(delays.iter().all(|d| *d <= r.cap));
+    }
+
+    #[test]
+    fn the_cap_stays_under_half_the_subscriptions_own_retry_budget() {
+        let bindings = |max_attempts, backoff_ms| {
+            let request = eventflow_contract::bindings::SubscriptionRequest {
+                destination: "d",
+                group: "g",
+                routing_keys: vec!["#".into()],
+                max_attempts,
+                backoff_ms,
+            };
+            eventflow_contract::Bindings::standalone("ns", &[], &[request]).subscribes[0].clone()
+        };
+        let bound = Duration::from_secs(600);
+        let cap = |a, b| TransientRetry::for_subscription(&bindings(a, b), bound).cap;
+        assert_eq!(
+            cap(30, 500),
+            Duration::from_secs(5),
+            "a saga step: the default cap"
+        );
+        assert_eq!(
+            cap(5, 1_000),
+            Duration::from_millis(2_500),
+            "the default retry"
+        );
+        assert_eq!(cap(10, 200), Duration::from_secs(1));
+        assert_eq!(
+            cap(3, 200),
+            Duration::from_millis(500),
+            "never under the first delay"
+        );
+        assert_eq!(
+            TransientRetry::for_subscription(&bindings(3, 200), bound).bound,
+            bound
+        );
+    }
+
+    #[test]
+    fn the_jitter_keeps_a_delay_between_half_and_all_of_its_base() {
+        let r = TransientRetry::default();
+        for retry in 0..10 {
+            let base = r.base_delay(retry);
+            let low = r.next_delay(retry, Duration::ZERO, 0.0).unwrap();
+            let high = r.next_delay(retry, Duration::ZERO, 1.0).unwrap();
+            assert_eq!((low, high), (base / 2, base));
+            let some = r.next_delay(retry, Duration::ZERO, jitter()).unwrap();
+            assert!(low <= some && some <= high);
+        }
+        assert!((0..1000).map(|_| jitter()).all(|j| (0.0..1.0).contains(&j)));
+    }
+
+    #[test]
+    fn the_in_process_retries_end_within_their_bound() {
+        for (bound, jitter) in [(600, 1.0), (600, 0.0), (600, 0.5), (1, 1.0), (0, 0.0)] {
+            let r = TransientRetry::within(Duration::from_secs(bound));
+            let (mut waited, mut retries) = (Duration::ZERO, 0);
+            while let Some(delay) = r.next_delay(retries, waited, jitter) {
+                waited += delay;
+                retries += 1;
+                assert!(retries < 1000, "bounded");
+            }
+            assert!(waited <= r.bound, "{waited:?} within {bound} s");
+            // Close to the bound: the next delay (at most the cap) would pass it.
+            assert!(waited + r.cap > r.bound, "{waited:?} of {bound} s");
+        }
+        let off = TransientRetry::within(Duration::ZERO);
+        assert_eq!(
+            off.next_delay(0, Duration::ZERO, 0.0),
+            None,
+            "0 turns it off"
+        );
+    }
 
     #[test]
     fn a_first_delivery_has_made_no_attempt_yet() {

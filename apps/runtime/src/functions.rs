@@ -197,6 +197,13 @@ async fn invoke(
     match function.run(ce).await {
         Ok(outcome) => (StatusCode::OK, Json(json!({ "function": function.name, "ran": outcome.ran, "skipped": outcome.skipped }))).into_response(),
         Err(HandlerError::Malformed(m)) => Problem::bad_request("data", m).into_response(),
+        // A dependency is down: the caller may try again (with Retry-After).
+        Err(e @ HandlerError::Unavailable(_)) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            e.to_string(),
+        )
+        .into_response(),
         Err(e) => Problem::new(StatusCode::BAD_GATEWAY, "Bad Gateway", e.to_string()).into_response(),
     }
 }

@@ -6,8 +6,22 @@
 //! effect. Peers are found only through the wiring contract's
 //! `EVENTFLOW_PEER_<APP>_URL`, never a hard-coded host.
 //!
-//! Every failure is a [`HandlerError::Failed`], so the consumer retries the
-//! event after its backoff (a peer restarting, a state not reached yet).
+//! Every failure is classified for the consumer ([`HandlerError`]):
+//!
+//! | what happened | error | the message |
+//! |---|---|---|
+//! | connection refused or reset, DNS, a request or body cut off, the 10 s request timeout | `Unavailable` | retried in process, no attempt spent |
+//! | 502, 503, 504 (a peer restarting, its store down), 429, 408 | `Unavailable` | retried in process, no attempt spent |
+//! | 409 on a command | — (`Ran::NotOffered`) | the command is skipped |
+//! | any other 4xx (400 refused input, 404 not there yet, 422) | `Failed` | one attempt spent |
+//! | 500, 501 and other 5xx (a bug), a 2xx whose body is not JSON | `Failed` | one attempt spent |
+//! | a resource older than the event (a lagging read) | `Failed` | one attempt spent |
+//! | a link missing from an event or a document | `Malformed` | one attempt spent |
+//! | `EVENTFLOW_PEER_<APP>_URL` unset, an invalid URL | `Failed` | one attempt spent |
+//!
+//! A state not reached yet (a 404 while another context lags, a lagging
+//! read) spends attempts on purpose: `maxAttempts × backoffMs` is how long a
+//! saga step waits for another context (`Retry::SAGA_STEP`).
 
 use std::{sync::LazyLock, time::Duration};
 
@@ -28,6 +42,78 @@ pub fn client() -> &'static HalClient {
 
 fn failed(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Failed(e.to_string())
+}
+
+/// A reqwest error with its causes (`error sending request ...: connection refused`).
+fn with_causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// True when a request failed because the peer could not be reached or did
+/// not answer in time — connecting failed (refused, reset, DNS), the request
+/// or its response was cut off, the timeout passed — rather than because of
+/// what was sent or answered (an invalid URL, a body that is not JSON).
+pub fn is_unreachable(e: &reqwest::Error) -> bool {
+    if e.is_connect() || e.is_timeout() || e.is_request() {
+        return true;
+    }
+    if e.is_body() || e.is_decode() {
+        // Reading the body failed: cut off (a hyper or I/O error) is
+        // transient, a body that is not the JSON expected is not.
+        let mut source = std::error::Error::source(e);
+        while let Some(cause) = source {
+            if cause.is::<serde_json::Error>() {
+                return false;
+            }
+            source = cause.source();
+        }
+        return std::error::Error::source(e).is_some();
+    }
+    false
+}
+
+/// A request that failed: [`HandlerError::Unavailable`] when the peer could
+/// not be reached ([`is_unreachable`]), else [`HandlerError::Failed`].
+pub fn request_error(what: &str, e: &reqwest::Error) -> HandlerError {
+    let text = format!("{what}: {}", with_causes(e));
+    if is_unreachable(e) {
+        HandlerError::Unavailable(text)
+    } else {
+        HandlerError::Failed(text)
+    }
+}
+
+/// True for the statuses that say "not now" rather than "no": 502, 503 and
+/// 504 (a peer restarting, behind a proxy, or its store unavailable), 429
+/// and 408.
+pub fn is_unavailable_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::REQUEST_TIMEOUT
+    )
+}
+
+/// An error status from a peer: [`HandlerError::Unavailable`] for
+/// [`is_unavailable_status`], else [`HandlerError::Failed`] (a 4xx the peer
+/// refused, a 500).
+pub fn status_error(what: &str, status: StatusCode, detail: &str) -> HandlerError {
+    let text = format!("{what}: {status} {detail}");
+    if is_unavailable_status(status) {
+        HandlerError::Unavailable(text)
+    } else {
+        HandlerError::Failed(text)
+    }
 }
 
 /// `EVENTFLOW_PEER_<APP>_URL` without its trailing slash.
@@ -92,8 +178,13 @@ impl Default for HalClient {
 
 impl HalClient {
     pub fn new() -> Self {
+        Self::with_timeout(REQUEST_TIMEOUT)
+    }
+
+    /// A client whose requests time out after `timeout` (10 s for [`client`]).
+    pub fn with_timeout(timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout)
             .build()
             .unwrap_or_default();
         Self { http }
@@ -101,12 +192,19 @@ impl HalClient {
 
     /// GETs a HAL document; anything but 2xx is an error.
     pub async fn get(&self, url: &str) -> Result<Value, HandlerError> {
-        let response = self.http.get(url).send().await.map_err(failed)?;
+        let what = format!("GET {url}");
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| request_error(&what, &e))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(failed(format!("GET {url}: {status}")));
+            let detail = response.text().await.unwrap_or_default();
+            return Err(status_error(&what, status, &detail));
         }
-        response.json().await.map_err(failed)
+        response.json().await.map_err(|e| request_error(&what, &e))
     }
 
     /// The aggregate an event is about, as it is now. A resource older than
@@ -162,13 +260,14 @@ impl HalClient {
             .json(body)
             .send()
             .await
-            .map_err(failed)?;
+            .map_err(|e| request_error(&format!("POST {collection_url}"), &e))?;
         let status = response.status();
+        let what = format!("POST {collection_url}");
         if !status.is_success() {
             let detail = response.text().await.unwrap_or_default();
-            return Err(failed(format!("POST {collection_url}: {status} {detail}")));
+            return Err(status_error(&what, status, &detail));
         }
-        response.json().await.map_err(failed)
+        response.json().await.map_err(|e| request_error(&what, &e))
     }
 
     /// Runs `command` on `resource` if its `commands` link offers it now,
@@ -220,13 +319,19 @@ impl HalClient {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(failed)?;
+        let what = format!("POST {url}");
+        let response = request.send().await.map_err(|e| request_error(&what, &e))?;
         match response.status() {
-            s if s.is_success() => Ok(Ran::Done(response.json().await.map_err(failed)?)),
+            s if s.is_success() => Ok(Ran::Done(
+                response
+                    .json()
+                    .await
+                    .map_err(|e| request_error(&what, &e))?,
+            )),
             StatusCode::CONFLICT => Ok(Ran::NotOffered),
             s => {
                 let detail = response.text().await.unwrap_or_default();
-                Err(failed(format!("POST {url}: {s} {detail}")))
+                Err(status_error(&what, s, &detail))
             }
         }
     }
@@ -247,6 +352,118 @@ mod tests {
             "{e}"
         );
         assert_eq!(link(&doc, "self").unwrap(), "http://o/v1/orders/1");
+    }
+
+    /// A loopback server that answers every connection with `reply`
+    /// (after reading the request), or closes it at once when `reply` is
+    /// `None`, or never answers when `reply` is `Some("")`.
+    async fn server(reply: Option<&'static str>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    match reply {
+                        None => drop(socket),
+                        Some("") => tokio::time::sleep(Duration::from_secs(60)).await,
+                        Some(reply) => {
+                            let _ = socket.write_all(reply.as_bytes()).await;
+                            let _ = socket.shutdown().await;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/v1/things/1")
+    }
+
+    fn answer(status: u16, body: &'static str) -> &'static str {
+        let reason = StatusCode::from_u16(status)
+            .unwrap()
+            .canonical_reason()
+            .unwrap_or("X");
+        format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .leak()
+    }
+
+    async fn get(reply: Option<&'static str>) -> Result<Value, HandlerError> {
+        HalClient::with_timeout(Duration::from_millis(300))
+            .get(&server(reply).await)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_cannot_be_reached_or_does_not_answer_is_unavailable() {
+        // Refused: a port bound but not listening refuses connections.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let refused = format!("http://{}/v1/things/1", socket.local_addr().unwrap());
+        let e = client().get(&refused).await.unwrap_err();
+        assert!(e.is_transient(), "refused: {e}");
+        // Closed before answering (a peer killed mid-request).
+        let e = get(None).await.unwrap_err();
+        assert!(e.is_transient(), "closed: {e}");
+        // No answer within the timeout.
+        let e = get(Some("")).await.unwrap_err();
+        assert!(e.is_transient(), "timeout: {e}");
+        // The body cut off before its announced length.
+        let cut = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"a\":";
+        let e = get(Some(cut)).await.unwrap_err();
+        assert!(e.is_transient(), "cut off: {e}");
+    }
+
+    #[tokio::test]
+    async fn a_peer_saying_not_now_is_unavailable_and_one_saying_no_is_a_failure() {
+        for status in [502, 503, 504, 429, 408] {
+            let e = get(Some(answer(status, "{}"))).await.unwrap_err();
+            assert!(matches!(e, HandlerError::Unavailable(_)), "{status}: {e}");
+            assert!(e.to_string().contains(&status.to_string()), "{e}");
+        }
+        for status in [400, 401, 403, 404, 409, 410, 422, 500, 501] {
+            let e = get(Some(answer(status, "{}"))).await.unwrap_err();
+            assert!(matches!(e, HandlerError::Failed(_)), "{status}: {e}");
+        }
+        let e = get(Some(answer(200, "not json"))).await.unwrap_err();
+        assert!(matches!(e, HandlerError::Failed(_)), "not JSON: {e}");
+        let ok = get(Some(answer(200, r#"{"a":1}"#))).await.unwrap();
+        assert_eq!(ok, json!({"a": 1}));
+    }
+
+    #[test]
+    fn the_unavailable_statuses_are_exactly_the_not_now_ones() {
+        let not_now: Vec<u16> = (100..600)
+            .filter_map(|s| StatusCode::from_u16(s).ok())
+            .filter(|s| is_unavailable_status(*s))
+            .map(|s| s.as_u16())
+            .collect();
+        assert_eq!(not_now, [408, 429, 502, 503, 504]);
+        let e = status_error("POST http://o/x", StatusCode::BAD_REQUEST, "amount");
+        assert!(!e.is_transient() && e.to_string().contains("amount"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_409_on_a_command_is_not_offered_and_a_503_is_unavailable() {
+        for (status, transient) in [(409, None), (503, Some(true)), (400, Some(false))] {
+            let command = server(Some(answer(status, "{}"))).await;
+            let commands = json!({ "_links": { "pay": { "href": command } } });
+            let commands_url = server(Some(answer(200, commands.to_string().leak()))).await;
+            let ran = HalClient::with_timeout(Duration::from_secs(5))
+                .run_listed(&commands_url, "pay", None, "k")
+                .await;
+            match transient {
+                None => assert_eq!(ran.unwrap(), Ran::NotOffered),
+                Some(t) => assert_eq!(ran.unwrap_err().is_transient(), t, "{status}"),
+            }
+        }
     }
 
     #[test]

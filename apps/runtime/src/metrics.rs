@@ -38,8 +38,13 @@ pub struct Metrics {
     pub outbox_pending: Gauge,
     pub commands_refused: Counter,
     pub concurrency_conflicts: Counter,
-    /// `ok`, `retried`, `dead_lettered`, `ignored`.
+    /// `ok`, `ignored`, `retried`, `dead_lettered`; `transient_retry` (one
+    /// per in-process retry of a message whose dependency is unavailable)
+    /// and `requeued` (such a message given back unspent on shutdown).
     pub messages: Family<Outcome, Counter>,
+    /// Messages held in process right now, waiting for an unavailable
+    /// dependency before their handler runs again.
+    pub messages_waiting: Gauge,
     pub http_requests: Family<HttpRequest, Counter>,
     /// 1 while the broker link is up (topology checked), else 0.
     pub broker_connected: Gauge,
@@ -62,6 +67,7 @@ impl Default for Metrics {
             commands_refused: Counter::default(),
             concurrency_conflicts: Counter::default(),
             messages: Family::default(),
+            messages_waiting: Gauge::default(),
             http_requests: Family::default(),
             broker_connected: Gauge::default(),
             broker_reconnects: Counter::default(),
@@ -97,6 +103,11 @@ impl Default for Metrics {
             "messages",
             "Consumed messages by outcome",
             m.messages.clone(),
+        );
+        r.register(
+            "messages_waiting",
+            "Messages held in process until an unavailable dependency answers again",
+            m.messages_waiting.clone(),
         );
         r.register(
             "http_requests",

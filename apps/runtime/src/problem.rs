@@ -13,6 +13,9 @@ use serde_json::json;
 use crate::{aggregate::DomainError, store::StoreError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+/// `Retry-After` (seconds) of every 503: a store or peer restarting is
+/// usually back within seconds.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// An error response. `field` names the request field at fault, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,12 +67,19 @@ impl IntoResponse for Problem {
         if let Some(field) = self.field {
             body["field"] = json!(field);
         }
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, PROBLEM_JSON)],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }
 
@@ -89,14 +99,23 @@ impl From<DomainError> for Problem {
     }
 }
 
+/// A store that cannot be reached for now (down, restarting, out of
+/// connections: [`StoreError::is_unavailable`]) is a 503 with `Retry-After`,
+/// so callers — the workers' HAL client among them — try again without
+/// counting it against the message; any other store error is a bug, a 500.
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "event store failed");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Service Unavailable",
-            "the event store is unavailable",
-        )
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "event store unavailable");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "the event store is unavailable",
+            )
+        } else {
+            tracing::error!(error = %e, "event store failed");
+            Problem::internal("the event store failed")
+        }
     }
 }
 
@@ -180,6 +199,20 @@ mod tests {
     struct Person {
         first_name: String,
         age: u32,
+    }
+
+    #[test]
+    fn an_unavailable_store_is_a_503_to_retry_after_and_a_store_bug_a_500() {
+        let down = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let response = Problem::from(StoreError::Db(sqlx::Error::Io(down))).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let response = Problem::from(StoreError::Db(sqlx::Error::PoolTimedOut)).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bug = Problem::from(StoreError::Db(sqlx::Error::RowNotFound)).into_response();
+        assert_eq!(bug.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!bug.headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const AMQP_VAR: &str = "EVENTFLOW_TEST_AMQP_URI";
 pub const DATABASE_VAR: &str = "EVENTFLOW_TEST_DATABASE_URL";
 /// The broker only fault tests use: they stop and start it.
 pub const FAULT_AMQP_VAR: &str = "EVENTFLOW_TEST_FAULT_AMQP_URI";
+/// The fault-test PostgreSQL: a server of its own that [`StoreOutage`]
+/// stops and starts, never the shared one.
+pub const FAULT_DATABASE_VAR: &str = "EVENTFLOW_TEST_FAULT_DATABASE_URL";
 
 /// The value of a service variable, or a panic that says how to get it.
 pub fn require_env(var: &str) -> String {
@@ -72,9 +75,60 @@ pub fn unique_namespace() -> String {
 
 /// A fresh, empty PostgreSQL database on the test server.
 pub async fn fresh_postgres() -> String {
-    let url = require_env(DATABASE_VAR);
+    fresh_database(&require_env(DATABASE_VAR)).await
+}
+
+/// A fresh, empty PostgreSQL database on the fault-test server (see
+/// [`StoreOutage`]).
+pub async fn fresh_fault_postgres() -> String {
+    fresh_database(&require_env(FAULT_DATABASE_VAR)).await
+}
+
+/// An outage of the fault-test PostgreSQL: stopped (fast shutdown, clients
+/// disconnected) by [`StoreOutage::begin`], started again by
+/// [`StoreOutage::end`] — or when dropped, so a failing test never leaves it
+/// down. Through `e2e/cluster/services.sh fault-postgres stop|start`. Tests
+/// that use it must not run at the same time (one server).
+pub struct StoreOutage {
+    ended: bool,
+}
+
+impl StoreOutage {
+    pub fn begin() -> Self {
+        require_env(FAULT_DATABASE_VAR);
+        fault_postgres("stop");
+        Self { ended: false }
+    }
+
+    pub fn end(mut self) {
+        self.ended = true;
+        fault_postgres("start");
+    }
+}
+
+impl Drop for StoreOutage {
+    fn drop(&mut self) {
+        if !self.ended {
+            fault_postgres("start");
+        }
+    }
+}
+
+fn fault_postgres(action: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../e2e/cluster/services.sh");
+    let status = Command::new(script)
+        .args(["fault-postgres", action])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    assert!(
+        status.success(),
+        "{script} fault-postgres {action}: {status}"
+    );
+}
+
+async fn fresh_database(url: &str) -> String {
     let name = format!("eftest_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(&url)
+    let mut conn = PgConnection::connect(url)
         .await
         .expect("connect to the test PostgreSQL");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

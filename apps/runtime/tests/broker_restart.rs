@@ -15,7 +15,7 @@ use eventflow_contract::{Bindings, bindings::SubscriptionRequest};
 use eventflow_runtime::{
     broker::{BrokerLink, Target},
     cloudevent::CloudEvent,
-    consumer::{Consumer, Handled, Handler},
+    consumer::{Consumer, Handled, Handler, TransientRetry},
     metrics::Metrics,
     testing::{FAULT_BROKER, fault_amqp_uri, fault_broker, unique_namespace},
 };
@@ -132,6 +132,7 @@ async fn a_consumer_rides_out_a_broker_restart_with_messages_in_hand() {
         prefetch: 8,
         concurrency: 4,
         metrics: metrics.clone(),
+        transient: TransientRetry::default(),
     };
     let consuming = tokio::spawn(consumer.run(link.clone(), cancel.clone()));
     until("messages in hand", CATCH_UP, async || {

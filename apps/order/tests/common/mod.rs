@@ -12,7 +12,7 @@ use std::{
 
 use eventflow_contract::{Bindings, Topology, bindings::SubscriptionRequest, declare::declare};
 use eventflow_runtime::testing::{
-    AppProcess, amqp_uri, fresh_postgres, fresh_sqlite, unique_namespace,
+    AppProcess, amqp_uri, fresh_fault_postgres, fresh_postgres, fresh_sqlite, unique_namespace,
 };
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
@@ -55,12 +55,15 @@ pub fn binary(name: &str) -> String {
 pub enum Store {
     Sqlite,
     Postgres,
+    /// The fault-test PostgreSQL, which a test may stop and start.
+    FaultPostgres,
 }
 
 async fn store(kind: Store) -> String {
     match kind {
         Store::Sqlite => fresh_sqlite(),
         Store::Postgres => fresh_postgres().await,
+        Store::FaultPostgres => fresh_fault_postgres().await,
     }
 }
 

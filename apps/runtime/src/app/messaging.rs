@@ -14,7 +14,7 @@ use super::{AppSpec, supervise::Failure};
 use crate::{
     broker::{BrokerError, BrokerLink, Target},
     config::Config,
-    consumer::Consumer,
+    consumer::{Consumer, TransientRetry},
     metrics::Metrics,
     relay::Relay,
     store::EventStore,
@@ -61,6 +61,7 @@ impl BrokerPart {
                     prefetch: c.prefetch,
                     concurrency: c.concurrency,
                     metrics: self.metrics.clone(),
+                    transient: TransientRetry::for_subscription(subscription, c.transient_retry),
                 };
                 let (link, cancel) = (self.link.clone(), cancel.clone());
                 let failure = failure.clone();

@@ -3,7 +3,13 @@
 
 use sqlx::any::AnyPoolOptions;
 
+use std::time::Duration;
+
 use super::{Backend, EventStore, StoreError, schema};
+
+/// Longest wait for a pooled connection (connecting included) before the
+/// store counts as unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl EventStore {
     /// Connects and runs the migrations.
@@ -16,8 +22,11 @@ impl EventStore {
         } else {
             return Err(StoreError::Url(url.to_owned()));
         };
-        let options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        // A store that is down answers within ACQUIRE_TIMEOUT (the pool keeps
+        // trying to connect until then), as a 503, not after sqlx's 30 s.
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(ACQUIRE_TIMEOUT);
         let options = if backend == Backend::Sqlite {
             // WAL lets readers run beside the single writer.
             options.after_connect(|conn, _| {
