@@ -33,7 +33,7 @@ async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_servi
     let brokers = Api::<EventBroker>::namespaced(client.clone(), &ns);
     let broker: EventBroker = serde_json::from_value(json!({
         "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
-        "metadata": {"name": "rabbit"}, "spec": {"managed": {"replicas": 3}}
+        "metadata": {"name": "rabbit"}, "spec": {"managed": {"replicas": 3, "storage": {"size": "1Gi"}}}
     }))
     .unwrap();
     brokers
@@ -98,6 +98,8 @@ async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_servi
     let spec = sts.spec.unwrap();
     assert_eq!(spec.replicas, Some(3));
     assert_eq!(spec.service_name.as_deref(), Some("rabbit-nodes"));
+    let claims = spec.volume_claim_templates.unwrap_or_default();
+    assert_eq!(claims.len(), 1, "each node keeps its data on a claim of its own");
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     assert_eq!(
         services
