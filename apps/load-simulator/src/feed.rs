@@ -214,7 +214,11 @@ fn of_run(created: &Value, prefix: &str) -> bool {
         .as_array()
         .into_iter()
         .flatten()
-        .any(|l| l["productId"].as_str().is_some_and(|p| p.starts_with(prefix)))
+        .any(|l| {
+            l["productId"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(prefix))
+        })
 }
 
 /// Counts the orders of a run in order-context `events` (its feed, any

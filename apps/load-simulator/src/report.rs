@@ -179,7 +179,8 @@ impl Report {
         let elapsed = duration.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
         let finals = t.succeeded + t.failed;
         let url = format!("{base}/v1/runs/{}", self.id);
-        let mut links = json!({ "self": { "href": url }, "orders": { "href": format!("{url}/orders") } });
+        let mut links =
+            json!({ "self": { "href": url }, "orders": { "href": format!("{url}/orders") } });
         if status == RunStatus::Running {
             links["stop"] = json!({ "href": format!("{url}/commands/stop") });
         }
