@@ -328,7 +328,7 @@ pub async fn broker_restart(
     for app in CONTEXTS {
         bases.insert(app.to_owned(), web_base(client, ns, app).await?);
     }
-    let shop = open_shop(&http, &bases, &tag, 5_000).await?;
+    let shop = open_shop(&http, &bases, &tag, 1_000).await?;
     let mut clients = Vec::new();
     for (app, base) in bases {
         clients.push((
