@@ -27,8 +27,10 @@ use serde_json::json;
 /// plus the 2 events of each stocked unit at 1.2 units stocked per order;
 /// measured on the example system.
 const EVENTS_PER_ORDER: f64 = 28.0;
-/// Products of a run; stock is 1.2 units per order, spread over them.
-const PRODUCTS: u32 = 5;
+/// Products of a run; stock is 1.2 units per order, spread over them. Not a
+/// multiple of 5: with a fifth of the orders designed to fail, order i buys
+/// product i mod PRODUCTS, and 5 products would give every failing order one product.
+const PRODUCTS: u32 = 7;
 
 const USAGE: &str = "\
 usage: e2e-chaos [--events N] [--rate R] [--kill-every MIN..MAX] [--seed S]
