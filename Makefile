@@ -22,6 +22,7 @@ help:
 	@echo "make test        every test tier (what CI runs)"
 	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups, Spring side by side)"
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
+	@echo "make chaos       a load run while pods of every kind are killed, then the invariants (CHAOS_ARGS=--events N --rate R --kill-every 10..30 --seed S --max-minutes M | --broker-restart)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
 	@echo "make spring-apps the example Spring Cloud Stream apps' jars (spring-apps-test: with their tests)"
 	@echo "make cli         the kubectl plugin kubectl-eventflow (release build; copy it onto the PATH)"
@@ -95,6 +96,14 @@ bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
 measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fresh --orders N --rate R | --memory-only"
 	@eval "$$($(CLUSTER_SCRIPT) env)"; \
 	  cargo run -q --release -p eventflow-e2e --bin e2e-measure -- $(MEASURE_ARGS)
+
+# Outside `make test`, bounded in time (--max-minutes, default 90): a load
+# run while pods of every kind are deleted, then a table and the invariants
+# (exit 1 when one fails); --broker-restart measures one broker restart.
+.PHONY: chaos
+chaos: cluster-up images ## faults under load: CHAOS_ARGS="--events N --rate R --kill-every MIN..MAX --seed S --max-minutes M --namespace NS | --broker-restart [--force]"
+	@eval "$$($(CLUSTER_SCRIPT) env)"; \
+	  cargo run -q --release -p eventflow-e2e --bin e2e-chaos -- $(CHAOS_ARGS)
 
 # Tier 1: pure tests, no services.
 unit:

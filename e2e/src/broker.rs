@@ -2,6 +2,8 @@
 //! through a port-forward to `rabbit-0` with the credentials of the
 //! EventBroker's Secret, and the passive checks and publishes the tests make.
 
+use std::collections::BTreeMap;
+
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind},
@@ -18,8 +20,64 @@ use crate::{forward::port_forward, install::EXAMPLES_NS};
 
 /// The EventBrokers of the examples' namespace, as dynamic objects.
 pub fn example_brokers(client: &Client) -> Api<DynamicObject> {
+    brokers_in(client, EXAMPLES_NS)
+}
+
+/// The EventBrokers of `namespace`, as dynamic objects.
+pub fn brokers_in(client: &Client, namespace: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "EventBroker");
-    Api::namespaced_with(client.clone(), EXAMPLES_NS, &ApiResource::from_gvk(&gvk))
+    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
+}
+
+/// Every queue of the managed broker `broker` in `namespace` with the
+/// messages it holds (ready and unacknowledged), from the RabbitMQ
+/// management API of `<broker>-0` through a port-forward, with the
+/// credentials of the EventBroker's Secret.
+pub async fn broker_queues(
+    client: &Client,
+    http: &reqwest::Client,
+    namespace: &str,
+    broker: &str,
+) -> anyhow::Result<BTreeMap<String, u64>> {
+    let eb = brokers_in(client, namespace).get(broker).await?;
+    let secret = eb.data["status"]["credentialsSecret"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("EventBroker {broker} has no credentialsSecret yet"))?
+        .to_owned();
+    let data = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get(&secret)
+        .await?
+        .data
+        .unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+            .ok_or_else(|| anyhow::anyhow!("Secret {secret} has no {k}"))
+    };
+    let local = port_forward(
+        Api::namespaced(client.clone(), namespace),
+        &format!("{broker}-0"),
+        15672,
+    )
+    .await?;
+    let r = http
+        .get(format!("http://{local}/api/queues?columns=name,messages"))
+        .basic_auth(text("username")?, Some(text("password")?))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "GET /api/queues of {broker}-0: {}",
+        r.status()
+    );
+    let queues: Vec<serde_json::Value> = r.json().await?;
+    Ok(queues
+        .iter()
+        .filter_map(|q| {
+            let name = q["name"].as_str()?.to_owned();
+            Some((name, q["messages"].as_u64().unwrap_or(0)))
+        })
+        .collect())
 }
 
 /// An AMQP connection to the example broker, through a port-forward.

@@ -17,6 +17,43 @@ use crate::install::EXAMPLES_NS;
 /// global event feed (`GET /v1/events`), as `ecommerce-<context>-web`.
 pub const CONTEXTS: [&str; 4] = ["account", "order", "payment", "warehouse"];
 
+/// `http://127.0.0.1:<port>` forwarding to the web role of context `app`
+/// of the example Stream (`ecommerce-<app>-web`) in `namespace`.
+pub async fn web_base(client: &Client, namespace: &str, app: &str) -> Result<String> {
+    forward_service(client, namespace, &format!("ecommerce-{app}-web"), 8080).await
+}
+
+/// The position of the last event of the feed at `base` (0 when empty):
+/// the least position with no event after it, found by doubling then
+/// bisecting with one-event pages.
+pub async fn feed_end(http: &reqwest::Client, base: &str) -> Result<i64> {
+    let any_after = |p: i64| async move {
+        let doc = get_json(http, &format!("{base}/v1/events?after={p}&limit=1")).await?;
+        Ok::<bool, anyhow::Error>(
+            doc["_embedded"]["events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty()),
+        )
+    };
+    if !any_after(0).await? {
+        return Ok(0);
+    }
+    let (mut low, mut high) = (0i64, 1i64); // an event after low; find high with none
+    while any_after(high).await? {
+        low = high;
+        high = high.saturating_mul(2);
+    }
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if any_after(mid).await? {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Ok(high)
+}
+
 /// Every event of one context's global feed at `base` (a web role) after
 /// position `after`, following `_links.next`.
 pub async fn feed_events(http: &reqwest::Client, base: &str, after: i64) -> Result<Vec<Value>> {
@@ -61,8 +98,7 @@ pub async fn context_feed_counts(
 ) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
     let mut by_context = BTreeMap::new();
     for app in CONTEXTS {
-        let base =
-            forward_service(client, EXAMPLES_NS, &format!("ecommerce-{app}-web"), 8080).await?;
+        let base = web_base(client, EXAMPLES_NS, app).await?;
         by_context.insert(app.to_owned(), feed_counts_at(http, &base).await?);
     }
     Ok(by_context)

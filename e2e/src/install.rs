@@ -70,6 +70,105 @@ pub fn apply_examples_and_wait() -> Result<()> {
     Ok(())
 }
 
+/// The example system's top-level manifests (`examples/*.yaml`, in order),
+/// with every `eventflow-demo` namespace renamed `namespace`.
+fn examples_into(namespace: &str) -> Result<String> {
+    let dir = crate::tools::repo_root().join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut docs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        docs.push(
+            text.replace(
+                &format!("namespace: {EXAMPLES_NS}"),
+                &format!("namespace: {namespace}"),
+            )
+            .replace(
+                &format!("name: {EXAMPLES_NS}"),
+                &format!("name: {namespace}"),
+            ),
+        );
+    }
+    Ok(docs.join("\n---\n"))
+}
+
+/// A copy of the example system (`examples/*.yaml`) in its own namespace
+/// (labelled `eventflow.dev/e2e`, enforcing Pod Security "restricted" as
+/// the examples' does), for a test that must not disturb the shared one;
+/// waits until every EventBroker and Stream there is Ready. The operator
+/// must be installed ([`install_operator`]).
+pub fn apply_examples_into(namespace: &str) -> Result<()> {
+    run_tool(
+        "kubectl",
+        &["apply", "--server-side", "-f", "-"],
+        Some(&examples_into(namespace)?),
+    )?;
+    run_tool(
+        "kubectl",
+        &[
+            "label",
+            "namespace",
+            namespace,
+            "eventflow.dev/e2e=true",
+            "--overwrite",
+        ],
+        None,
+    )?;
+    for kind in ["eventbroker", "stream"] {
+        run_tool(
+            "kubectl",
+            &[
+                "-n",
+                namespace,
+                "wait",
+                "--for=condition=Ready",
+                kind,
+                "--all",
+                "--timeout=600s",
+            ],
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes a copy made by [`apply_examples_into`]: its Streams and
+/// EventBrokers first, while the operator runs their finalizers, then the
+/// namespace (waiting for it to go).
+pub fn delete_examples_copy(namespace: &str) -> Result<()> {
+    run_tool(
+        "kubectl",
+        &[
+            "-n",
+            namespace,
+            "delete",
+            "streams.eventflow.dev,eventbrokers.eventflow.dev",
+            "--all",
+            "--ignore-not-found",
+            "--wait",
+            "--timeout=300s",
+        ],
+        None,
+    )?;
+    run_tool(
+        "kubectl",
+        &[
+            "delete",
+            "namespace",
+            namespace,
+            "--ignore-not-found",
+            "--wait",
+            "--timeout=300s",
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
 /// Installs the chart and applies `examples/` (once per test binary; both
 /// steps are idempotent), then waits until every EventBroker and Stream is Ready.
 pub fn example_system() {

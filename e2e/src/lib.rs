@@ -3,28 +3,34 @@
 //! re-exported here, so tests `use eventflow_e2e::*`.
 
 pub mod broker;
+pub mod chaos;
 pub mod cluster;
 pub mod feeds;
 pub mod forward;
 pub mod http;
 pub mod images;
 pub mod install;
+pub mod invariants;
 pub mod load;
 pub mod managed;
+pub mod outage;
 pub mod pods;
 pub mod spring;
 pub mod tools;
 pub mod wait;
 
 pub use broker::*;
+pub use chaos::*;
 pub use cluster::*;
 pub use feeds::*;
 pub use forward::*;
 pub use http::*;
 pub use images::*;
 pub use install::*;
+pub use invariants::*;
 pub use load::*;
 pub use managed::*;
+pub use outage::*;
 pub use pods::*;
 pub use spring::*;
 pub use tools::*;

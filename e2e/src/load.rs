@@ -20,6 +20,13 @@ pub async fn run_load(
     plan: &Value,
     timeout: Duration,
 ) -> Result<Value> {
+    let url = start_load(http, sim, plan).await?;
+    await_load(http, &url, timeout).await
+}
+
+/// Starts a load-simulator run (`POST {sim}/v1/runs` with `plan`); returns
+/// the URL of its report, reached through `sim`.
+pub async fn start_load(http: &reqwest::Client, sim: &str, plan: &Value) -> Result<String> {
     let started = http
         .post(format!("{sim}/v1/runs"))
         .json(plan)
@@ -33,18 +40,25 @@ pub async fn run_load(
         );
     }
     let run: Value = started.json().await?;
-    let url = run["_links"]["self"]["href"]
+    Ok(run["_links"]["self"]["href"]
         .as_str()
         .ok_or_else(|| anyhow!("the run has no self link: {run}"))?
-        .replace(run_base(&run).as_str(), sim);
+        .replace(run_base(&run).as_str(), sim))
+}
+
+/// Polls the run report at `url` every second until the run is no longer
+/// RUNNING; returns that report. A failed poll is tried again until
+/// `timeout`, then fails with the last error.
+pub async fn await_load(http: &reqwest::Client, url: &str, timeout: Duration) -> Result<Value> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let report = get_json(http, &url).await?;
-        if report["status"] != "RUNNING" {
-            return Ok(report);
-        }
+        let last = match get_json(http, url).await {
+            Ok(report) if report["status"] != "RUNNING" => return Ok(report),
+            Ok(report) => anyhow!("the run did not complete in {timeout:?}: {report}"),
+            Err(e) => e,
+        };
         if tokio::time::Instant::now() >= deadline {
-            bail!("the run did not complete in {timeout:?}: {report}");
+            return Err(last);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

@@ -5,11 +5,12 @@
 //! is read (the feed is read every [`POLL`] when caught up).
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -175,4 +176,185 @@ pub async fn follow(
         }
     }
     pending.abandon(&report);
+}
+
+/// What the order context holds of one run, read from its feed once the run
+/// is over: the orders of the run's products, matched against the orders the
+/// run was acknowledged for.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextTally {
+    /// Orders of the run the context holds (ORDER_CREATED of the run's products).
+    pub orders: u64,
+    /// Acknowledged orders the context holds.
+    pub acknowledged_found: u64,
+    /// Acknowledged orders the context does not hold: lost after their answer.
+    pub acknowledged_missing: u64,
+    /// Orders of the run the context holds that no answer named (POSTs that
+    /// got no answer, or applied twice).
+    pub not_acknowledged: u64,
+    #[serde(rename = "ORDER_SUCCEEDED")]
+    pub succeeded: u64,
+    #[serde(rename = "ORDER_FAILED")]
+    pub failed: u64,
+    /// Orders of the run that are neither ORDER_SUCCEEDED nor ORDER_FAILED.
+    pub not_final: u64,
+    /// Orders of the run with more than one final event.
+    pub ended_twice: u64,
+    /// The first [`MISSING_IDS`] acknowledged orders the context does not hold.
+    pub missing_ids: Vec<String>,
+}
+
+/// How many missing order ids a [`ContextTally`] names.
+pub const MISSING_IDS: usize = 20;
+
+/// Whether an ORDER_CREATED event orders one of the run's products.
+fn of_run(created: &Value, prefix: &str) -> bool {
+    created["payload"]["lineItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|l| {
+            l["productId"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(prefix))
+        })
+}
+
+/// Counts the orders of a run in order-context `events` (its feed, any
+/// part holding the whole run): the run's orders are those of its
+/// products (`prefix`) and those `acknowledged`.
+pub fn tally_orders(events: &[Value], acknowledged: &[String], prefix: &str) -> ContextTally {
+    let mut run: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut finals: Vec<(&str, &str)> = Vec::new();
+    for e in events.iter().filter(|e| e["aggregateType"] == "order") {
+        let id = e["aggregateId"].as_str().unwrap_or_default();
+        match e["eventType"].as_str().unwrap_or_default() {
+            "ORDER_CREATED" if of_run(e, prefix) => {
+                run.entry(id).or_default();
+            }
+            end @ ("ORDER_SUCCEEDED" | "ORDER_FAILED") => finals.push((id, end)),
+            _ => {}
+        }
+    }
+    let acknowledged: HashSet<&str> = acknowledged.iter().map(String::as_str).collect();
+    for (id, end) in finals {
+        if let Some(ends) = run.get_mut(id) {
+            ends.push(end);
+        }
+    }
+    let mut tally = ContextTally {
+        orders: run.len() as u64,
+        ..ContextTally::default()
+    };
+    for (id, ends) in &run {
+        if acknowledged.contains(id) {
+            tally.acknowledged_found += 1;
+        } else {
+            tally.not_acknowledged += 1;
+        }
+        match ends.first() {
+            Some(&"ORDER_SUCCEEDED") => tally.succeeded += 1,
+            Some(_) => tally.failed += 1,
+            None => tally.not_final += 1,
+        }
+        tally.ended_twice += u64::from(ends.len() > 1);
+    }
+    let mut missing: Vec<&str> = acknowledged
+        .iter()
+        .copied()
+        .filter(|id| !run.contains_key(id))
+        .collect();
+    missing.sort_unstable();
+    tally.acknowledged_missing = missing.len() as u64;
+    tally.missing_ids = missing
+        .into_iter()
+        .take(MISSING_IDS)
+        .map(str::to_owned)
+        .collect();
+    tally
+}
+
+/// Reads the order context's feed from `after` to its end and tallies the
+/// run's orders ([`tally_orders`]); `None` when the feed cannot be read.
+pub async fn read_context(
+    http: &reqwest::Client,
+    base: &str,
+    mut after: u64,
+    acknowledged: &[String],
+    prefix: &str,
+) -> Option<ContextTally> {
+    let mut events = Vec::new();
+    loop {
+        let batch = page(http, base, after, PAGE).await?;
+        for e in &batch {
+            after = e["position"].as_u64().unwrap_or(after).max(after);
+        }
+        let full = batch.len() as u64 == PAGE;
+        events.extend(batch.into_iter().filter(|e| {
+            matches!(
+                e["eventType"].as_str(),
+                Some("ORDER_CREATED" | "ORDER_SUCCEEDED" | "ORDER_FAILED")
+            )
+        }));
+        if !full {
+            return Some(tally_orders(&events, acknowledged, prefix));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn created(id: &str, product: &str) -> Value {
+        json!({"aggregateType": "order", "aggregateId": id, "eventType": "ORDER_CREATED",
+               "payload": {"lineItems": [{"productId": product, "quantity": 1}]}})
+    }
+    fn ended(id: &str, how: &str) -> Value {
+        json!({"aggregateType": "order", "aggregateId": id, "eventType": how, "payload": {}})
+    }
+
+    #[test]
+    fn the_orders_of_a_run_are_told_apart_by_its_products_and_matched_to_its_answers() {
+        let events = vec![
+            created("a", "sim-run1-p0"),
+            created("b", "sim-run1-p1"),
+            created("c", "sim-run1-p0"),
+            created("other", "sim-run2-p0"),
+            created("d", "sim-run1-p0"),
+            ended("a", "ORDER_SUCCEEDED"),
+            ended("b", "ORDER_FAILED"),
+            ended("other", "ORDER_SUCCEEDED"),
+            ended("d", "ORDER_SUCCEEDED"),
+            ended("d", "ORDER_FAILED"),
+        ];
+        let acknowledged: Vec<String> = ["a", "b", "c", "lost"].map(String::from).to_vec();
+        let tally = tally_orders(&events, &acknowledged, "sim-run1-p");
+        assert_eq!(
+            tally,
+            ContextTally {
+                orders: 4,
+                acknowledged_found: 3,
+                acknowledged_missing: 1,
+                not_acknowledged: 1,
+                succeeded: 2,
+                failed: 1,
+                not_final: 1,
+                ended_twice: 1,
+                missing_ids: vec!["lost".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn a_tally_names_at_most_twenty_missing_orders_yet_counts_them_all() {
+        let acknowledged: Vec<String> = (0..30).map(|i| format!("o{i:02}")).collect();
+        let tally = tally_orders(&[], &acknowledged, "sim-x-p");
+        assert_eq!(tally.acknowledged_missing, 30);
+        assert_eq!(tally.missing_ids.len(), MISSING_IDS);
+        assert_eq!(tally.orders, 0);
+    }
 }

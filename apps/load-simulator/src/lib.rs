@@ -148,6 +148,15 @@ async fn one(
     Ok(hal(StatusCode::OK, report.to_json(&base_url(&headers))))
 }
 
+async fn orders(
+    State(sim): State<Simulator>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let (report, _) = find(&sim, &id)?;
+    Ok(hal(StatusCode::OK, report.orders_json(&base_url(&headers))))
+}
+
 async fn stop(
     State(sim): State<Simulator>,
     Path(id): Path<String>,
@@ -167,11 +176,13 @@ async fn not_found() -> Problem {
 }
 
 /// `POST /v1/runs` (start), `GET /v1/runs`, `GET /v1/runs/{id}` (report),
+/// `GET /v1/runs/{id}/orders` (the acknowledged order ids),
 /// `POST /v1/runs/{id}/commands/stop`.
 pub fn router(sim: Simulator) -> Router {
     Router::new()
         .route("/v1/runs", post(start).get(list))
         .route("/v1/runs/{id}", get(one))
+        .route("/v1/runs/{id}/orders", get(orders))
         .route("/v1/runs/{id}/commands/stop", post(stop))
         .fallback(not_found)
         .layer(axum::middleware::map_response(normalize_errors))

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::plan::Plan;
+use crate::{feed::ContextTally, plan::Plan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -21,9 +21,20 @@ pub enum RunStatus {
 struct Tally {
     accounts_created: u64,
     items_stocked: u64,
-    orders_posted: u64,
+    /// Orders whose POST got a 2xx answer naming the order.
+    orders_acknowledged: u64,
+    /// Orders whose POST was answered with an error status: not applied.
+    orders_refused: u64,
+    /// Orders whose POST got no answer (or none naming the order) after
+    /// every try: whether the app applied them is unknown.
+    orders_unanswered: u64,
     orders_designed_to_fail: u64,
+    /// Every POST of the run that failed (refused or unanswered), set-up included.
     request_errors: u64,
+    /// The ids of the acknowledged orders, in the order their answers came.
+    acknowledged: Vec<String>,
+    /// What the order context held of the run once it was over.
+    context: Option<ContextTally>,
     succeeded: u64,
     failed: u64,
     /// Posted orders not seen final within the follow limit.
@@ -99,10 +110,30 @@ impl Report {
         t.items_stocked += items;
         t.warehouse = Some(warehouse.to_owned());
     }
-    pub fn order_posted(&self, designed_to_fail: bool) {
+    /// A 2xx answer naming order `id`.
+    pub fn order_acknowledged(&self, id: &str, designed_to_fail: bool) {
         let mut t = self.tally();
-        t.orders_posted += 1;
+        t.orders_acknowledged += 1;
         t.orders_designed_to_fail += u64::from(designed_to_fail);
+        t.acknowledged.push(id.to_owned());
+    }
+    /// An order POST answered with an error status.
+    pub fn order_refused(&self, error: String) {
+        self.tally().orders_refused += 1;
+        self.request_error(error);
+    }
+    /// An order POST that got no usable answer: its outcome is unknown.
+    pub fn order_unanswered(&self, error: String) {
+        self.tally().orders_unanswered += 1;
+        self.request_error(error);
+    }
+    /// The ids of the orders acknowledged so far.
+    pub fn acknowledged(&self) -> Vec<String> {
+        self.tally().acknowledged.clone()
+    }
+    /// What the order context holds of the run, read at its end.
+    pub fn order_context(&self, context: ContextTally) {
+        self.tally().context = Some(context);
     }
     pub fn request_error(&self, error: String) {
         let mut t = self.tally();
@@ -118,6 +149,14 @@ impl Report {
         }
         t.latencies_ms.push(latency_ms);
     }
+    /// `{"acknowledged": [ids], "count": n}`: the orders the run was told it made.
+    pub fn orders_json(&self, base: &str) -> Value {
+        let t = self.tally();
+        let url = format!("{base}/v1/runs/{}", self.id);
+        json!({ "acknowledged": t.acknowledged, "count": t.acknowledged.len(),
+                "_links": { "self": { "href": format!("{url}/orders") }, "run": { "href": url } } })
+    }
+
     pub fn unresolved(&self) {
         self.tally().unresolved += 1;
     }
@@ -125,7 +164,7 @@ impl Report {
     /// True once every posted order is final or given up on.
     pub fn settled(&self) -> bool {
         let t = self.tally();
-        t.succeeded + t.failed + t.unresolved >= t.orders_posted
+        t.succeeded + t.failed + t.unresolved >= t.orders_acknowledged
     }
 
     pub fn to_json(&self, base: &str) -> Value {
@@ -140,7 +179,8 @@ impl Report {
         let elapsed = duration.unwrap_or_else(|| self.started.elapsed().as_secs_f64());
         let finals = t.succeeded + t.failed;
         let url = format!("{base}/v1/runs/{}", self.id);
-        let mut links = json!({ "self": { "href": url } });
+        let mut links =
+            json!({ "self": { "href": url }, "orders": { "href": format!("{url}/orders") } });
         if status == RunStatus::Running {
             links["stop"] = json!({ "href": format!("{url}/commands/stop") });
         }
@@ -154,12 +194,16 @@ impl Report {
             "warehouseId": t.warehouse,
             "accountsCreated": t.accounts_created,
             "itemsStocked": t.items_stocked,
-            "ordersPosted": t.orders_posted,
+            "ordersPosted": t.orders_acknowledged + t.orders_refused + t.orders_unanswered,
+            "ordersAcknowledged": t.orders_acknowledged,
+            "ordersRefused": t.orders_refused,
+            "ordersUnanswered": t.orders_unanswered,
             "ordersDesignedToFail": t.orders_designed_to_fail,
             "requestErrors": t.request_errors,
             "lastError": t.last_error,
             "outcomes": { "ORDER_SUCCEEDED": t.succeeded, "ORDER_FAILED": t.failed, "unresolved": t.unresolved,
-                          "pending": t.orders_posted.saturating_sub(finals + t.unresolved) },
+                          "pending": t.orders_acknowledged.saturating_sub(finals + t.unresolved) },
+            "orderContext": t.context,
             "failureShare": if finals == 0 { 0.0 } else { t.failed as f64 / finals as f64 },
             "ordersPerSecond": if elapsed > 0.0 { finals as f64 / elapsed } else { 0.0 },
             "latencyMs": { "p50": percentile(&sorted, 50.0), "p99": percentile(&sorted, 99.0), "max": sorted.last() },

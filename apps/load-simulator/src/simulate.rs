@@ -52,7 +52,22 @@ pub enum SimulationError {
     MissingPeer(&'static str),
 }
 
+impl SimulationError {
+    /// True when the request got no answer at all (no connection, a
+    /// timeout, a reset, an unreadable body): whether the app applied it
+    /// is unknown. An answer with an error status is a refusal.
+    pub fn unanswered(&self) -> bool {
+        matches!(self, Self::Http(_))
+    }
+}
+
 const STOCK_CHUNK: u32 = 1_000;
+
+/// What the ids of a run's products start with (`sim-<first 8 of the run id>-p`):
+/// how the run's orders are told apart in the order context.
+pub fn product_prefix(run_id: &str) -> String {
+    format!("sim-{}-p", &run_id[..8.min(run_id.len())])
+}
 
 /// Tries of one POST before it counts as a request error.
 const POST_ATTEMPTS: u32 = 6;
@@ -146,7 +161,7 @@ async fn prepare(
         .to_owned();
     let mut products = Vec::new();
     for p in 0..plan.products {
-        let product = format!("sim-{short}-p{p}");
+        let product = format!("{}{p}", product_prefix(&report.id));
         let mut left = plan.stock_per_product;
         while left > 0 {
             let n = left.min(STOCK_CHUNK);
@@ -229,12 +244,16 @@ pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: Cancellatio
             let created = post(&http, &url, &body).await;
             drop(permit);
             match created {
-                Ok(order) => {
-                    report.order_posted(fail);
-                    let id = order["orderId"].as_str().unwrap_or_default().to_owned();
-                    pending.posted(&report, id, posted);
-                }
-                Err(e) => report.request_error(e.to_string()),
+                Ok(order) => match order["orderId"].as_str() {
+                    Some(id) => {
+                        report.order_acknowledged(id, fail);
+                        pending.posted(&report, id.to_owned(), posted);
+                    }
+                    // Acknowledged, yet which order it made is unknown.
+                    None => report.order_unanswered(format!("an answer without orderId: {order}")),
+                },
+                Err(e) if e.unanswered() => report.order_unanswered(e.to_string()),
+                Err(e) => report.order_refused(e.to_string()),
             }
         });
     }
@@ -242,6 +261,15 @@ pub async fn simulate(report: Arc<Report>, targets: Targets, cancel: Cancellatio
     tasks.wait().await;
     posting_done.cancel();
     let _ = follower.await;
+    // What the order context holds of this run, read once posting and
+    // following are over: the outcomes the report ends with.
+    if !cancel.is_cancelled() {
+        let prefix = product_prefix(&report.id);
+        match feed::read_context(&http, &order_base, after, &report.acknowledged(), &prefix).await {
+            Some(context) => report.order_context(context),
+            None => report.request_error(format!("cannot read {order_base}/v1/events to the end")),
+        }
+    }
     report.finish(if cancel.is_cancelled() {
         RunStatus::Stopped
     } else {
