@@ -18,6 +18,10 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::{forward::port_forward, install::EXAMPLES_NS};
 
+/// The name of the examples' EventBroker, and of every managed broker the
+/// tests make in namespaces of their own.
+pub const BROKER: &str = "rabbit";
+
 /// The EventBrokers of the examples' namespace, as dynamic objects.
 pub fn example_brokers(client: &Client) -> Api<DynamicObject> {
     brokers_in(client, EXAMPLES_NS)
@@ -82,7 +86,7 @@ pub async fn broker_queues(
 
 /// An AMQP connection to the example broker, through a port-forward.
 pub async fn broker_connection(client: &Client) -> Connection {
-    let broker = example_brokers(client).get("rabbit").await.unwrap();
+    let broker = example_brokers(client).get(BROKER).await.unwrap();
     let secret = broker.data["status"]["credentialsSecret"]
         .as_str()
         .unwrap()

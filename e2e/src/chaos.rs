@@ -15,7 +15,7 @@ use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use crate::broker::broker_queues;
+use crate::broker::{BROKER, broker_queues};
 use crate::feeds::{CONTEXTS, feed_end, feed_events, web_base};
 use crate::forward::forward_service;
 use crate::http::get_json;
@@ -26,8 +26,6 @@ use crate::pods::is_ready;
 
 /// The example Stream whose roles are killed.
 pub const STREAM: &str = "ecommerce";
-/// The example EventBroker.
-pub const BROKER: &str = "rabbit";
 
 /// What a kill hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::{
-    Api, Client,
-    api::{ApiResource, DynamicObject, GroupVersionKind},
-};
+use kube::{Api, Client};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};
 
-use crate::{forward::port_forward, pods::ready_pods, tools::run_tool, wait::wait_for};
-
-/// The name every managed broker of these tests has.
-pub const BROKER: &str = "rabbit";
+use crate::{
+    broker::{BROKER, brokers_in},
+    forward::port_forward,
+    pods::ready_pods,
+    tools::run_tool,
+    wait::wait_for,
+};
 
 /// `kubectl apply --server-side` of one object given as JSON.
 pub fn apply_json(object: &Value) -> Result<String> {
@@ -53,11 +53,6 @@ pub fn broker_manifest(namespace: &str, image: &str, replicas: i32) -> Value {
 }
 
 /// The EventBrokers of `namespace`, as dynamic objects.
-pub fn brokers_in(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("eventflow.dev", "v1alpha1", "EventBroker");
-    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk(&gvk))
-}
-
 /// `status.phase` of the EventBroker (empty before its first status).
 pub async fn broker_phase(client: &Client, namespace: &str) -> Result<String> {
     let b = brokers_in(client, namespace).get(BROKER).await?;

@@ -19,7 +19,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::chaos::{BROKER, STREAM, kill};
+use crate::broker::BROKER;
+use crate::chaos::{STREAM, kill};
 use crate::feeds::{CONTEXTS, web_base};
 use crate::forward::port_forward;
 use crate::pods::{is_ready, pod_of_service};

@@ -99,7 +99,11 @@ async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_servi
     assert_eq!(spec.replicas, Some(3));
     assert_eq!(spec.service_name.as_deref(), Some("rabbit-nodes"));
     let claims = spec.volume_claim_templates.unwrap_or_default();
-    assert_eq!(claims.len(), 1, "each node keeps its data on a claim of its own");
+    assert_eq!(
+        claims.len(),
+        1,
+        "each node keeps its data on a claim of its own"
+    );
     let services = Api::<Service>::namespaced(client.clone(), &ns);
     assert_eq!(
         services
