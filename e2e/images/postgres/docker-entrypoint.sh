@@ -5,6 +5,19 @@
 # without its extras.
 set -eu
 : "${POSTGRES_USER:=postgres}"
+# One server per data directory, even across pods: when a StatefulSet pod is
+# force-deleted, its replacement starts while the old server may still run
+# (and commit) on the same volume for a moment; PostgreSQL's own
+# postmaster.pid check cannot see a server in another PID namespace. An
+# exclusive lock on PGDATA, taken before anything touches it and inherited by
+# the server and every backend, makes the new one wait until the last
+# process of the old one is gone.
+mkdir -p "$PGDATA"
+exec 9<"$PGDATA"
+if ! flock -n 9; then
+  echo "another server still runs on $PGDATA; waiting for it to stop" >&2
+  flock 9
+fi
 : "${POSTGRES_DB:=$POSTGRES_USER}"
 if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   if [ -z "${POSTGRES_PASSWORD:-}" ]; then
