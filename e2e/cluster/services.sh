@@ -44,55 +44,67 @@ wait_port() { # port seconds what
   die "$3 did not listen on 127.0.0.1:$1 within $2 s (logs: $LOG_DIR)"
 }
 
-rabbit_env() {
-  export HOME=$RMQ RABBITMQ_HOME=/usr/lib/rabbitmq
-  export RABBITMQ_NODENAME=eventflow-test@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT=$AMQP_PORT RABBITMQ_DIST_PORT=$DIST_PORT ERL_EPMD_PORT=$EPMD_PORT
-  export RABBITMQ_MNESIA_BASE=$RMQ/mnesia RABBITMQ_LOG_BASE=$RMQ/log RABBITMQ_LOGS=-
-  export RABBITMQ_CONFIG_FILE=$RMQ/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ/enabled_plugins
-  export RABBITMQ_ENABLED_PLUGINS=""
-}
-
-rabbit_up() {
-  if alive "$RMQ/server.pid"; then return 0; fi
-  mkdir -p "$RMQ/mnesia" "$RMQ/log" "$LOG_DIR"
-  # A server killed without `down` leaves its data behind: start clean.
-  rm -rf "$RMQ/mnesia"/*
-  cat > "$RMQ/rabbitmq.conf" <<CONF
-listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+# One RabbitMQ node: its directory DIR (config, data, logs, PID files), node
+# name, AMQP, distribution and epmd ports, log name; `fresh` wipes its data
+# first, `keep` starts it on the data it has (a restart keeps durable queues
+# and persistent messages). epmd is started by us, in the foreground, so that
+# its PID is ours to stop.
+rmq_node_start() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT LOG_NAME fresh|keep
+  local dir=$1 node=$2 amqp=$3 dist=$4 epmd=$5 name=$6
+  if alive "$dir/server.pid"; then return 0; fi
+  mkdir -p "$dir/mnesia" "$dir/log" "$LOG_DIR"
+  if [ "$7" = fresh ]; then rm -rf "$dir/mnesia"/*; fi
+  cat > "$dir/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$amqp
 default_user = eventflow
 default_pass = eventflow
 loopback_users = none
 CONF
-  echo "[]." > "$RMQ/enabled_plugins"
-  [ -f "$RMQ/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$RMQ/.erlang.cookie"; }
-  chmod 600 "$RMQ/.erlang.cookie"
-  chown -R rabbitmq:rabbitmq "$RMQ"
-  rabbit_env
-  # epmd is started by us, in the foreground, so that its PID is ours to stop.
-  if ! alive "$RMQ/epmd.pid"; then
-    setpriv --reuid rabbitmq --regid rabbitmq --init-groups epmd -port "$EPMD_PORT" -address 127.0.0.1 \
-      >>"$LOG_DIR/epmd.log" 2>&1 &
-    echo $! > "$RMQ/epmd.pid"
-  fi
-  setsid setpriv --reuid rabbitmq --regid rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server \
-    >>"$LOG_DIR/rabbitmq.log" 2>&1 &
-  echo $! > "$RMQ/server.pid"
-  wait_port "$AMQP_PORT" 90 RabbitMQ
-  log "RabbitMQ on 127.0.0.1:$AMQP_PORT"
+  echo "[]." > "$dir/enabled_plugins"
+  [ -f "$dir/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$dir/.erlang.cookie"; }
+  chmod 600 "$dir/.erlang.cookie"
+  chown -R rabbitmq:rabbitmq "$dir"
+  (
+    export HOME=$dir RABBITMQ_HOME=/usr/lib/rabbitmq
+    export RABBITMQ_NODENAME=$node@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+    export RABBITMQ_NODE_PORT=$amqp RABBITMQ_DIST_PORT=$dist ERL_EPMD_PORT=$epmd
+    export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_LOGS=-
+    export RABBITMQ_CONFIG_FILE=$dir/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+    export RABBITMQ_ENABLED_PLUGINS=""
+    if ! alive "$dir/epmd.pid"; then
+      setpriv --reuid rabbitmq --regid rabbitmq --init-groups epmd -port "$epmd" -address 127.0.0.1 \
+        >>"$LOG_DIR/epmd${name#rabbitmq}.log" 2>&1 &
+      echo $! > "$dir/epmd.pid"
+    fi
+    setsid setpriv --reuid rabbitmq --regid rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server \
+      >>"$LOG_DIR/$name.log" 2>&1 &
+    echo $! > "$dir/server.pid"
+  )
+  wait_port "$amqp" 90 "RabbitMQ $node"
+  log "RabbitMQ $node on 127.0.0.1:$amqp"
 }
 
-rabbit_down() {
-  if alive "$RMQ/server.pid"; then
-    local pid; pid=$(cat "$RMQ/server.pid")
+# Stops the node of DIR (its connections are closed as in any broker
+# shutdown); `all` stops its epmd too.
+rmq_node_stop() { # DIR [all]
+  local dir=$1
+  if alive "$dir/server.pid"; then
+    local pid; pid=$(cat "$dir/server.pid")
     # The server runs in its own session (setsid): its process group is its PID.
     kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-  if alive "$RMQ/epmd.pid"; then kill "$(cat "$RMQ/epmd.pid")" 2>/dev/null || true; fi
-  rm -f "$RMQ/server.pid" "$RMQ/epmd.pid"
+  rm -f "$dir/server.pid"
+  if [ "${2:-}" = all ]; then
+    if alive "$dir/epmd.pid"; then kill "$(cat "$dir/epmd.pid")" 2>/dev/null || true; fi
+    rm -f "$dir/epmd.pid"
+  fi
 }
+
+# The shared broker: a fresh node every start, so test queues never pile up.
+rabbit_up() { rmq_node_start "$RMQ" eventflow-test "$AMQP_PORT" "$DIST_PORT" "$EPMD_PORT" rabbitmq fresh; }
+rabbit_down() { rmq_node_stop "$RMQ" all; }
 
 pg_up() {
   if alive "$PG/server.pid"; then return 0; fi
@@ -144,62 +156,12 @@ fault_broker_exports() {
   echo "export EVENTFLOW_TEST_FAULT_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$FAULT_AMQP_PORT/%2f"
 }
 
-fault_broker_env() {
-  export HOME=$FAULT_RMQ RABBITMQ_HOME=/usr/lib/rabbitmq
-  export RABBITMQ_NODENAME=eventflow-fault@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-  export RABBITMQ_NODE_PORT=$FAULT_AMQP_PORT RABBITMQ_DIST_PORT=$FAULT_DIST_PORT ERL_EPMD_PORT=$FAULT_EPMD_PORT
-  export RABBITMQ_MNESIA_BASE=$FAULT_RMQ/mnesia RABBITMQ_LOG_BASE=$FAULT_RMQ/log RABBITMQ_LOGS=-
-  export RABBITMQ_CONFIG_FILE=$FAULT_RMQ/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$FAULT_RMQ/enabled_plugins
-  export RABBITMQ_ENABLED_PLUGINS=""
+# Fresh at `up`; `fault-broker start` keeps its data (a broker restart).
+fault_broker_start() { # [fresh]
+  rmq_node_start "$FAULT_RMQ" eventflow-fault "$FAULT_AMQP_PORT" "$FAULT_DIST_PORT" "$FAULT_EPMD_PORT" \
+    rabbitmq-fault "${1:-keep}"
 }
-
-# Starts the node on the data it has (a restart keeps durable queues and
-# persistent messages); `fresh` wipes the data first.
-fault_broker_start() {
-  if alive "$FAULT_RMQ/server.pid"; then return 0; fi
-  mkdir -p "$FAULT_RMQ/mnesia" "$FAULT_RMQ/log" "$LOG_DIR"
-  if [ "${1:-}" = fresh ]; then rm -rf "$FAULT_RMQ/mnesia"/*; fi
-  cat > "$FAULT_RMQ/rabbitmq.conf" <<CONF
-listeners.tcp.default = 127.0.0.1:$FAULT_AMQP_PORT
-default_user = eventflow
-default_pass = eventflow
-loopback_users = none
-CONF
-  echo "[]." > "$FAULT_RMQ/enabled_plugins"
-  [ -f "$FAULT_RMQ/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$FAULT_RMQ/.erlang.cookie"; }
-  chmod 600 "$FAULT_RMQ/.erlang.cookie"
-  chown -R rabbitmq:rabbitmq "$FAULT_RMQ"
-  (
-    fault_broker_env
-    if ! alive "$FAULT_RMQ/epmd.pid"; then
-      setpriv --reuid rabbitmq --regid rabbitmq --init-groups epmd -port "$FAULT_EPMD_PORT" -address 127.0.0.1 \
-        >>"$LOG_DIR/epmd-fault.log" 2>&1 &
-      echo $! > "$FAULT_RMQ/epmd.pid"
-    fi
-    setsid setpriv --reuid rabbitmq --regid rabbitmq --init-groups /usr/lib/rabbitmq/bin/rabbitmq-server \
-      >>"$LOG_DIR/rabbitmq-fault.log" 2>&1 &
-    echo $! > "$FAULT_RMQ/server.pid"
-  )
-  wait_port "$FAULT_AMQP_PORT" 90 "the fault RabbitMQ"
-  log "fault RabbitMQ on 127.0.0.1:$FAULT_AMQP_PORT"
-}
-
-# Stops the node (its connections are closed as in any broker shutdown);
-# `all` stops its epmd too.
-fault_broker_stop() {
-  if alive "$FAULT_RMQ/server.pid"; then
-    local pid; pid=$(cat "$FAULT_RMQ/server.pid")
-    # Its own session (setsid): its process group is its PID.
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-  fi
-  rm -f "$FAULT_RMQ/server.pid"
-  if [ "${1:-}" = all ]; then
-    if alive "$FAULT_RMQ/epmd.pid"; then kill "$(cat "$FAULT_RMQ/epmd.pid")" 2>/dev/null || true; fi
-    rm -f "$FAULT_RMQ/epmd.pid"
-  fi
-}
+fault_broker_stop() { rmq_node_stop "$FAULT_RMQ" "${1:-}"; } # [all]
 
 fault_broker() {
   case "${1:-}" in
