@@ -158,17 +158,7 @@ async fn web_and_worker_ride_out_a_broker_restart_and_deliver_what_was_committed
     .await;
 
     // The broker goes away.
-    fault_broker("stop");
-    until(
-        "both see the broker gone",
-        CATCH_UP,
-        &[&web, &worker],
-        async || {
-            web.metric("eventflow_broker_connected").await == 0.0
-                && worker.metric("eventflow_broker_connected").await == 0.0
-        },
-    )
-    .await;
+    stop_broker(&web, &worker).await;
     let http = reqwest::Client::new();
     let (mut errors, mut unready) = (0, 0);
     let mut accounts = Vec::new();
@@ -317,17 +307,7 @@ async fn web_and_worker_stop_gracefully_while_the_broker_is_down() {
     let mut worker = AppProcess::spawn(BIN, "worker", &env);
     web.wait_ready(READY_TIMEOUT).await;
     worker.wait_ready(READY_TIMEOUT).await;
-    fault_broker("stop");
-    until(
-        "both see the broker gone",
-        CATCH_UP,
-        &[&web, &worker],
-        async || {
-            web.metric("eventflow_broker_connected").await == 0.0
-                && worker.metric("eventflow_broker_connected").await == 0.0
-        },
-    )
-    .await;
+    stop_broker(&web, &worker).await;
     // SIGTERM while reconnecting: the drain and the stop never wait for the broker.
     for p in [&mut worker, &mut web] {
         let start = Instant::now();
@@ -345,4 +325,19 @@ async fn web_and_worker_stop_gracefully_while_the_broker_is_down() {
     }
     fault_broker("start");
     drain_tap(&uri, &tap).await;
+}
+
+/// Stops the fault broker and waits until both processes report it gone.
+async fn stop_broker(web: &AppProcess, worker: &AppProcess) {
+    fault_broker("stop");
+    until(
+        "both see the broker gone",
+        CATCH_UP,
+        &[web, worker],
+        async || {
+            web.metric("eventflow_broker_connected").await == 0.0
+                && worker.metric("eventflow_broker_connected").await == 0.0
+        },
+    )
+    .await;
 }
