@@ -34,7 +34,7 @@ pub fn stream_objects(streams: &[CheckedStream], namespace: &str, broker: &str) 
                     apps: Vec::new(),
                     definition: Some(s.definition.clone()),
                     deployment_properties: s.deployment_properties.clone(),
-                    deletion_policy: Default::default(),
+                    ..Default::default()
                 },
             );
             out.metadata.namespace = Some(namespace.to_owned());

@@ -20,8 +20,9 @@ pub use registration::{
 };
 pub use spring::{DEFAULT_INPUT, DEFAULT_OUTPUT, SpringApp, SpringOutput};
 pub use stream::{
-    App, DeletionPolicy, DestinationStatus, Packaging, Stream, StreamPhase, StreamSpec,
-    StreamStatus, Subscribe, WebRole, WorkerRole, WorkloadStatus,
+    App, DEFAULT_DRAIN_TIMEOUT_SECONDS, DEFAULT_REVISION_HISTORY_LIMIT, DeletionPolicy,
+    DestinationStatus, GroupStatus, Packaging, Stream, StreamPhase, StreamSpec, StreamStatus,
+    Subscribe, WebRole, WorkerRole, WorkloadStatus,
 };
 
 /// API group of every eventflow resource.

@@ -17,7 +17,7 @@ use super::{
 };
 
 /// A set of microservices and the broker destinations that wire them together.
-#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "eventflow.dev",
     version = "v1alpha1",
@@ -30,6 +30,9 @@ use super::{
     printcolumn(name = "Broker", type_ = "string", json_path = ".spec.broker", description = "EventBroker the Stream uses"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Lifecycle phase"),
     printcolumn(name = "Apps Ready", type_ = "string", json_path = ".status.appsReady", description = "Ready workloads / all workloads"),
+    printcolumn(name = "Backlog", type_ = "integer", json_path = ".status.backlog", description = "Messages waiting in the consumer groups' queues (ready + unacknowledged)"),
+    printcolumn(name = "Dead Letters", type_ = "integer", json_path = ".status.deadLetters", description = "Messages in the consumer groups' dead-letter queues"),
+    printcolumn(name = "Revision", type_ = "integer", json_path = ".status.currentRevision", description = "Revision of the effective spec now deployed", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 30 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
         .message("metadata.name must be a DNS label of at most 30 characters starting with a letter (workload names are <stream>-<app>-worker, at most 63)")
@@ -68,7 +71,30 @@ pub struct StreamSpec {
     /// `Delete` removes those no other Stream of the namespace uses, `Retain` keeps them all.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// Stop the Stream without losing anything: each worker stops taking deliveries and acks what
+    /// it holds, then its Deployment scales to zero; web roles scale to zero once their outbox is
+    /// relayed. Messages published meanwhile wait in their queues. `false` restores the replicas.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+
+    /// How long a suspend waits for the roles to drain before it scales them to zero anyway
+    /// (the `Suspended` condition then says `DrainTimedOut` and what was left; default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 5, max = 3600))]
+    pub drain_timeout_seconds: Option<i32>,
+
+    /// Revisions (ControllerRevisions of the effective spec) kept for `history` and `rollback`,
+    /// the current one included (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub revision_history_limit: Option<i32>,
 }
+
+/// Default of [`StreamSpec::drain_timeout_seconds`].
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: i32 = 300;
+/// Default of [`StreamSpec::revision_history_limit`].
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 
 /// What to do with broker topology when its Stream is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -281,6 +307,8 @@ pub enum StreamPhase {
     Failed,
     /// Being deleted; the finalizer removes its broker topology.
     Deleting,
+    /// `spec.suspend` is set: draining or drained (see the Suspended condition).
+    Suspended,
 }
 
 /// Observed state of a Stream.
@@ -311,6 +339,61 @@ pub struct StreamStatus {
     /// The broker objects of every destination the Stream uses.
     #[serde(default)]
     pub destinations: Vec<DestinationStatus>,
+
+    /// Number of the revision (ControllerRevision `<stream>-<hash>`) of the effective spec now deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<i64>,
+
+    /// Messages waiting in every consumer group's queue (ready + unacknowledged), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<i64>,
+
+    /// Messages in every consumer group's dead-letter queue, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<i64>,
+
+    /// Backlog and dead letters of each consumer group, as the broker reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupStatus>,
+
+    /// When the broker's queue figures in `groups` were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_observed_at: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// What one consumer group of a destination holds on the broker. Counts the broker
+/// does not give (AMQP without the management API: unacknowledged, rates) are absent.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStatus {
+    /// Destination the group consumes.
+    pub destination: String,
+    /// Consumer group.
+    pub group: String,
+    /// App whose worker consumes for the group.
+    pub app: String,
+    /// The group's queue.
+    pub queue: String,
+    /// Messages ready for delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<i64>,
+    /// Messages delivered and not acknowledged yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unacknowledged: Option<i64>,
+    /// Consumers on the group's queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumers: Option<i64>,
+    /// The group's dead-letter queue.
+    pub dead_letter_queue: String,
+    /// Messages in the dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<i64>,
+    /// Messages published to the group's queue per second (management API only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_rate: Option<f64>,
+    /// Messages delivered from the group's queue per second (management API only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_rate: Option<f64>,
 }
 
 /// Replica counts of one Deployment of a Stream.

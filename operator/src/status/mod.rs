@@ -21,6 +21,8 @@ pub const BROKER_READY: &str = "BrokerReady";
 pub const TOPOLOGY_READY: &str = "TopologyReady";
 pub const APPS_READY: &str = "AppsReady";
 pub const READY: &str = "Ready";
+/// Set while `spec.suspend` is: reason `Draining`, `Drained` or `DrainTimedOut`.
+pub const SUSPENDED: &str = "Suspended";
 
 /// The broker as a Stream sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,6 +124,7 @@ pub fn stream_status(
         apps_ready: Some(format!("{ready}/{total}")),
         workloads: observed.workloads,
         destinations: observed.destinations,
+        ..Default::default()
     }
 }
 
