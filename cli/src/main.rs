@@ -5,6 +5,7 @@
 //! - `import`: a Data Flow user's stream definitions, app registrations and
 //!   deployment properties as AppRegistration and Stream manifests.
 
+mod cluster;
 mod dsl_cmd;
 mod import;
 
