@@ -25,7 +25,7 @@ kubectl -n "$NS" get eventbrokers,streams
 
 # The load simulator is reached the way a user would: a port-forward.
 port=18080
-kubectl -n "$NS" port-forward svc/ecommerce-load-simulator-web "$port:8080" >/dev/null 2>&1 &
+kubectl -n "$NS" port-forward svc/load-simulator-web "$port:8080" >/dev/null 2>&1 &
 pf=$!
 trap 'kill $pf 2>/dev/null || true' EXIT
 for _ in $(seq 50); do
@@ -52,7 +52,7 @@ Web APIs (port-forward, then open http://127.0.0.1:<port>/v1/...):
   kubectl -n $NS port-forward svc/ecommerce-payment-web 8083:8080     # /v1/payments
   kubectl -n $NS port-forward svc/ecommerce-warehouse-web 8084:8080   # /v1/warehouses
 Load simulator:
-  kubectl -n $NS port-forward svc/ecommerce-load-simulator-web 8085:8080   # /v1/runs
+  kubectl -n $NS port-forward svc/load-simulator-web 8085:8080   # /v1/runs
 Counters (JSON and Prometheus):
   kubectl -n $NS port-forward svc/ecommerce-counter 8086:8080         # /v1/counts
 EOT

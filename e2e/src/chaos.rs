@@ -172,9 +172,7 @@ pub async fn targets(
             .collect());
     }
     let selector = match kind {
-        Kind::Web => format!(
-            "eventflow.dev/stream={STREAM},eventflow.dev/role=web,eventflow.dev/app!=load-simulator"
-        ),
+        Kind::Web => format!("eventflow.dev/stream={STREAM},eventflow.dev/role=web"),
         Kind::Worker => format!("eventflow.dev/stream={STREAM},eventflow.dev/role=worker"),
         Kind::Broker => format!("eventflow.dev/broker={BROKER}"),
         Kind::Postgres => "app.kubernetes.io/name=postgres".to_owned(),
@@ -310,7 +308,7 @@ pub async fn chaos_run(
         let base = web_base(client, ns, app).await?;
         starts.insert(app.to_owned(), feed_end(&http, &base).await?);
     }
-    let sim = forward_service(client, ns, "ecommerce-load-simulator-web", 8080).await?;
+    let sim = forward_service(client, ns, "load-simulator-web", 8080).await?;
     println!("  plan: {}", run.plan);
     let url = start_load(&http, &sim, &run.plan).await?;
     println!("  run {url}");

@@ -72,7 +72,7 @@ pub async fn run_example_orders(
     http: &reqwest::Client,
     orders: u32,
 ) -> Result<Value> {
-    let sim = forward_service(client, EXAMPLES_NS, "ecommerce-load-simulator-web", 8080).await?;
+    let sim = forward_service(client, EXAMPLES_NS, "load-simulator-web", 8080).await?;
     let plan = serde_json::json!({"orders": orders, "ratePerSecond": 5, "failureShare": 0.25,
                                   "accounts": 2, "products": 2, "stockPerProduct": 100,
                                   "followSeconds": 240});

@@ -163,7 +163,7 @@ async fn a_rolling_update_of_every_saga_worker_under_load_loses_and_doubles_no_e
     let plan = json!({"orders": orders, "ratePerSecond": 3, "failureShare": 0.25, "accounts": 3,
                       "products": 2, "stockPerProduct": 200, "unitsPerOrder": units,
                       "followSeconds": 240});
-    let sim = forward_service(&client, NS, "ecommerce-load-simulator-web", 8080)
+    let sim = forward_service(&client, NS, "load-simulator-web", 8080)
         .await
         .unwrap();
     let load = tokio::spawn({

@@ -93,8 +93,10 @@ pub fn describe(problems: &[Problem]) -> String {
         .join("; ")
 }
 
-/// Environment variables the operator sets; a user value would silently lose or win.
-fn reserved(name: &str) -> bool {
+/// Environment variables the operator sets; a user value would silently lose
+/// or win. A peer URL is the operator's only for the apps of the Stream: a
+/// client of another Stream's web role (the example load simulator) names it.
+fn reserved(name: &str, apps: &[crate::api::App]) -> bool {
     [
         env::ROLE,
         env::APP,
@@ -108,7 +110,7 @@ fn reserved(name: &str) -> bool {
         env::DATA_DIR,
     ]
     .contains(&name)
-        || (name.starts_with("EVENTFLOW_PEER_") && name.ends_with("_URL"))
+        || apps.iter().any(|a| env::peer_url_var(&a.name) == name)
 }
 
 /// Every problem of `spec` for a Stream named `stream`; empty when it can be deployed.
@@ -178,7 +180,7 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
         for (j, var) in app.env.iter().enumerate() {
             let reserved = match app.spring {
                 Some(_) => spring::reserved_var(&var.name),
-                None => reserved(&var.name),
+                None => reserved(&var.name, &spec.apps),
             };
             if reserved {
                 p(
@@ -334,6 +336,25 @@ spec:
                 "spec.apps[1].spring.properties[spring.rabbitmq.password]",
             ]
         );
+    }
+
+    #[test]
+    fn a_peer_url_is_reserved_for_the_streams_own_apps_only() {
+        let mut s = stream(BASE);
+        let var = |name: &str| k8s_openapi::api::core::v1::EnvVar {
+            name: name.into(),
+            value: Some("http://elsewhere:8080".into()),
+            ..Default::default()
+        };
+        s.spec.apps[0].env = vec![
+            var("EVENTFLOW_PEER_ORDER_URL"),
+            var("EVENTFLOW_PEER_ACCOUNT_URL"),
+        ];
+        let fields: Vec<_> = validate_stream("shop", &s.spec)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(fields, ["spec.apps[0].env[1].name"]);
     }
 
     #[test]

@@ -208,7 +208,7 @@ async fn throughput(client: &Client, args: &Args) -> Result<()> {
     let before = context_feed_counts(client, &http)
         .await
         .context("counting the feeds before the run")?;
-    let sim = forward_service(client, EXAMPLES_NS, "ecommerce-load-simulator-web", 8080).await?;
+    let sim = forward_service(client, EXAMPLES_NS, "load-simulator-web", 8080).await?;
     // Posting takes orders / rate; each order is then followed for at most
     // followSeconds; a minute more for set-up.
     let timeout = Duration::from_secs_f64(f64::from(args.orders) / args.rate + 300.0 + 60.0);
