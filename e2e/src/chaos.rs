@@ -2,27 +2,22 @@
 //! system stands on — a web role, a worker role, a broker node, PostgreSQL,
 //! the operator's leader — are deleted on a schedule, gracefully or forced
 //! (`kubectl delete --force --grace-period=0`); then the system is left to
-//! settle and what it holds is gathered for [`crate::invariants`].
+//! settle and what it holds is gathered for [`crate::invariants`]
+//! ([`crate::run`]).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
-use serde_json::Value;
 
-use crate::broker::{BROKER, broker_queues};
-use crate::feeds::{CONTEXTS, feed_end, feed_events, web_base};
-use crate::forward::forward_service;
-use crate::http::get_json;
+use crate::broker::BROKER;
 use crate::install::OPERATOR_NS;
 use crate::invariants::Facts;
-use crate::load::{await_load, start_load};
-use crate::pods::is_ready;
+use crate::run::{LoadRun, load_run};
 
 /// The example Stream whose roles are killed.
 pub const STREAM: &str = "ecommerce";
@@ -30,7 +25,7 @@ pub const STREAM: &str = "ecommerce";
 /// What a kill hits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
-    /// A web role of the example Stream (never the load simulator's: the run lives there).
+    /// A web role of the example Stream (the load simulator is a Stream of its own).
     Web,
     /// A worker role of the example Stream.
     Worker,
@@ -280,163 +275,20 @@ pub async fn run_kills(
     kills
 }
 
-/// A chaos run to make.
-pub struct ChaosRun {
-    /// Namespace of the example system (a copy, or the examples' own).
-    pub namespace: String,
-    /// The load-simulator plan (`POST /v1/runs`).
-    pub plan: Value,
-    /// How long the load may run at most.
-    pub load_timeout: Duration,
-    /// How long the system may take to settle after the load.
-    pub settle_timeout: Duration,
-}
-
 /// Runs the load of `run` while making the kills of `schedule`, waits for
 /// the system to settle, and gathers what it holds of the run.
 pub async fn chaos_run(
     client: &Client,
-    run: &ChaosRun,
+    run: &LoadRun,
     schedule: impl Iterator<Item = PlannedKill>,
 ) -> Result<Facts> {
     let ns = run.namespace.as_str();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    let mut starts = BTreeMap::new();
-    for app in CONTEXTS {
-        let base = web_base(client, ns, app).await?;
-        starts.insert(app.to_owned(), feed_end(&http, &base).await?);
-    }
-    let sim = forward_service(client, ns, "load-simulator-web", 8080).await?;
-    println!("  plan: {}", run.plan);
-    let url = start_load(&http, &sim, &run.plan).await?;
-    println!("  run {url}");
-    let started = Instant::now();
-    let done = AtomicBool::new(false);
-    let load = async {
-        let report = await_load(&http, &url, run.load_timeout).await;
-        done.store(true, Ordering::SeqCst);
-        report
-    };
-    let (report, kills) = tokio::join!(load, run_kills(client, ns, schedule, &done, started));
-    let report = report?;
-    let load_seconds = started.elapsed().as_secs_f64();
-    println!(
-        "  load {} after {load_seconds:.1} s; {} kills; settling (at most {:?})",
-        report["status"].as_str().unwrap_or("?"),
-        kills.len(),
-        run.settle_timeout
-    );
-    let acknowledged = match get_json(&http, &format!("{url}/orders")).await {
-        Ok(doc) => serde_json::from_value(doc["acknowledged"].clone()).ok(),
-        Err(e) => {
-            println!("  (no acknowledged order ids from the simulator: {e:#})");
-            None
-        }
-    };
-    let settled = settle(client, &http, ns, run.settle_timeout).await;
-    match &settled {
-        Ok(secs) => println!("  settled {secs:.1} s after the load"),
-        Err(e) => println!("  not settled: {e:#}"),
-    }
-    let mut feeds = BTreeMap::new();
-    for app in CONTEXTS {
-        let base = web_base(client, ns, app).await?;
-        let events = feed_events(&http, &base, starts[app]).await?;
-        feeds.insert(app.to_owned(), events);
-    }
-    let warehouse = report["warehouseId"].as_str().unwrap_or_default();
-    let base = web_base(client, ns, "warehouse").await?;
-    let inventory = get_json(
-        &http,
-        &format!("{base}/v1/warehouses/{warehouse}/inventory"),
-    )
-    .await?;
-    let queues = broker_queues(client, &http, ns, BROKER).await?;
-    Ok(Facts {
-        namespace: ns.to_owned(),
-        report,
-        acknowledged,
-        feeds,
-        inventory,
-        queues,
-        kills,
-        load_seconds,
-        settled: settled.is_ok(),
+    let (mut facts, kills) = load_run(client, run, |done, started| async move {
+        run_kills(client, ns, schedule, &done, started).await
     })
-}
-
-/// Waits until the system is quiet: every pod of the namespace Ready, no
-/// message left on any queue but the dead-letter ones, and no event
-/// appended to any feed for 15 s. Returns the seconds it took.
-pub async fn settle(
-    client: &Client,
-    http: &reqwest::Client,
-    ns: &str,
-    timeout: Duration,
-) -> Result<f64> {
-    let started = Instant::now();
-    let mut last: Option<(Vec<i64>, Instant)> = None;
-    let mut why = String::new();
-    while started.elapsed() < timeout {
-        match quiet_state(client, http, ns).await {
-            Ok(Ok(ends)) => match &last {
-                Some((seen, since)) if *seen == ends => {
-                    if since.elapsed() >= Duration::from_secs(15) {
-                        return Ok(started.elapsed().as_secs_f64());
-                    }
-                }
-                _ => last = Some((ends, Instant::now())),
-            },
-            Ok(Err(busy)) => {
-                why = busy;
-                last = None;
-            }
-            Err(e) => {
-                why = format!("{e:#}");
-                last = None;
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
-    Err(anyhow!("still busy after {timeout:?}: {why}"))
-}
-
-/// The feeds' ends when every pod is Ready and only dead-letter queues hold
-/// messages; otherwise what is still busy.
-async fn quiet_state(
-    client: &Client,
-    http: &reqwest::Client,
-    ns: &str,
-) -> Result<std::result::Result<Vec<i64>, String>> {
-    let pods = Api::<Pod>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await?;
-    let unready: Vec<String> = pods
-        .items
-        .iter()
-        .filter(|p| !is_ready(p))
-        .filter_map(|p| p.metadata.name.clone())
-        .collect();
-    if !unready.is_empty() {
-        return Ok(Err(format!("pods not Ready: {unready:?}")));
-    }
-    let queues = broker_queues(client, http, ns, BROKER).await?;
-    let busy: Vec<String> = queues
-        .iter()
-        .filter(|(q, n)| **n > 0 && !q.ends_with(".dlq"))
-        .map(|(q, n)| format!("{q} {n}"))
-        .collect();
-    if !busy.is_empty() {
-        return Ok(Err(format!("messages on queues: {busy:?}")));
-    }
-    let mut ends = Vec::new();
-    for app in CONTEXTS {
-        let base = web_base(client, ns, app).await?;
-        ends.push(feed_end(http, &base).await?);
-    }
-    Ok(Ok(ends))
+    .await?;
+    facts.kills = kills;
+    Ok(facts)
 }
 
 /// Orders a load of about `events` events makes, at `events_per_order`

@@ -35,7 +35,7 @@ async fn after_one_kill_of_every_kind_every_order_is_accounted_for() {
         .unwrap()
         .as_secs();
     println!("chaos in {ns}, seed {seed}");
-    let run = ChaosRun {
+    let run = LoadRun {
         namespace: ns.clone(),
         // 90 s of posting; stock for every order.
         plan: json!({"orders": 450, "ratePerSecond": 5, "failureShare": 0.2, "accounts": 3,

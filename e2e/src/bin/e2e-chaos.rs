@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use eventflow_e2e::{
-    ChaosRun, EXAMPLES_NS, account, apply_examples_into, broker_restart, chaos_run, client,
+    EXAMPLES_NS, LoadRun, account, apply_examples_into, broker_restart, chaos_run, client,
     example_system, install_operator, orders_for_events, random_schedule,
 };
 use serde_json::json;
@@ -172,7 +172,7 @@ async fn main() -> Result<()> {
     // Posting, then following each order for at most followSeconds; what is
     // left of the bound (at least 2 minutes) is for settling.
     let load_timeout = Duration::from_secs_f64(posting + 300.0 + 120.0).min(bound);
-    let run = ChaosRun {
+    let run = LoadRun {
         namespace: args.namespace.clone(),
         plan,
         load_timeout,
