@@ -1,8 +1,9 @@
 //! The example system while it changes under a user's feet: a rolling update
 //! of every saga worker to a second tag of its image in the middle of a load
-//! run loses and doubles no event, and a deleted web pod (then the PostgreSQL
-//! pod itself) loses no data. The tests here take turns: each disturbs what
-//! the other reads.
+//! run, then `kubectl eventflow rollback`, loses and doubles no event (and
+//! the revision history tells the story), and a deleted web pod (then the
+//! PostgreSQL pod itself) loses no data. The tests here take turns: each
+//! disturbs what the other reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -158,7 +159,7 @@ async fn a_rolling_update_of_every_saga_worker_under_load_loses_and_doubles_no_e
         bases.insert(app, base);
     }
 
-    let orders = 60;
+    let orders = 120;
     let units = 2;
     let plan = json!({"orders": orders, "ratePerSecond": 3, "failureShare": 0.25, "accounts": 3,
                       "products": 2, "stockPerProduct": 200, "unitsPerOrder": units,
@@ -173,41 +174,61 @@ async fn a_rolling_update_of_every_saga_worker_under_load_loses_and_doubles_no_e
     // A few orders in flight, then the new tag.
     tokio::time::sleep(Duration::from_secs(6)).await;
     let stream = example_streams(&client).get("ecommerce").await.unwrap();
+    let first = current_revision(&stream);
     let (patch, images) = toggle_worker_images(&stream);
+    let (_, back) = toggle_worker_images(&{
+        let mut next = stream.clone();
+        json_patch(&mut next.data, &patch);
+        next
+    });
+    let cause = "e2e: saga workers to their other image tag";
+    run_tool(
+        "kubectl",
+        &[
+            "-n",
+            NS,
+            "annotate",
+            "--overwrite",
+            "stream",
+            "ecommerce",
+            &format!("eventflow.dev/change-cause={cause}"),
+        ],
+        None,
+    )
+    .unwrap();
     patch_example_stream("ecommerce", &patch).unwrap();
+    let (rolled, _) = await_rollout(&client, &images, true).await;
+    assert_eq!(
+        current_revision(&rolled),
+        first + 1,
+        "the update is a new revision"
+    );
 
-    let mut progress = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let s = example_streams(&client).get("ecommerce").await.unwrap();
-        if rolled_out(&s, &mut progress) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the rollout did not finish in 180 s: {}",
-            s.data["status"]
+    // Back with `kubectl eventflow rollback`: a new revision again (numbers
+    // only grow), with the earlier spec, rolled out the same way.
+    let started = std::time::Instant::now();
+    println!("{}", eventflow(NS, &["rollback", "ecommerce"]).unwrap());
+    let (rolled_back, _) = await_rollout(&client, &back, false).await;
+    println!(
+        "rollback -> Running: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(current_revision(&rolled_back), first + 2);
+    for (i, app) in WORKERS {
+        let image = |s: &DynamicObject| s.data["spec"]["apps"][i]["worker"]["image"].clone();
+        assert_eq!(
+            image(&rolled_back),
+            image(&stream),
+            "{app}: the stored spec is the rolled-back one"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(
-        !progress.is_empty(),
-        "the Stream's status never showed the rollout under way"
-    );
-    eprintln!(
-        "rollout as the status showed it: {:?}",
-        progress.iter().take(5).collect::<Vec<_>>()
-    );
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    for (app, image) in &images {
-        let d = deployments
-            .get(&format!("ecommerce-{app}-worker"))
-            .await
-            .unwrap();
-        let running = d.spec.unwrap().template.spec.unwrap().containers[0]
-            .image
-            .clone();
-        assert_eq!(running.as_deref(), Some(image.as_str()), "{app} worker");
+    let history = eventflow(NS, &["history", "ecommerce"]).unwrap();
+    println!("{history}");
+    for told in [cause, &format!("rollback to revision {first}")] {
+        assert!(
+            history.contains(told),
+            "history does not tell {told:?}:\n{history}"
+        );
     }
 
     // Every order the run posted ended as designed.
@@ -283,6 +304,74 @@ async fn a_rolling_update_of_every_saga_worker_under_load_loses_and_doubles_no_e
         report["itemsStocked"].as_u64().unwrap(),
         "{stock}"
     );
+}
+
+fn current_revision(stream: &DynamicObject) -> i64 {
+    stream.data["status"]["currentRevision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no currentRevision: {}", stream.data["status"]))
+}
+
+/// Applies the `add`/`remove` operations of a JSON patch to `doc` (`test` ops are checks).
+fn json_patch(doc: &mut Value, patch: &Value) {
+    for op in patch.as_array().unwrap() {
+        let path = op["path"].as_str().unwrap();
+        let (parent, key) = path.rsplit_once('/').unwrap();
+        let parent = doc.pointer_mut(parent).unwrap();
+        match op["op"].as_str().unwrap() {
+            "add" => parent[key] = op["value"].clone(),
+            "remove" => {
+                parent.as_object_mut().unwrap().remove(key);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waits until the workers of the Stream's generation rolled out (the status
+/// showing it under way first when `show_progress`), then checks each runs
+/// its image; returns the Stream.
+async fn await_rollout(
+    client: &Client,
+    images: &[(&'static str, String)],
+    show_progress: bool,
+) -> (DynamicObject, Vec<String>) {
+    let mut progress = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let rolled = loop {
+        let s = example_streams(client).get("ecommerce").await.unwrap();
+        if rolled_out(&s, &mut progress) {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the rollout did not finish in 180 s: {}",
+            s.data["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    if show_progress {
+        assert!(
+            !progress.is_empty(),
+            "the Stream's status never showed the rollout under way"
+        );
+    }
+    eprintln!(
+        "rollout as the status showed it: {:?}",
+        progress.iter().take(5).collect::<Vec<_>>()
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    for (app, image) in images {
+        let d = deployments
+            .get(&format!("ecommerce-{app}-worker"))
+            .await
+            .unwrap();
+        let running = d.spec.unwrap().template.spec.unwrap().containers[0]
+            .image
+            .clone();
+        assert_eq!(running.as_deref(), Some(image.as_str()), "{app} worker");
+    }
+    (rolled, progress)
 }
 
 /// Deletes the pods matching `selector` and waits until a new one (a new
