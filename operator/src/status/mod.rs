@@ -45,6 +45,8 @@ pub struct Observed {
     pub destinations: Vec<DestinationStatus>,
     /// Applying the workloads failed: reason and message.
     pub apply_error: Option<(&'static str, String)>,
+    /// The revision of the spec applied (`None`: nothing applied, the last one stays).
+    pub revision: Option<i64>,
 }
 
 /// Replica counts of an applied Deployment. Until the Deployment controller
@@ -78,6 +80,9 @@ pub fn stream_status(
     now: &Time,
 ) -> StreamStatus {
     let g = observed.generation;
+    let current_revision = observed
+        .revision
+        .or(previous.and_then(|p| p.current_revision));
     let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
     let mut set = |type_: &str, c: Verdict| {
         set_condition(&mut conditions, type_, c.ok, c.reason, c.message, g, now)
@@ -94,6 +99,7 @@ pub fn stream_status(
             phase: StreamPhase::Failed,
             observed_generation: g,
             conditions,
+            current_revision,
             ..Default::default()
         };
     }
@@ -124,6 +130,7 @@ pub fn stream_status(
         apps_ready: Some(format!("{ready}/{total}")),
         workloads: observed.workloads,
         destinations: observed.destinations,
+        current_revision,
         ..Default::default()
     }
 }
@@ -157,6 +164,7 @@ mod tests {
             topology,
             destinations: vec![],
             apply_error: None,
+            revision: None,
         }
     }
 
