@@ -157,7 +157,10 @@ mod tests {
         let p = plan(&all, "s-a", None, 2).unwrap();
         assert_eq!((p.current, p.prune), (4, vec!["s-b".to_owned()]));
         // Limit 1 keeps only the current one.
-        assert_eq!(plan(&all, "s-c", None, 1).unwrap().prune, ["s-a", "s-b"]);
+        assert_eq!(
+            plan(&all, "s-d", None, 1).unwrap().prune,
+            ["s-a", "s-b", "s-c"]
+        );
     }
 
     #[test]

@@ -208,6 +208,24 @@ mod tests {
         assert!(ready.message.contains("spec.apps[0].env[0].name"));
     }
 
+    #[test]
+    fn the_current_revision_stays_until_a_spec_is_applied_again() {
+        let mut applied = observed(1, Some(Ok(())));
+        applied.revision = Some(3);
+        let s = stream_status(None, applied, &now());
+        assert_eq!(s.current_revision, Some(3));
+        let mut invalid = observed(0, None);
+        invalid.invalid = Some("broken".into());
+        let failed = stream_status(Some(&s), invalid, &now());
+        assert_eq!(failed.current_revision, Some(3));
+        let mut next = observed(1, Some(Ok(())));
+        next.revision = Some(4);
+        assert_eq!(
+            stream_status(Some(&failed), next, &now()).current_revision,
+            Some(4)
+        );
+    }
+
     fn deployment(generation: i64, observed: i64, pods: i32, updated: i32) -> Deployment {
         serde_json::from_value(serde_json::json!({
             "metadata": {"name": "s-a-worker", "generation": generation},
