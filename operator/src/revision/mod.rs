@@ -43,6 +43,9 @@ use crate::{
 pub const CHANGE_CAUSE: &str = "eventflow.dev/change-cause";
 /// kubectl's annotation, read when ours is absent.
 pub const KUBECTL_CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
+/// On a ControllerRevision: the Stream's change cause when it was recorded,
+/// stale or not (a cause already seen is not recorded again).
+pub const SEEN_CAUSE: &str = "eventflow.dev/seen-change-cause";
 /// On a ControllerRevision: when it became the revision its number says.
 pub const RECORDED_AT: &str = "eventflow.dev/recorded-at";
 

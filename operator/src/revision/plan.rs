@@ -8,7 +8,8 @@ pub struct Existing {
     pub number: i64,
     /// Whether its data is the data being recorded.
     pub same_data: bool,
-    pub cause: Option<String>,
+    /// The Stream's change-cause annotation when it was recorded (stale or not).
+    pub seen_cause: Option<String>,
 }
 
 /// The one write recording takes.
@@ -43,8 +44,9 @@ pub struct Collision(pub String);
 /// The plan for recording revision `name` (whose data each [`Existing`]
 /// says it equals or not) with change cause `cause`, keeping `limit`.
 ///
-/// A cause equal to the newest revision's is stale (the annotation stayed
-/// on the Stream through a later edit) and is not recorded again.
+/// A cause the Stream already carried when the newest revision was
+/// recorded is stale (the annotation stayed on the Stream through a later
+/// edit) and is not recorded again.
 pub fn plan(
     existing: &[Existing],
     name: &str,
@@ -54,7 +56,7 @@ pub fn plan(
     let newest = existing.iter().max_by_key(|e| e.number);
     let next = newest.map_or(1, |n| n.number + 1);
     let cause = cause
-        .filter(|c| newest.is_none_or(|n| n.cause.as_deref() != Some(*c)))
+        .filter(|c| newest.is_none_or(|n| n.seen_cause.as_deref() != Some(*c)))
         .map(str::to_owned);
     let (current, write) = match existing.iter().find(|e| e.name == name) {
         Some(e) if !e.same_data => return Err(Collision(e.name.clone())),
@@ -96,7 +98,7 @@ mod tests {
             name: name.into(),
             number,
             same_data: same,
-            cause: None,
+            seen_cause: None,
         }
     }
 
@@ -166,7 +168,7 @@ mod tests {
     #[test]
     fn a_cause_the_newest_revision_already_has_is_stale() {
         let mut newest = existing("s-b", 2, false);
-        newest.cause = Some("bump".into());
+        newest.seen_cause = Some("bump".into());
         let p = plan(
             &[existing("s-a", 1, false), newest],
             "s-c",

@@ -14,7 +14,7 @@ use kube::{
 use serde_json::json;
 
 use super::{
-    CHANGE_CAUSE, RECORDED_AT, RevisionData, change_cause, history_limit,
+    CHANGE_CAUSE, RECORDED_AT, RevisionData, SEEN_CAUSE, change_cause, history_limit,
     list_controller_revisions, owned_by,
     plan::{Existing, Write, plan},
     revision_name,
@@ -81,11 +81,11 @@ pub async fn record(ctx: &Context, valid: &ValidStream<'_>) -> Result<i64> {
             name: cr.metadata.name.clone().unwrap_or_default(),
             number: cr.revision,
             same_data: cr.data.as_ref().map(|d| &d.0) == serde_json::to_value(&data).ok().as_ref(),
-            cause: cr
+            seen_cause: cr
                 .metadata
                 .annotations
                 .as_ref()
-                .and_then(|a| a.get(CHANGE_CAUSE).cloned()),
+                .and_then(|a| a.get(SEEN_CAUSE).cloned()),
         })
         .collect();
     let cause = change_cause(&stream.metadata);
@@ -98,6 +98,9 @@ pub async fn record(ctx: &Context, valid: &ValidStream<'_>) -> Result<i64> {
             let mut annotations = std::collections::BTreeMap::from([(RECORDED_AT.to_owned(), now)]);
             if let Some(cause) = &plan.cause {
                 annotations.insert(CHANGE_CAUSE.to_owned(), cause.clone());
+            }
+            if let Some(seen) = &cause {
+                annotations.insert(SEEN_CAUSE.to_owned(), seen.clone());
             }
             let cr = ControllerRevision {
                 metadata: ObjectMeta {
@@ -121,7 +124,7 @@ pub async fn record(ctx: &Context, valid: &ValidStream<'_>) -> Result<i64> {
             api.create(&params, &cr).await?;
         }
         Write::Renumber { name } => {
-            let mut annotations = json!({ RECORDED_AT: now });
+            let mut annotations = json!({ RECORDED_AT: now, SEEN_CAUSE: cause });
             if let Some(cause) = &plan.cause {
                 annotations[CHANGE_CAUSE] = cause.clone().into();
             }
