@@ -217,6 +217,7 @@ fn table(revisions: &[Revision], entries: &[Entry]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use eventflow_operator::{api::StreamSpec, revision::RevisionData};
 
