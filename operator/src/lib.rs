@@ -69,6 +69,9 @@ pub enum Error {
     #[error("broker topology of this Stream is still on the broker: {0}")]
     CleanupPending(String),
 
+    #[error("the revision of this spec cannot be recorded: {0}")]
+    Revision(String),
+
     #[error("the reconcile did not finish within {0:?}; abandoned, to be retried")]
     ReconcileTimeout(std::time::Duration),
 
@@ -90,6 +93,7 @@ impl Error {
             Error::Malformed(_) => "MalformedObject",
             Error::Random(_) => "RandomFailed",
             Error::CleanupPending(_) => "CleanupPending",
+            Error::Revision(_) => "RevisionNotRecorded",
             Error::ReconcileTimeout(_) => "ReconcileTimeout",
             Error::LeaseTimeout(_) => "LeaseTimeout",
         }

@@ -75,12 +75,14 @@ pub async fn record(ctx: &Context, valid: &ValidStream<'_>) -> Result<i64> {
     for stray in strays.iter().filter(|cr| stream_owned(cr)) {
         delete(&api, stray.metadata.name.as_deref().unwrap_or_default()).await?;
     }
+    let value =
+        serde_json::to_value(&data).map_err(|e| Error::Revision(format!("its data: {e}")))?;
     let existing: Vec<Existing> = ours
         .iter()
         .map(|cr| Existing {
             name: cr.metadata.name.clone().unwrap_or_default(),
             number: cr.revision,
-            same_data: cr.data.as_ref().map(|d| &d.0) == serde_json::to_value(&data).ok().as_ref(),
+            same_data: cr.data.as_ref().map(|d| &d.0) == Some(&value),
             seen_cause: cr
                 .metadata
                 .annotations
@@ -90,7 +92,7 @@ pub async fn record(ctx: &Context, valid: &ValidStream<'_>) -> Result<i64> {
         .collect();
     let cause = change_cause(&stream.metadata);
     let plan = plan(&existing, &name, cause.as_deref(), limit)
-        .map_err(|e| Error::Malformed(e.to_string()))?;
+        .map_err(|e| Error::Revision(e.to_string()))?;
     let now = jiff::Timestamp::now().to_string();
     match &plan.write {
         Write::Nothing => {}
@@ -111,10 +113,7 @@ pub async fn record(ctx: &Context, valid: &ValidStream<'_>) -> Result<i64> {
                     owner_references: Some(vec![valid.owner.clone()]),
                     ..Default::default()
                 },
-                data: Some(RawExtension(
-                    serde_json::to_value(&data)
-                        .map_err(|e| Error::Malformed(format!("revision data: {e}")))?,
-                )),
+                data: Some(RawExtension(value)),
                 revision: plan.current,
             };
             let params = PostParams {
