@@ -3,11 +3,14 @@
 //!
 //! - `dsl parse`: a Spring Cloud Data Flow stream definition's parse, as JSON;
 //! - `import`: a Data Flow user's stream definitions, app registrations and
-//!   deployment properties as AppRegistration and Stream manifests.
+//!   deployment properties as AppRegistration and Stream manifests;
+//! - `history`, `rollback`: a Stream's revisions, and a rollback to one.
 
 mod cluster;
 mod dsl_cmd;
+mod history;
 mod import;
+mod rollback;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -48,6 +51,12 @@ enum Command {
     /// Data Flow stream definitions, app registrations and deployment properties as eventflow manifests.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// A Stream's revisions (or one revision's spec with --revision N).
+    #[command(after_help = history::HELP)]
+    History(history::HistoryArgs),
+    /// Roll a Stream back to an earlier revision (default: the one before the current one).
+    #[command(after_help = rollback::HELP)]
+    Rollback(rollback::RollbackArgs),
     /// Print the version of kubectl-eventflow.
     Version,
 }
@@ -144,6 +153,8 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Command::Import(args) => import_command(args),
+        Command::History(args) => history::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Version => {
             println!("kubectl-eventflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

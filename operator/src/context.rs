@@ -93,6 +93,8 @@ pub struct Context {
     pub applied: Record,
     /// What this process last declared on a broker, to skip fresh declares.
     pub declarations: Declarations,
+    /// The revision this process last recorded for each Stream.
+    pub revisions: crate::revision::Recorded,
     uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
@@ -116,6 +118,7 @@ impl Context {
             services: OnceLock::new(),
             applied: Record::default(),
             declarations: Declarations::default(),
+            revisions: crate::revision::Recorded::default(),
             uris: Mutex::new(HashMap::new()),
         }
     }

@@ -4,8 +4,8 @@
 //! Reconcile is a pipeline, one module per step, each run once per
 //! reconcile in this order: [`validate`] (pure, hands a
 //! [`validate::ValidStream`] on) -> [`resolve`] (the broker, its
-//! [`connection`] and URI, read once) -> [`build`] (pure) -> [`apply`] ->
-//! [`topology`] -> [`status`] (computed once, written once);
+//! [`connection`] and URI, read once) -> [`build`] (pure) -> [`revision`]
+//! (the spec recorded) -> [`apply`] -> [`topology`] -> [`status`] (computed once, written once);
 //! [`controller`] strings them together, [`run`] starts everything behind
 //! a [`leader`] Lease with [`metrics`] and the [`admin`] endpoints.
 
@@ -23,6 +23,7 @@ pub mod leader;
 pub mod metrics;
 pub mod naming;
 pub mod resolve;
+pub mod revision;
 pub mod run;
 pub mod status;
 pub mod topology;
@@ -68,6 +69,9 @@ pub enum Error {
     #[error("broker topology of this Stream is still on the broker: {0}")]
     CleanupPending(String),
 
+    #[error("the revision of this spec cannot be recorded: {0}")]
+    Revision(String),
+
     #[error("the reconcile did not finish within {0:?}; abandoned, to be retried")]
     ReconcileTimeout(std::time::Duration),
 
@@ -89,6 +93,7 @@ impl Error {
             Error::Malformed(_) => "MalformedObject",
             Error::Random(_) => "RandomFailed",
             Error::CleanupPending(_) => "CleanupPending",
+            Error::Revision(_) => "RevisionNotRecorded",
             Error::ReconcileTimeout(_) => "ReconcileTimeout",
             Error::LeaseTimeout(_) => "LeaseTimeout",
         }

@@ -34,6 +34,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, patch, update, delete]
+# A Stream's revisions (history and rollback).
+- apiGroups: [apps]
+  resources: [controllerrevisions]
+  verbs: [get, list, watch, create, patch, update, delete]
 - apiGroups: [""]
   resources: [services, secrets, configmaps]
   verbs: [get, list, watch, create, patch, update, delete]

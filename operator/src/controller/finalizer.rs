@@ -68,6 +68,7 @@ async fn release(ctx: &Context, stream: &Stream, namespace: &str) -> Result<Acti
     set(ctx, stream, false).await?;
     ctx.declarations
         .forget(&format!("{namespace}/{}", stream.name_any()));
+    ctx.revisions.forget(&stream.uid().unwrap_or_default());
     Ok(Action::await_change())
 }
 

@@ -6,6 +6,7 @@
 //! 3. validate (pure) — an invalid spec goes `Failed`, nothing is deployed;
 //! 4. resolve — the EventBroker, its wiring and URI, read once;
 //! 5. build (pure) — Deployments, Services, bindings and topology;
+//!    then the effective spec is recorded as the newest revision;
 //! 6. apply — server-side apply of what changed, orphans after a spec change;
 //! 7. topology — declare on the broker (unless freshly declared), prune
 //!    after a spec change;
@@ -29,6 +30,7 @@ use crate::{
     context::Context,
     dataflow,
     resolve::{self, Broker, FoundBroker},
+    revision,
     status::{self, BrokerState, Observed, report::report},
     topology::{self, destinations::to_destinations},
     validate::{self, Invalid},
@@ -73,6 +75,7 @@ fn observed(stream: &Stream) -> Observed {
         topology: None,
         destinations: vec![],
         apply_error: None,
+        revision: None,
     }
 }
 
@@ -135,6 +138,7 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     let objects = build::build_stream(&valid, &wiring);
     let deployed = old.and_then(|s| s.observed_generation);
     let spec_changed = deployed.is_some() && deployed != stream.metadata.generation;
+    observed.revision = Some(revision::record(ctx, &valid).await?);
 
     tracing::debug!(object = key, "step: apply");
     match apply_stream(ctx, &valid, &objects, spec_changed).await {

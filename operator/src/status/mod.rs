@@ -45,6 +45,8 @@ pub struct Observed {
     pub destinations: Vec<DestinationStatus>,
     /// Applying the workloads failed: reason and message.
     pub apply_error: Option<(&'static str, String)>,
+    /// The revision of the spec applied (`None`: nothing applied, the last one stays).
+    pub revision: Option<i64>,
 }
 
 /// Replica counts of an applied Deployment. Until the Deployment controller
@@ -78,6 +80,9 @@ pub fn stream_status(
     now: &Time,
 ) -> StreamStatus {
     let g = observed.generation;
+    let current_revision = observed
+        .revision
+        .or(previous.and_then(|p| p.current_revision));
     let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
     let mut set = |type_: &str, c: Verdict| {
         set_condition(&mut conditions, type_, c.ok, c.reason, c.message, g, now)
@@ -94,6 +99,7 @@ pub fn stream_status(
             phase: StreamPhase::Failed,
             observed_generation: g,
             conditions,
+            current_revision,
             ..Default::default()
         };
     }
@@ -124,6 +130,7 @@ pub fn stream_status(
         apps_ready: Some(format!("{ready}/{total}")),
         workloads: observed.workloads,
         destinations: observed.destinations,
+        current_revision,
         ..Default::default()
     }
 }
@@ -157,6 +164,7 @@ mod tests {
             topology,
             destinations: vec![],
             apply_error: None,
+            revision: None,
         }
     }
 
@@ -198,6 +206,24 @@ mod tests {
         let ready = s.conditions.iter().find(|c| c.type_ == READY).unwrap();
         assert_eq!(ready.reason, "InvalidSpec");
         assert!(ready.message.contains("spec.apps[0].env[0].name"));
+    }
+
+    #[test]
+    fn the_current_revision_stays_until_a_spec_is_applied_again() {
+        let mut applied = observed(1, Some(Ok(())));
+        applied.revision = Some(3);
+        let s = stream_status(None, applied, &now());
+        assert_eq!(s.current_revision, Some(3));
+        let mut invalid = observed(0, None);
+        invalid.invalid = Some("broken".into());
+        let failed = stream_status(Some(&s), invalid, &now());
+        assert_eq!(failed.current_revision, Some(3));
+        let mut next = observed(1, Some(Ok(())));
+        next.revision = Some(4);
+        assert_eq!(
+            stream_status(Some(&failed), next, &now()).current_revision,
+            Some(4)
+        );
     }
 
     fn deployment(generation: i64, observed: i64, pods: i32, updated: i32) -> Deployment {
