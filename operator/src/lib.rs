@@ -25,6 +25,7 @@ pub mod naming;
 pub mod resolve;
 pub mod run;
 pub mod status;
+pub mod suspend;
 pub mod topology;
 pub mod validate;
 
