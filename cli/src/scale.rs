@@ -244,6 +244,7 @@ pub async fn scale(target: &Target, name: &str, assignments: &[Assignment]) -> a
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

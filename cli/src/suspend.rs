@@ -187,6 +187,7 @@ pub async fn resume(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -76,7 +76,7 @@ pub fn first_phase(role: &str) -> bool {
 }
 
 /// The condition a suspend began with, if it is still on (True).
-fn ongoing<'a>(old: Option<&'a StreamStatus>) -> Option<&'a Condition> {
+fn ongoing(old: Option<&StreamStatus>) -> Option<&Condition> {
     old?.conditions
         .iter()
         .find(|c| c.type_ == SUSPENDED && c.status == "True")
