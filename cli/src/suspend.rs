@@ -125,6 +125,12 @@ pub async fn suspend(
             }
         }
         if start.elapsed() >= timeout {
+            if last.is_empty() {
+                bail!(
+                    "no word from the operator on Stream {name} after {} s (is it running?); spec.suspend stays true",
+                    timeout.as_secs()
+                );
+            }
             bail!(
                 "Stream {name} is still draining after {} s: {last}",
                 timeout.as_secs()
