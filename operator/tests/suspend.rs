@@ -406,3 +406,66 @@ async fn a_worker_holding_messages_is_drained_before_it_goes_to_zero_and_nothing
     common::teardown(&client, &ns).await;
     operator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs kube-apiserver and rabbitmq"]
+async fn a_drain_that_outlasts_its_timeout_scales_to_zero_anyway_naming_what_was_left() {
+    let (client, ns, operator) = common::operator_on_external_broker("suspend-timeout").await;
+    let streams = Api::<Stream>::namespaced(client.clone(), &ns);
+    let mut stream = shop("shop");
+    stream.spec.drain_timeout_seconds = Some(5);
+    streams
+        .create(&PostParams::default(), &stream)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "the Deployments", || async {
+        (replicas(&client, &ns).await.len() == 3).then_some(())
+    })
+    .await;
+    // A worker pod whose admin port nobody serves: it never says drained.
+    let nobody = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let port = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    fake_pod(&client, &ns, "shop-account-worker", port).await;
+
+    set_suspend(&client, &ns, "shop", true).await;
+    let draining = until_suspended(&client, &ns, "shop", "Draining", |_, c| {
+        c.reason == "Draining"
+    })
+    .await;
+    let c = suspended(&draining).unwrap();
+    assert!(
+        c.message
+            .contains("shop-account-worker-0: /drain not reachable"),
+        "{}",
+        c.message
+    );
+    let s = until_suspended(&client, &ns, "shop", "DrainTimedOut", |_, c| {
+        c.reason == "DrainTimedOut"
+    })
+    .await;
+    let c = suspended(&s).unwrap();
+    assert!(
+        c.message.contains("not drained within 5 s"),
+        "{}",
+        c.message
+    );
+    assert!(c.message.contains("shop-account-worker-0"), "{}", c.message);
+    assert!(replicas(&client, &ns).await.values().all(|r| *r == 0));
+    // Final until the resume: the next reconciles keep it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = suspended(&streams.get("shop").await.unwrap()).unwrap();
+    assert_eq!(later.reason, "DrainTimedOut");
+
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .delete(
+            "shop-account-worker-0",
+            &DeleteParams::default().grace_period(0),
+        )
+        .await
+        .unwrap();
+    common::teardown(&client, &ns).await;
+    operator.stop().await;
+}
