@@ -168,6 +168,19 @@ async fn a_stream_without_pods_is_drained_at_once_and_resumes_with_its_replicas(
         ])
     );
 
+    let drained_event = eventually(Duration::from_secs(20), "an Event Drained", || async {
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns)
+            .list(&Default::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Drained"))
+    })
+    .await;
+    assert_eq!(drained_event.type_.as_deref(), Some("Normal"));
+
     set_suspend(&client, &ns, "shop", false).await;
     let s = until_suspended(&client, &ns, "shop", "Suspended False/Resumed", |_, c| {
         c.status == "False" && c.reason == "Resumed"
@@ -454,6 +467,23 @@ async fn a_drain_that_outlasts_its_timeout_scales_to_zero_anyway_naming_what_was
     );
     assert!(c.message.contains("shop-account-worker-0"), "{}", c.message);
     assert!(replicas(&client, &ns).await.values().all(|r| *r == 0));
+    let warning = eventually(
+        Duration::from_secs(20),
+        "a Warning Event DrainTimedOut",
+        || async {
+            let events =
+                Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns)
+                    .list(&Default::default())
+                    .await
+                    .ok()?;
+            events
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some("DrainTimedOut"))
+        },
+    )
+    .await;
+    assert_eq!(warning.type_.as_deref(), Some("Warning"));
     // Final until the resume: the next reconciles keep it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let later = suspended(&streams.get("shop").await.unwrap()).unwrap();
