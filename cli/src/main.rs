@@ -5,16 +5,20 @@
 //! - `import`: a Data Flow user's stream definitions, app registrations and
 //!   deployment properties as AppRegistration and Stream manifests;
 //! - `history`, `rollback`: a Stream's revisions, and a rollback to one.
+//! - `suspend`, `resume`, `scale`: a Stream's `spec.suspend` and replicas.
 
 mod cluster;
 mod dsl_cmd;
 mod history;
 mod import;
 mod rollback;
+mod scale;
+mod suspend;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
+use cluster::Target;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -57,8 +61,105 @@ enum Command {
     /// Roll a Stream back to an earlier revision (default: the one before the current one).
     #[command(after_help = rollback::HELP)]
     Rollback(rollback::RollbackArgs),
+    /// Suspend a Stream: drain its workers, then its web roles, and scale each to zero once drained.
+    #[command(after_help = SUSPEND_HELP)]
+    Suspend(SuspendArgs),
+    /// Resume a suspended Stream: the spec's replicas again; what waited in the queues is processed.
+    #[command(after_help = RESUME_HELP)]
+    Resume(ResumeArgs),
+    /// Set the replicas of apps' roles in a Stream's spec.
+    #[command(after_help = SCALE_HELP)]
+    Scale(ScaleArgs),
     /// Print the version of kubectl-eventflow.
     Version,
+}
+
+const SUSPEND_HELP: &str = "\
+Sets spec.suspend: true (as `kubectl patch stream STREAM --type merge -p '{\"spec\":{\"suspend\":true}}'`).
+The operator asks each worker pod to stop taking messages and to finish and acknowledge the ones it
+holds, scales the workers to zero, then drains the web roles (commands refused with 503, the outbox
+relayed) and scales them to zero. Messages published meanwhile wait in their queues. The Stream's
+phase is Suspended; its Suspended condition says Draining (what is left, per pod), Drained, or
+DrainTimedOut after spec.drainTimeoutSeconds (default 300; then everything is scaled to zero anyway).
+
+Examples:
+  kubectl eventflow suspend shop -n demo
+  kubectl eventflow suspend shop -n demo --wait --timeout 10m
+
+Exit codes:
+  0  spec.suspend is set (with --wait: the Stream is drained)
+  1  no such Stream or no cluster; with --wait: the drain timed out (DrainTimedOut) or --timeout passed
+  2  usage error";
+
+const RESUME_HELP: &str = "\
+Sets spec.suspend: false. The Deployments get the spec's replicas again (a `scale` made while
+suspended included), the Suspended condition goes False (reason Resumed), and the phase goes
+through Deploying to Running; what was published meanwhile is processed.
+
+Examples:
+  kubectl eventflow resume shop -n demo
+  kubectl eventflow resume shop -n demo --wait
+
+Exit codes:
+  0  spec.suspend is false (with --wait: the Stream is Running)
+  1  no such Stream or no cluster; with --wait: not Running within --timeout
+  2  usage error";
+
+const SCALE_HELP: &str = "\
+Writes the replicas into the Stream's spec, where the operator reads them:
+  APP/web=N, APP/worker=N   spec.apps[APP].web.replicas / .worker.replicas
+  APP=N                     the app's only role; a Combined app's one Deployment (its web replicas)
+  LABEL=N                   a Stream made from a definition: deployer.LABEL.count in
+                            spec.deploymentProperties
+N is 0 to 100. A suspended Stream keeps them for its resume.
+
+Examples:
+  kubectl eventflow scale shop order/worker=3 -n demo
+  kubectl eventflow scale shop order/web=2 order/worker=4 audit=0
+  kubectl eventflow scale ticktock log=2
+
+Exit codes:
+  0  the replicas are written
+  1  no such Stream, app or role, the Stream changed meanwhile, or no cluster (nothing is written)
+  2  usage error (e.g. N out of range)";
+
+#[derive(Args, Debug)]
+struct SuspendArgs {
+    /// The Stream.
+    stream: String,
+    /// Follow the drain until the Stream is drained (or the drain times out).
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up waiting after this long (e.g. 90s, 10m).
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = suspend::parse_duration)]
+    timeout: std::time::Duration,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+struct ResumeArgs {
+    /// The Stream.
+    stream: String,
+    /// Follow the Stream until it is Running.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up waiting after this long (e.g. 90s, 10m).
+    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = suspend::parse_duration)]
+    timeout: std::time::Duration,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args, Debug)]
+struct ScaleArgs {
+    /// The Stream.
+    stream: String,
+    /// APP[/ROLE]=N, one or more (ROLE: web or worker).
+    #[arg(required = true, value_name = "APP[/ROLE]=N", value_parser = scale::parse_assignment)]
+    replicas: Vec<scale::Assignment>,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,6 +256,13 @@ fn main() -> ExitCode {
         Command::Import(args) => import_command(args),
         Command::History(args) => history::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::Suspend(a) => {
+            cluster::run(suspend::suspend(&a.target, &a.stream, a.wait, a.timeout))
+        }
+        Command::Resume(a) => {
+            cluster::run(suspend::resume(&a.target, &a.stream, a.wait, a.timeout))
+        }
+        Command::Scale(a) => cluster::run(scale::scale(&a.target, &a.stream, &a.replicas)),
         Command::Version => {
             println!("kubectl-eventflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

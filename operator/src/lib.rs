@@ -26,6 +26,7 @@ pub mod resolve;
 pub mod revision;
 pub mod run;
 pub mod status;
+pub mod suspend;
 pub mod topology;
 pub mod validate;
 

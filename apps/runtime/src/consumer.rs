@@ -275,8 +275,10 @@ impl Consumer {
                     Some(Ok(delivery)) => {
                         let (this, channel) = (this.clone(), channel.clone());
                         let cancel = cancel.clone();
+                        this.metrics.messages_in_hand.inc();
                         tracker.spawn(async move {
                             this.handle(&channel, delivery, &cancel).await;
+                            this.metrics.messages_in_hand.dec();
                             drop(permit);
                         });
                         continue;

@@ -17,6 +17,7 @@ pub mod cloudevent;
 pub mod command;
 pub mod config;
 pub mod consumer;
+pub mod drain;
 pub mod event;
 pub mod functions;
 pub mod hal;

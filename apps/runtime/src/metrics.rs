@@ -45,6 +45,8 @@ pub struct Metrics {
     /// Messages held in process right now, waiting for an unavailable
     /// dependency before their handler runs again.
     pub messages_waiting: Gauge,
+    /// Messages a consumer took and has not settled yet (handling them).
+    pub messages_in_hand: Gauge,
     pub http_requests: Family<HttpRequest, Counter>,
     /// 1 while the broker link is up (topology checked), else 0.
     pub broker_connected: Gauge,
@@ -68,6 +70,7 @@ impl Default for Metrics {
             concurrency_conflicts: Counter::default(),
             messages: Family::default(),
             messages_waiting: Gauge::default(),
+            messages_in_hand: Gauge::default(),
             http_requests: Family::default(),
             broker_connected: Gauge::default(),
             broker_reconnects: Counter::default(),
@@ -108,6 +111,11 @@ impl Default for Metrics {
             "messages_waiting",
             "Messages held in process until an unavailable dependency answers again",
             m.messages_waiting.clone(),
+        );
+        r.register(
+            "messages_in_hand",
+            "Messages taken from the broker and not settled yet",
+            m.messages_in_hand.clone(),
         );
         r.register(
             "http_requests",

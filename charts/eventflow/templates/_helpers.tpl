@@ -41,6 +41,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [services, secrets, configmaps]
   verbs: [get, list, watch, create, patch, update, delete]
+# A suspended Stream's pods are asked to drain (POST /drain on their admin port).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]

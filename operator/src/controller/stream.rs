@@ -32,6 +32,7 @@ use crate::{
     resolve::{self, Broker, FoundBroker},
     revision,
     status::{self, BrokerState, Observed, report::report},
+    suspend,
     topology::{self, destinations::to_destinations},
     validate::{self, Invalid},
 };
@@ -135,7 +136,15 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     }
 
     tracing::debug!(object = key, "step: build");
-    let objects = build::build_stream(&valid, &wiring);
+    let mut objects = build::build_stream(&valid, &wiring);
+    // Suspended: drain, and hold what is drained at zero replicas.
+    let suspension = match stream.spec.suspend {
+        true => Some(suspend::drain(ctx, stream, &objects, old, &now()).await),
+        false => None,
+    };
+    if let Some(s) = &suspension {
+        suspend::hold_at_zero(&mut objects, s);
+    }
     let deployed = old.and_then(|s| s.observed_generation);
     let spec_changed = deployed.is_some() && deployed != stream.metadata.generation;
     observed.revision = Some(revision::record(ctx, &valid).await?);
@@ -178,8 +187,13 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     observed.topology = Some(declared.map_err(|e| (e.reason(), e.to_string())));
 
     tracing::debug!(object = key, "step: status");
-    report(ctx, stream, &status::stream_status(old, observed, &now())).await?;
-    Ok(action)
+    let mut status = status::stream_status(old, observed, &now());
+    suspend::mark(&mut status, suspension.as_ref(), &now());
+    report(ctx, stream, &status).await?;
+    Ok(match &suspension {
+        Some(s) if s.reason == suspend::DRAINING => Action::requeue(suspend::DRAIN_POLL),
+        _ => action,
+    })
 }
 
 /// Whether the topology step may declare on the broker now. Classic

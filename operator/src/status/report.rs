@@ -8,7 +8,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{BROKER_READY, READY};
+use super::{BROKER_READY, READY, SUSPENDED};
 use crate::{
     Result,
     api::{Stream, StreamStatus},
@@ -46,7 +46,9 @@ pub async fn patch_status(ctx: &Context, stream: &Stream, status: &StreamStatus)
 async fn announce(ctx: &Context, stream: &Stream, old: Option<&StreamStatus>, new: &StreamStatus) {
     for c in &new.conditions {
         let before = old.and_then(|o| o.conditions.iter().find(|p| p.type_ == c.type_));
-        let flipped = before.is_some_and(|b| b.status != c.status);
+        let flipped = before.is_some_and(|b| b.status != c.status)
+            // Draining -> Drained / DrainTimedOut is news too.
+            || c.type_ == SUSPENDED && before.is_some_and(|b| b.reason != c.reason);
         // A new condition is news only when good (e.g. the topology declared)
         // or when the spec is invalid (told once, on Ready).
         let first = before.is_none()
@@ -55,7 +57,12 @@ async fn announce(ctx: &Context, stream: &Stream, old: Option<&StreamStatus>, ne
         if !(flipped || first) {
             continue;
         }
-        let warning = c.status != "True";
+        // A suspend is asked for: of it, only a drain that timed out is a warning.
+        let warning = if c.type_ == SUSPENDED || c.reason == "Suspended" {
+            c.reason == "DrainTimedOut"
+        } else {
+            c.status != "True"
+        };
         ctx.event(
             stream,
             warning,

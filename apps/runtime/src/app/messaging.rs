@@ -36,6 +36,8 @@ pub(super) struct BrokerPart {
     pub(super) relay_notify: Arc<Notify>,
     pub(super) metrics: Metrics,
     pub(super) link: BrokerLink,
+    /// Stops the consumers: the process stopping, or a drain.
+    pub(super) consume_stop: CancellationToken,
 }
 
 impl BrokerPart {
@@ -64,9 +66,10 @@ impl BrokerPart {
                     transient: TransientRetry::for_subscription(subscription, c.transient_retry),
                 };
                 let (link, cancel) = (self.link.clone(), cancel.clone());
+                let stop = self.consume_stop.clone();
                 let failure = failure.clone();
                 consumers.spawn(async move {
-                    if let Err(e) = consumer.run(link, cancel.clone()).await {
+                    if let Err(e) = consumer.run(link, stop).await {
                         failure.record(e.into(), &cancel);
                     }
                 });

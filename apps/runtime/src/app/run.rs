@@ -21,6 +21,7 @@ use crate::{
     admin::{self, Readiness},
     broker::BrokerLink,
     config::{Config, Role},
+    drain::{self, Drain},
     metrics::Metrics,
     redrive::{MAX_REDRIVES, Redriver},
     store::EventStore,
@@ -49,11 +50,22 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let consumers = TaskTracker::new();
     let admin_stop = CancellationToken::new();
+    // `POST /drain` (a suspended Stream) stops the consumers and the
+    // re-driver, not the process.
+    let consume_stop = cancel.child_token();
+    let redrive_stop = web_stop.child_token();
+    let drain = Drain::new(
+        role,
+        vec![consume_stop.clone(), redrive_stop.clone()],
+        consumers.clone(),
+        readiness.store.clone(),
+        metrics.clone(),
+    );
     let admin = TcpListener::bind(config.admin_addr).await?;
     spawn_server(
         &tasks,
         admin,
-        admin::routes(readiness.clone(), metrics.clone()),
+        admin::routes(readiness.clone(), metrics.clone()).merge(drain::routes(drain.clone())),
         admin_stop.clone(),
         &failure,
     );
@@ -84,14 +96,17 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
                 stall_after,
                 max_redrives: MAX_REDRIVES,
             };
-            tasks.spawn(redriver.run(web_stop.clone()));
+            tasks.spawn(redriver.run(redrive_stop));
         }
         if let Some(listener) = http {
             tracing::info!(addr = %config.http_addr, "web API listening");
             spawn_server(
                 &tasks,
                 listener,
-                web_router(&spec, ctx),
+                web_router(&spec, ctx).layer(axum::middleware::from_fn_with_state(
+                    drain,
+                    drain::refuse_commands,
+                )),
                 web_stop.clone(),
                 &failure,
             );
@@ -114,6 +129,7 @@ pub async fn run(spec: AppSpec, config: Config) -> anyhow::Result<()> {
             relay_notify,
             metrics: metrics.clone(),
             link,
+            consume_stop,
         };
         let (cancel, web_stop, consumers, failure) = (
             cancel.clone(),
