@@ -56,7 +56,8 @@ rmq_node_env() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT
   export RABBITMQ_NODE_PORT=$3 RABBITMQ_DIST_PORT=$4 ERL_EPMD_PORT=$5
   export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_LOGS=-
   export RABBITMQ_CONFIG_FILE=$dir/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
-  export RABBITMQ_ENABLED_PLUGINS=""
+  # Overrides enabled_plugins at boot (an empty value would start no plugin).
+  export RABBITMQ_ENABLED_PLUGINS=rabbitmq_management
 }
 
 # One RabbitMQ node: its directory DIR (config, data, logs, PID files), node
@@ -114,6 +115,7 @@ rmq_management_on() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT ...
   chown rabbitmq:rabbitmq "$dir/rabbitmq.conf" "$dir/enabled_plugins"
   (
     rmq_node_env "$dir" "$2" "$3" "$4" "$5"
+    export RABBITMQ_ENABLED_PLUGINS="" # rabbitmq-plugins then edits the enabled_plugins file
     as_rabbitmq() { setpriv --reuid rabbitmq --regid rabbitmq --init-groups "$@"; }
     as_rabbitmq /usr/lib/rabbitmq/bin/rabbitmqctl -q eval \
       "application:load(rabbitmq_management), application:set_env(rabbitmq_management, tcp_config, [{ip, \"127.0.0.1\"}, {port, $mgmt}])." >/dev/null
