@@ -93,6 +93,8 @@ pub struct Context {
     pub applied: Record,
     /// What this process last declared on a broker, to skip fresh declares.
     pub declarations: Declarations,
+    /// Which Streams' queue figures could not be read last time.
+    pub backlog: crate::backlog::Reads,
     uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
@@ -116,6 +118,7 @@ impl Context {
             services: OnceLock::new(),
             applied: Record::default(),
             declarations: Declarations::default(),
+            backlog: Default::default(),
             uris: Mutex::new(HashMap::new()),
         }
     }

@@ -68,6 +68,7 @@ async fn release(ctx: &Context, stream: &Stream, namespace: &str) -> Result<Acti
     set(ctx, stream, false).await?;
     ctx.declarations
         .forget(&format!("{namespace}/{}", stream.name_any()));
+    crate::backlog::forget(ctx, namespace, &stream.name_any());
     Ok(Action::await_change())
 }
 

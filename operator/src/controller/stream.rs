@@ -9,7 +9,8 @@
 //! 6. apply — server-side apply of what changed, orphans after a spec change;
 //! 7. topology — declare on the broker (unless freshly declared), prune
 //!    after a spec change;
-//! 8. status — computed once from what the steps observed, written once
+//! 8. status — computed once from what the steps observed, with the
+//!    consumer groups' figures read from the broker (backlog), written once
 //!    when it changed, with Events for the transitions.
 //!
 //! A deleted Stream goes to [`finalizer::cleanup`] instead.
@@ -25,7 +26,7 @@ use crate::{
     Result,
     api::Stream,
     apply::stream::apply_stream,
-    build,
+    backlog, build,
     context::Context,
     dataflow,
     resolve::{self, Broker, FoundBroker},
@@ -149,6 +150,7 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     observed.destinations = to_destinations(&objects.topology, valid.namespace);
 
     tracing::debug!(object = key, "step: topology");
+    let backlog_uri = uri.as_ref().ok().cloned();
     let declared = match uri {
         Ok(_) if !may_declare(broker_ready, wiring.queue_type) => {
             Err(crate::Error::BrokerNotReady(stream.spec.broker.clone()))
@@ -174,7 +176,9 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     observed.topology = Some(declared.map_err(|e| (e.reason(), e.to_string())));
 
     tracing::debug!(object = key, "step: status");
-    report(ctx, stream, &status::stream_status(old, observed, &now())).await?;
+    let mut new = status::stream_status(old, observed, &now());
+    backlog::refresh(ctx, &valid, &wiring, backlog_uri.as_deref(), &mut new).await;
+    report(ctx, stream, &new).await?;
     Ok(action)
 }
 

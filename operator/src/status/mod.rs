@@ -94,7 +94,7 @@ pub fn stream_status(
             phase: StreamPhase::Failed,
             observed_generation: g,
             conditions,
-            ..Default::default()
+            ..crate::backlog::kept(previous)
         };
     }
     let broker = conditions::broker(&observed.broker);
@@ -124,7 +124,7 @@ pub fn stream_status(
         apps_ready: Some(format!("{ready}/{total}")),
         workloads: observed.workloads,
         destinations: observed.destinations,
-        ..Default::default()
+        ..crate::backlog::kept(previous)
     }
 }
 
