@@ -216,6 +216,15 @@ async fn metrics(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
+/// Stream reconciles the operator started so far.
+async fn reconciles(url: &str) -> u64 {
+    metrics(url)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"eventflow_operator_reconciles_total{kind="Stream"} "#))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
 fn gauge(ns: &str, group: &str, metric: &str, value: i64) -> String {
     format!(
         r#"eventflow_operator_{metric}{{namespace="{ns}",stream="shop",destination="orders",group="{group}"}} {value}"#
@@ -412,8 +421,62 @@ async fn over_amqp_only_ready_consumers_and_dead_letters_show_and_the_rest_stays
         )),
         "unknown unacked has no series: {text}"
     );
+
+    // The broker cannot be read any more: the last known figures stay, with
+    // the time they were read, and a Warning Event says so.
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let set_uri = |uri: String| {
+        let secrets = secrets.clone();
+        async move {
+            let patch = json!({"stringData": {"uri": uri}});
+            secrets
+                .patch("rabbit-uri", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
+    };
+    set_uri("amqp://eventflow:eventflow@127.0.0.1:1/%2f".into()).await;
+    eventually(WAIT, "a BrokerFiguresUnknown Warning Event", || async {
+        Api::<Event>::namespaced(client.clone(), ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("BrokerFiguresUnknown"))
+    })
+    .await;
+    let stale = status(client, ns).await;
+    assert_eq!(stale.groups, st.groups);
+    assert_eq!((stale.backlog, stale.dead_letters), (Some(9), Some(2)));
+    let observed_at = stale.groups_observed_at.clone();
+    assert!(observed_at.is_some());
+    // Two more reconciles (the resync is 2 s), and still nothing is read.
+    let before = reconciles(&s.metrics).await;
+    eventually(WAIT, "two more reconciles", || async {
+        (reconciles(&s.metrics).await >= before + 2).then_some(())
+    })
+    .await;
+    let later = status(client, ns).await;
+    assert_eq!(
+        later.groups_observed_at, observed_at,
+        "figures kept with the time they were read"
+    );
+    assert_eq!(later.groups, stale.groups);
+
+    set_uri(common::amqp_uri()).await;
     let _ = holder.close(200, "bye".into()).await;
     let _ = conn.close(200, "bye".into()).await;
+    eventually(
+        WAIT,
+        "figures read again after the broker is back",
+        || async {
+            let st = status(client, ns).await;
+            (st.groups_observed_at != observed_at && group(&st, "audit").ready == Some(6))
+                .then_some(())
+        },
+    )
+    .await;
     common::teardown(client, ns).await;
     s.operator.stop().await;
 }
