@@ -3,11 +3,15 @@
 //!
 //! - `dsl parse`: a Spring Cloud Data Flow stream definition's parse, as JSON;
 //! - `import`: a Data Flow user's stream definitions, app registrations and
-//!   deployment properties as AppRegistration and Stream manifests.
+//!   deployment properties as AppRegistration and Stream manifests;
+//! - `list`, `describe`: the Streams of a cluster, one Stream as a tree.
 
 mod cluster;
+mod describe;
 mod dsl_cmd;
 mod import;
+mod list;
+mod render;
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
@@ -48,6 +52,12 @@ enum Command {
     /// Data Flow stream definitions, app registrations and deployment properties as eventflow manifests.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// List the Streams with their phase, ready apps, backlog, dead letters and revision.
+    #[command(after_help = list::HELP)]
+    List(list::ListArgs),
+    /// Show one Stream as a tree: apps, roles, destinations, consumer groups with their backlog and DLQ.
+    #[command(after_help = describe::HELP)]
+    Describe(describe::DescribeArgs),
     /// Print the version of kubectl-eventflow.
     Version,
 }
@@ -144,6 +154,8 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Command::Import(args) => import_command(args),
+        Command::List(args) => cluster::run(list::run(args)),
+        Command::Describe(args) => cluster::run(describe::run(args)),
         Command::Version => {
             println!("kubectl-eventflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
