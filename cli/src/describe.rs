@@ -277,7 +277,7 @@ pub fn render(d: &Description, now: jiff::Timestamp) -> String {
         Some(at) => {
             let ago = seconds_since(at, now);
             let stale = if ago > STALE_AFTER_SECONDS {
-                " — stale: the operator could not read the broker since"
+                " — stale: not refreshed since (is the operator running? its Events on the Stream say why a read failed)"
             } else {
                 ""
             };
@@ -400,6 +400,7 @@ pub async fn run(args: DescribeArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use serde_json::json;
 

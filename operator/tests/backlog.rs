@@ -6,6 +6,8 @@
 //! operator's gauges and the DeadLetters Event must show the broker's own
 //! figures — with the management API and over AMQP only.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;

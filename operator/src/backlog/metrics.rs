@@ -24,6 +24,9 @@ pub struct GroupLabels {
     group: String,
 }
 
+/// A Stream: namespace and name.
+type StreamKey = (String, String);
+
 #[derive(Clone, Default)]
 pub struct GroupGauges {
     ready: Family<GroupLabels, Gauge>,
@@ -31,7 +34,7 @@ pub struct GroupGauges {
     consumers: Family<GroupLabels, Gauge>,
     dead_letters: Family<GroupLabels, Gauge>,
     /// The label sets of each Stream (namespace, name), to remove them.
-    series: Arc<Mutex<HashMap<(String, String), Vec<GroupLabels>>>>,
+    series: Arc<Mutex<HashMap<StreamKey, Vec<GroupLabels>>>>,
 }
 
 impl GroupGauges {
