@@ -268,3 +268,45 @@ async fn management_api(
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+    use crate::status::{BrokerState, Observed, stream_status};
+
+    #[test]
+    fn a_reconcile_that_reads_nothing_keeps_the_figures_it_had() {
+        let at = Time(jiff::Timestamp::from_second(1_700_000_000).unwrap());
+        let previous = StreamStatus {
+            backlog: Some(12),
+            dead_letters: Some(3),
+            groups: vec![GroupStatus {
+                group: "billing".into(),
+                ready: Some(12),
+                dead_letters: Some(3),
+                ..Default::default()
+            }],
+            groups_observed_at: Some(at.clone()),
+            ..Default::default()
+        };
+        let observed = |invalid: Option<String>| Observed {
+            generation: Some(2),
+            invalid,
+            broker: BrokerState::NotReady("BrokerNotFound", "gone".into()),
+            workloads: vec![],
+            topology: None,
+            destinations: vec![],
+            apply_error: None,
+        };
+        for o in [observed(None), observed(Some("spec.apps: bad".into()))] {
+            let s = stream_status(Some(&previous), o, &at);
+            assert_eq!(
+                (s.backlog, s.dead_letters, &s.groups, &s.groups_observed_at),
+                (Some(12), Some(3), &previous.groups, &Some(at.clone()))
+            );
+        }
+        assert_eq!(kept(None), StreamStatus::default());
+    }
+}
