@@ -22,7 +22,7 @@ use std::{
     sync::Mutex,
 };
 
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use self::{figures::QueueFigures, management::Management};
@@ -34,6 +34,9 @@ use crate::{
     resolve,
     validate::ValidStream,
 };
+
+/// Management API requests of one Stream's read in flight at once.
+const MAX_CONCURRENT_REQUESTS: usize = 8;
 
 /// Key of an external broker's connection Secret holding its management API URI.
 pub const MANAGEMENT_URI_KEY: &str = "managementUri";
@@ -128,8 +131,10 @@ pub async fn refresh(
             figures::keep(groups, previous)
         }
     };
-    status.backlog = figures::backlog(&groups);
-    status.dead_letters = figures::dead_letters(&groups);
+    // No group at all (web roles only): nothing can wait.
+    let none = groups.is_empty().then_some(0);
+    status.backlog = figures::backlog(&groups).or(none);
+    status.dead_letters = figures::dead_letters(&groups).or(none);
     status.groups = groups;
 }
 
@@ -212,7 +217,15 @@ async fn from_management(
     queues: &[String],
 ) -> Result<BTreeMap<String, QueueFigures>, String> {
     let timeout = ctx.settings.amqp_timeout;
-    let answers = join_all(queues.iter().map(|q| api.queue(vhost, q, timeout))).await;
+    // Collected first: a lazy map would make the reconcile future not Send.
+    let requests: Vec<_> = queues
+        .iter()
+        .map(|q| api.queue(vhost, q, timeout))
+        .collect();
+    let answers: Vec<_> = stream::iter(requests)
+        .buffered(MAX_CONCURRENT_REQUESTS)
+        .collect()
+        .await;
     let mut read = BTreeMap::new();
     for (q, answer) in queues.iter().zip(answers) {
         if let Some(figures) = answer? {
