@@ -6,11 +6,15 @@
 //!   deployment properties as AppRegistration and Stream manifests;
 //! - `history`, `rollback`: a Stream's revisions, and a rollback to one.
 //! - `suspend`, `resume`, `scale`: a Stream's `spec.suspend` and replicas.
+//! - `list`, `describe`: the Streams of a cluster, one Stream as a tree.
 
 mod cluster;
+mod describe;
 mod dsl_cmd;
 mod history;
 mod import;
+mod list;
+mod render;
 mod rollback;
 mod scale;
 mod suspend;
@@ -70,6 +74,12 @@ enum Command {
     /// Set the replicas of apps' roles in a Stream's spec.
     #[command(after_help = SCALE_HELP)]
     Scale(ScaleArgs),
+    /// List the Streams with their phase, ready apps, backlog, dead letters and revision.
+    #[command(after_help = list::HELP)]
+    List(list::ListArgs),
+    /// Show one Stream as a tree: apps, roles, destinations, consumer groups with their backlog and DLQ.
+    #[command(after_help = describe::HELP)]
+    Describe(describe::DescribeArgs),
     /// Print the version of kubectl-eventflow.
     Version,
 }
@@ -263,6 +273,8 @@ fn main() -> ExitCode {
             cluster::run(suspend::resume(&a.target, &a.stream, a.wait, a.timeout))
         }
         Command::Scale(a) => cluster::run(scale::scale(&a.target, &a.stream, &a.replicas)),
+        Command::List(args) => cluster::run(list::run(args)),
+        Command::Describe(args) => cluster::run(describe::run(args)),
         Command::Version => {
             println!("kubectl-eventflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -19,6 +19,8 @@ AMQP_PORT=${EVENTFLOW_TEST_AMQP_PORT:-28672}
 EPMD_PORT=${EVENTFLOW_TEST_EPMD_PORT:-28369}
 # Erlang distribution listens next to AMQP (the +20000 default would pass 65535 for high ports).
 DIST_PORT=${EVENTFLOW_TEST_DIST_PORT:-$((AMQP_PORT + 1))}
+# The management HTTP API (plugin rabbitmq_management) one port further.
+MGMT_PORT=${EVENTFLOW_TEST_MANAGEMENT_PORT:-$((AMQP_PORT + 2))}
 PG_PORT=${EVENTFLOW_TEST_PG_PORT:-28432}
 SVC=$EVENTFLOW_STATE/services
 RMQ=$SVC/rabbitmq
@@ -30,6 +32,7 @@ FAULT_PG=$SVC/postgres-fault
 
 exports() {
   echo "export EVENTFLOW_TEST_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$AMQP_PORT/%2f"
+  echo "export EVENTFLOW_TEST_MANAGEMENT_URI=http://eventflow:eventflow@127.0.0.1:$MGMT_PORT"
   echo "export EVENTFLOW_TEST_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$PG_PORT/eventflow"
   fault_broker_exports
   echo "export EVENTFLOW_TEST_FAULT_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$FAULT_PG_PORT/eventflow"
@@ -44,33 +47,37 @@ wait_port() { # port seconds what
   die "$3 did not listen on 127.0.0.1:$1 within $2 s (logs: $LOG_DIR)"
 }
 
+# The environment RabbitMQ's scripts (server, rabbitmqctl, rabbitmq-plugins)
+# need to run as, or reach, the node of DIR; run in a subshell.
+rmq_node_env() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT
+  local dir=$1
+  export HOME=$dir RABBITMQ_HOME=/usr/lib/rabbitmq
+  export RABBITMQ_NODENAME=$2@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT=$3 RABBITMQ_DIST_PORT=$4 ERL_EPMD_PORT=$5
+  export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_LOGS=-
+  export RABBITMQ_CONFIG_FILE=$dir/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
+  # Overrides enabled_plugins at boot (an empty value would start no plugin).
+  export RABBITMQ_ENABLED_PLUGINS=rabbitmq_management
+}
+
 # One RabbitMQ node: its directory DIR (config, data, logs, PID files), node
-# name, AMQP, distribution and epmd ports, log name; `fresh` wipes its data
-# first, `keep` starts it on the data it has (a restart keeps durable queues
-# and persistent messages). epmd is started by us, in the foreground, so that
-# its PID is ours to stop.
-rmq_node_start() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT LOG_NAME fresh|keep
-  local dir=$1 node=$2 amqp=$3 dist=$4 epmd=$5 name=$6
-  if alive "$dir/server.pid"; then return 0; fi
+# name, AMQP, distribution, epmd and management ports, log name; `fresh`
+# wipes its data first, `keep` starts it on the data it has (a restart keeps
+# durable queues and persistent messages). epmd is started by us, in the
+# foreground, so that its PID is ours to stop. The management plugin serves
+# its HTTP API on 127.0.0.1:MGMT_PORT (queue figures for the operator's
+# status.groups tests).
+rmq_node_start() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT LOG_NAME fresh|keep
+  local dir=$1 node=$2 amqp=$3 dist=$4 epmd=$5 mgmt=$6 name=$7
+  if alive "$dir/server.pid"; then rmq_management_on "$@"; return 0; fi
   mkdir -p "$dir/mnesia" "$dir/log" "$LOG_DIR"
-  if [ "$7" = fresh ]; then rm -rf "$dir/mnesia"/*; fi
-  cat > "$dir/rabbitmq.conf" <<CONF
-listeners.tcp.default = 127.0.0.1:$amqp
-default_user = eventflow
-default_pass = eventflow
-loopback_users = none
-CONF
-  echo "[]." > "$dir/enabled_plugins"
+  if [ "$8" = fresh ]; then rm -rf "$dir/mnesia"/*; fi
+  rmq_node_config "$dir" "$amqp" "$mgmt"
   [ -f "$dir/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$dir/.erlang.cookie"; }
   chmod 600 "$dir/.erlang.cookie"
   chown -R rabbitmq:rabbitmq "$dir"
   (
-    export HOME=$dir RABBITMQ_HOME=/usr/lib/rabbitmq
-    export RABBITMQ_NODENAME=$node@localhost RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-    export RABBITMQ_NODE_PORT=$amqp RABBITMQ_DIST_PORT=$dist ERL_EPMD_PORT=$epmd
-    export RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log RABBITMQ_LOGS=-
-    export RABBITMQ_CONFIG_FILE=$dir/rabbitmq RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
-    export RABBITMQ_ENABLED_PLUGINS=""
+    rmq_node_env "$dir" "$node" "$amqp" "$dist" "$epmd"
     if ! alive "$dir/epmd.pid"; then
       setpriv --reuid rabbitmq --regid rabbitmq --init-groups epmd -port "$epmd" -address 127.0.0.1 \
         >>"$LOG_DIR/epmd${name#rabbitmq}.log" 2>&1 &
@@ -81,7 +88,41 @@ CONF
     echo $! > "$dir/server.pid"
   )
   wait_port "$amqp" 90 "RabbitMQ $node"
-  log "RabbitMQ $node on 127.0.0.1:$amqp"
+  wait_port "$mgmt" 60 "the management API of RabbitMQ $node"
+  log "RabbitMQ $node on 127.0.0.1:$amqp (management API on 127.0.0.1:$mgmt)"
+}
+
+rmq_node_config() { # DIR AMQP_PORT MGMT_PORT
+  cat > "$1/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$2
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $3
+default_user = eventflow
+default_pass = eventflow
+loopback_users = none
+CONF
+  echo "[rabbitmq_management]." > "$1/enabled_plugins"
+}
+
+# A node started before the management plugin was part of its configuration
+# gets it without a restart: the configuration files rewritten for its next
+# start, the listener set in the running node's environment, then the plugin
+# enabled online. A node that already serves the API is left alone.
+rmq_management_on() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT ...
+  local dir=$1 mgmt=$6
+  if (exec 3<>"/dev/tcp/127.0.0.1/$mgmt") 2>/dev/null; then return 0; fi
+  rmq_node_config "$dir" "$3" "$mgmt"
+  chown rabbitmq:rabbitmq "$dir/rabbitmq.conf" "$dir/enabled_plugins"
+  (
+    rmq_node_env "$dir" "$2" "$3" "$4" "$5"
+    export RABBITMQ_ENABLED_PLUGINS="" # rabbitmq-plugins then edits the enabled_plugins file
+    as_rabbitmq() { setpriv --reuid rabbitmq --regid rabbitmq --init-groups "$@"; }
+    as_rabbitmq /usr/lib/rabbitmq/bin/rabbitmqctl -q eval \
+      "application:load(rabbitmq_management), application:set_env(rabbitmq_management, tcp_config, [{ip, \"127.0.0.1\"}, {port, $mgmt}])." >/dev/null
+    as_rabbitmq /usr/lib/rabbitmq/bin/rabbitmq-plugins -q enable --online rabbitmq_management >/dev/null
+  ) >>"$LOG_DIR/$7.log" 2>&1 || die "could not enable the management plugin of RabbitMQ $2 (log: $LOG_DIR/$7.log)"
+  wait_port "$mgmt" 60 "the management API of RabbitMQ $2"
+  log "RabbitMQ $2: management API on 127.0.0.1:$mgmt"
 }
 
 # Stops the node of DIR (its connections are closed as in any broker
@@ -103,7 +144,7 @@ rmq_node_stop() { # DIR [all]
 }
 
 # The shared broker: a fresh node every start, so test queues never pile up.
-rabbit_up() { rmq_node_start "$RMQ" eventflow-test "$AMQP_PORT" "$DIST_PORT" "$EPMD_PORT" rabbitmq fresh; }
+rabbit_up() { rmq_node_start "$RMQ" eventflow-test "$AMQP_PORT" "$DIST_PORT" "$EPMD_PORT" "$MGMT_PORT" rabbitmq fresh; }
 rabbit_down() { rmq_node_stop "$RMQ" all; }
 
 pg_up() {
@@ -150,16 +191,18 @@ pg_down() {
 FAULT_AMQP_PORT=${EVENTFLOW_TEST_FAULT_AMQP_PORT:-28682}
 FAULT_DIST_PORT=${EVENTFLOW_TEST_FAULT_DIST_PORT:-$((FAULT_AMQP_PORT + 1))}
 FAULT_EPMD_PORT=${EVENTFLOW_TEST_FAULT_EPMD_PORT:-28470}
+FAULT_MGMT_PORT=${EVENTFLOW_TEST_FAULT_MANAGEMENT_PORT:-$((FAULT_AMQP_PORT + 2))}
 FAULT_RMQ=$SVC/rabbitmq-fault
 
 fault_broker_exports() {
   echo "export EVENTFLOW_TEST_FAULT_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$FAULT_AMQP_PORT/%2f"
+  echo "export EVENTFLOW_TEST_FAULT_MANAGEMENT_URI=http://eventflow:eventflow@127.0.0.1:$FAULT_MGMT_PORT"
 }
 
 # Fresh at `up`; `fault-broker start` keeps its data (a broker restart).
 fault_broker_start() { # [fresh]
   rmq_node_start "$FAULT_RMQ" eventflow-fault "$FAULT_AMQP_PORT" "$FAULT_DIST_PORT" "$FAULT_EPMD_PORT" \
-    rabbitmq-fault "${1:-keep}"
+    "$FAULT_MGMT_PORT" rabbitmq-fault "${1:-keep}"
 }
 fault_broker_stop() { rmq_node_stop "$FAULT_RMQ" "${1:-}"; } # [all]
 

@@ -95,6 +95,8 @@ pub struct Context {
     pub declarations: Declarations,
     /// The revision this process last recorded for each Stream.
     pub revisions: crate::revision::Recorded,
+    /// Which Streams' queue figures could not be read last time.
+    pub backlog: crate::backlog::Reads,
     uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
@@ -119,6 +121,7 @@ impl Context {
             applied: Record::default(),
             declarations: Declarations::default(),
             revisions: crate::revision::Recorded::default(),
+            backlog: Default::default(),
             uris: Mutex::new(HashMap::new()),
         }
     }

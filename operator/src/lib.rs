@@ -5,13 +5,16 @@
 //! reconcile in this order: [`validate`] (pure, hands a
 //! [`validate::ValidStream`] on) -> [`resolve`] (the broker, its
 //! [`connection`] and URI, read once) -> [`build`] (pure) -> [`revision`]
-//! (the spec recorded) -> [`apply`] -> [`topology`] -> [`status`] (computed once, written once);
+//! (the spec recorded) -> [`apply`] -> [`topology`] -> [`status`] (computed
+//! once, written once, with the consumer groups' figures [`backlog`] reads
+//! from the broker);
 //! [`controller`] strings them together, [`run`] starts everything behind
 //! a [`leader`] Lease with [`metrics`] and the [`admin`] endpoints.
 
 pub mod admin;
 pub mod api;
 pub mod apply;
+pub mod backlog;
 pub mod build;
 pub mod connection;
 pub mod context;

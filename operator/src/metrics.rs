@@ -1,5 +1,7 @@
 //! Prometheus metrics of the operator. Labels are low-cardinality on
-//! purpose: the kind and a short error reason, never an object name.
+//! purpose: the kind and a short error reason, never an object name —
+//! except the per consumer group gauges of [`crate::backlog::metrics`]
+//! (one series per group of each Stream, removed with the Stream).
 
 use std::{sync::Arc, time::Duration};
 
@@ -34,6 +36,8 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     durations: Family<KindLabels, Histogram, fn() -> Histogram>,
     leader: Gauge,
+    /// Backlog and dead letters per consumer group (see [`crate::backlog`]).
+    pub groups: crate::backlog::metrics::GroupGauges,
 }
 
 impl Default for Metrics {
@@ -71,12 +75,14 @@ impl Metrics {
             "1 while this instance holds the leader Lease",
             leader.clone(),
         );
+        let groups = crate::backlog::metrics::GroupGauges::register(&mut registry);
         Self {
             registry: Arc::new(registry),
             reconciles,
             errors,
             durations,
             leader,
+            groups,
         }
     }
 

@@ -69,6 +69,7 @@ async fn release(ctx: &Context, stream: &Stream, namespace: &str) -> Result<Acti
     ctx.declarations
         .forget(&format!("{namespace}/{}", stream.name_any()));
     ctx.revisions.forget(&stream.uid().unwrap_or_default());
+    crate::backlog::forget(ctx, namespace, &stream.name_any());
     Ok(Action::await_change())
 }
 

@@ -10,7 +10,8 @@
 //! 6. apply — server-side apply of what changed, orphans after a spec change;
 //! 7. topology — declare on the broker (unless freshly declared), prune
 //!    after a spec change;
-//! 8. status — computed once from what the steps observed, written once
+//! 8. status — computed once from what the steps observed, with the
+//!    consumer groups' figures read from the broker (backlog), written once
 //!    when it changed, with Events for the transitions.
 //!
 //! A deleted Stream goes to [`finalizer::cleanup`] instead.
@@ -26,7 +27,7 @@ use crate::{
     Result,
     api::Stream,
     apply::stream::apply_stream,
-    build,
+    backlog, build,
     context::Context,
     dataflow,
     resolve::{self, Broker, FoundBroker},
@@ -162,6 +163,7 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     observed.destinations = to_destinations(&objects.topology, valid.namespace);
 
     tracing::debug!(object = key, "step: topology");
+    let backlog_uri = uri.as_ref().ok().cloned();
     let declared = match uri {
         Ok(_) if !may_declare(broker_ready, wiring.queue_type) => {
             Err(crate::Error::BrokerNotReady(stream.spec.broker.clone()))
@@ -189,6 +191,7 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     tracing::debug!(object = key, "step: status");
     let mut status = status::stream_status(old, observed, &now());
     suspend::mark(&mut status, suspension.as_ref(), &now());
+    backlog::refresh(ctx, &valid, &wiring, backlog_uri.as_deref(), &mut status).await;
     report(ctx, stream, &status).await?;
     Ok(match &suspension {
         Some(s) if s.reason == suspend::DRAINING => Action::requeue(suspend::DRAIN_POLL),

@@ -100,7 +100,7 @@ pub fn stream_status(
             observed_generation: g,
             conditions,
             current_revision,
-            ..Default::default()
+            ..crate::backlog::kept(previous)
         };
     }
     let broker = conditions::broker(&observed.broker);
@@ -131,7 +131,7 @@ pub fn stream_status(
         workloads: observed.workloads,
         destinations: observed.destinations,
         current_revision,
-        ..Default::default()
+        ..crate::backlog::kept(previous)
     }
 }
 

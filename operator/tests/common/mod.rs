@@ -181,6 +181,16 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(client: &Client, ns: &str, settings: Settings) -> Self {
+        Self::start_on(client, ns, settings, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Like [`Operator::start`], with the admin endpoints (`/metrics`) on `admin_addr`.
+    pub async fn start_on(
+        client: &Client,
+        ns: &str,
+        settings: Settings,
+        admin_addr: std::net::SocketAddr,
+    ) -> Self {
         // The operator's logs land in the test's captured output, shown when it fails.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -191,7 +201,7 @@ impl Operator {
         let config = Config {
             namespace: Some(ns.to_owned()),
             lease: LeaseConfig::new(ns, "eventflow-operator", &format!("test-{ns}")),
-            admin_addr: "127.0.0.1:0".parse().unwrap(),
+            admin_addr,
             settings,
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
