@@ -312,6 +312,7 @@ mod tests {
             topology: None,
             destinations: vec![],
             apply_error: None,
+            revision: None,
         };
         for o in [observed(None), observed(Some("spec.apps: bad".into()))] {
             let s = stream_status(Some(&previous), o, &at);
