@@ -22,6 +22,7 @@ pub mod fingerprint;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod redrive;
 pub mod resolve;
 pub mod run;
 pub mod status;
