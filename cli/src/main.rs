@@ -3,9 +3,12 @@
 //!
 //! - `dsl parse`: a Spring Cloud Data Flow stream definition's parse, as JSON;
 //! - `import`: a Data Flow user's stream definitions, app registrations and
-//!   deployment properties as AppRegistration and Stream manifests.
+//!   deployment properties as AppRegistration and Stream manifests;
+//! - `dlq list|show|redrive`: a Stream's dead letters per consumer group,
+//!   listed or put back through `DeadLetterRedrive`s (the operator moves them).
 
 mod cluster;
+mod dlq;
 mod dsl_cmd;
 mod import;
 
@@ -48,6 +51,9 @@ enum Command {
     /// Data Flow stream definitions, app registrations and deployment properties as eventflow manifests.
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Dead letters of a Stream's consumer groups: count, list, put back.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Print the version of kubectl-eventflow.
     Version,
 }
@@ -144,6 +150,7 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Command::Import(args) => import_command(args),
+        Command::Dlq(command) => cluster::run(dlq::run(command)),
         Command::Version => {
             println!("kubectl-eventflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
