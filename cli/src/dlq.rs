@@ -412,9 +412,12 @@ async fn redrive(a: RedriveArgs) -> anyhow::Result<()> {
     let max = if a.all { None } else { a.limit };
     let r = new_redrive(&a.stream, &a.group, RedriveMode::Move, max, a.routing_keys);
     let name = create(&cluster, &r).await?;
-    let what = max.map_or_else(|| "every".to_owned(), |n| format!("up to {n}"));
+    let what = max.map_or_else(
+        || "every selected dead letter".to_owned(),
+        |n| format!("up to {n} dead letters"),
+    );
     eprintln!(
-        "DeadLetterRedrive {name} created: {what} dead letters of group {d}/{g} (Stream {}) back to its queue",
+        "DeadLetterRedrive {name} created: {what} of group {d}/{g} (Stream {}) back to its queue",
         stream.metadata.name.as_deref().unwrap_or_default()
     );
     if a.no_wait {
@@ -455,6 +458,7 @@ async fn redrive(a: RedriveArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use eventflow_operator::api::DestinationStatus;
 

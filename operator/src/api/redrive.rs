@@ -20,6 +20,9 @@ pub const PREVIEW_BYTES: usize = 512;
 pub const MAX_ROUTING_KEYS: usize = 16;
 
 /// Puts a consumer group's dead-lettered messages back into its queue, or lists them.
+// rustfmt splits the print columns over lines, where clippy takes their
+// shared `type_` for duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "eventflow.dev",
