@@ -83,6 +83,8 @@ pub async fn reconcile(obj: Arc<DeadLetterRedrive>, ctx: Arc<Context>) -> Result
         Ok(action) => Ok(action),
         Err(Step::Failed(f)) => {
             status.phase = RedrivePhase::Failed;
+            // A batch whose commit was under way when the broker failed us.
+            status.in_doubt += status.committing;
             status.committing = 0;
             status.message = Some(f.message.clone());
             status.completion_time = Some(now());
