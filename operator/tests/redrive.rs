@@ -580,3 +580,98 @@ async fn a_redrive_whose_operator_is_killed_half_way_loses_and_duplicates_nothin
     common::teardown(&client, &ns).await;
     drop(second);
 }
+
+/// The runtime's own consumer on the `account` group (maxAttempts 2, 200 ms
+/// backoff); `handler` decides each delivery.
+fn worker(
+    ns: &str,
+    handler: eventflow_runtime::consumer::Handler,
+) -> eventflow_runtime::consumer::Consumer {
+    let request = eventflow_contract::bindings::SubscriptionRequest {
+        destination: "account",
+        group: "account",
+        routing_keys: vec!["account.*".into()],
+        max_attempts: 2,
+        backoff_ms: 200,
+    };
+    eventflow_runtime::consumer::Consumer {
+        subscription: eventflow_contract::Subscription::new(
+            ns,
+            &request,
+            eventflow_contract::QueueType::Classic,
+        ),
+        handler,
+        prefetch: 10,
+        concurrency: 4,
+        metrics: eventflow_runtime::metrics::Metrics::default(),
+        transient: eventflow_runtime::consumer::TransientRetry::within(Duration::ZERO),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs kube-apiserver and rabbitmq"]
+async fn a_worker_gets_redriven_events_again_with_its_full_attempts() {
+    use std::sync::{Arc, Mutex};
+
+    use eventflow_runtime::consumer::{Handled, HandlerError};
+    use tokio_util::sync::CancellationToken;
+
+    let (client, ns, operator) = common::operator_on_external_broker("redrive-worker").await;
+    let q = deployed_shop(&client, &ns).await;
+    let (conn, ch) = channel().await;
+    let link = eventflow_runtime::broker::BrokerLink::of(Arc::new(conn));
+
+    // A worker whose handler fails every time: each event is retried once
+    // through the retry queue, then dead-lettered — the real way.
+    let failing = worker(
+        &ns,
+        Arc::new(|_| Box::pin(async { Err(HandlerError::Failed("boom".into())) })),
+    );
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(failing.run(link.clone(), cancel.clone()));
+    publish(&ch, &q.exchange, CREATED, "w", 3).await;
+    await_depth(&ch, &q.dlq, 3).await;
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+    purge(&ch, &q.audit).await;
+
+    let done = run_redrive(&client, &ns, "again", json!({})).await;
+    assert_eq!((done.moved, done.remaining), (3, Some(0)), "{done:?}");
+
+    // The fixed worker fails each event once more and then succeeds: with
+    // the attempts not reset it would dead-letter them on that failure.
+    let tries: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
+    let handler_tries = tries.clone();
+    let fixed = worker(
+        &ns,
+        Arc::new(move |ce| {
+            let tries = handler_tries.clone();
+            Box::pin(async move {
+                assert_eq!(ce.event_type, "dev.eventflow.account.ACCOUNT_CREATED");
+                let mut t = tries.lock().unwrap();
+                let n = t.entry(ce.id.clone()).or_default();
+                *n += 1;
+                if *n == 1 {
+                    Err(HandlerError::Failed("once more".into()))
+                } else {
+                    Ok(Handled::Done)
+                }
+            })
+        }),
+    );
+    let cancel = CancellationToken::new();
+    let run = tokio::spawn(fixed.run(link.clone(), cancel.clone()));
+    common::eventually(Duration::from_secs(30), "every event handled", || async {
+        let t = tries.lock().unwrap();
+        (t.len() == 3 && t.values().all(|n| *n == 2)).then_some(())
+    })
+    .await;
+    await_depth(&ch, &q.group, 0).await;
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+    assert_eq!(depth(&ch, &q.dlq).await, 0, "nothing dead-lettered again");
+    assert_eq!(depth(&ch, &q.audit).await, 0, "the other group got nothing");
+
+    common::teardown(&client, &ns).await;
+    operator.stop().await;
+}
