@@ -1,7 +1,6 @@
 //! What every command that talks to the cluster shares: the client (from
 //! the kubeconfig or the in-cluster account, as kubectl finds it), the
 //! namespace, and how data is printed (`-o table|json|yaml`).
-#![allow(dead_code)] // TODO(issue 14): remove once the day-2 commands use every item
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};

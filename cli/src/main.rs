@@ -4,12 +4,15 @@
 //! - `dsl parse`: a Spring Cloud Data Flow stream definition's parse, as JSON;
 //! - `import`: a Data Flow user's stream definitions, app registrations and
 //!   deployment properties as AppRegistration and Stream manifests;
-//! - `history`, `rollback`: a Stream's revisions, and a rollback to one.
-//! - `suspend`, `resume`, `scale`: a Stream's `spec.suspend` and replicas.
-//! - `list`, `describe`: the Streams of a cluster, one Stream as a tree.
+//! - `history`, `rollback`: a Stream's revisions, and a rollback to one;
+//! - `suspend`, `resume`, `scale`: a Stream's `spec.suspend` and replicas;
+//! - `list`, `describe`: the Streams of a cluster, one Stream as a tree;
+//! - `dlq list|show|redrive`: a Stream's dead letters per consumer group,
+//!   listed or put back through `DeadLetterRedrive`s (the operator moves them).
 
 mod cluster;
 mod describe;
+mod dlq;
 mod dsl_cmd;
 mod history;
 mod import;
@@ -80,6 +83,9 @@ enum Command {
     /// Show one Stream as a tree: apps, roles, destinations, consumer groups with their backlog and DLQ.
     #[command(after_help = describe::HELP)]
     Describe(describe::DescribeArgs),
+    /// Dead letters of a Stream's consumer groups: count, list, put back.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
     /// Print the version of kubectl-eventflow.
     Version,
 }
@@ -275,6 +281,7 @@ fn main() -> ExitCode {
         Command::Scale(a) => cluster::run(scale::scale(&a.target, &a.stream, &a.replicas)),
         Command::List(args) => cluster::run(list::run(args)),
         Command::Describe(args) => cluster::run(describe::run(args)),
+        Command::Dlq(command) => cluster::run(dlq::run(command)),
         Command::Version => {
             println!("kubectl-eventflow {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

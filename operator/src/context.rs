@@ -52,6 +52,11 @@ pub struct Settings {
     /// no single stuck call (an API request without a read timeout, say)
     /// stops its object from ever being reconciled again.
     pub reconcile_timeout: Duration,
+    /// Dead letters a redrive moves per broker transaction (and status write).
+    pub redrive_batch: usize,
+    /// Longest run of one redrive reconcile; a longer redrive goes on in the
+    /// next one (so a stopping or demoted operator finishes quickly).
+    pub redrive_slice: Duration,
 }
 
 impl Default for Settings {
@@ -64,6 +69,8 @@ impl Default for Settings {
             max_backoff: Duration::from_secs(300),
             concurrency: 16,
             reconcile_timeout: Duration::from_secs(120),
+            redrive_batch: 100,
+            redrive_slice: Duration::from_secs(10),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::api::{AppRegistration, EventBroker, Stream};
+use crate::api::{AppRegistration, DeadLetterRedrive, EventBroker, Stream};
 
 /// File name (under `crds/`) and YAML of every CRD.
 pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
@@ -17,6 +17,10 @@ pub fn crd_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
         (
             "appregistrations.eventflow.dev.yaml",
             to_yaml(&AppRegistration::crd())?,
+        ),
+        (
+            "deadletterredrives.eventflow.dev.yaml",
+            to_yaml(&DeadLetterRedrive::crd())?,
         ),
     ])
 }
@@ -73,6 +77,7 @@ mod tests {
             serde_json::to_value(Stream::crd()).unwrap(),
             serde_json::to_value(EventBroker::crd()).unwrap(),
             serde_json::to_value(AppRegistration::crd()).unwrap(),
+            serde_json::to_value(DeadLetterRedrive::crd()).unwrap(),
         ] {
             walk(
                 "",

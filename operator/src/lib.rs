@@ -25,6 +25,7 @@ pub mod fingerprint;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod redrive;
 pub mod resolve;
 pub mod revision;
 pub mod run;

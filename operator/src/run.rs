@@ -86,6 +86,12 @@ impl Config {
                     format!("EVENTFLOW_OPERATOR_CONCURRENCY={v} is not a number")
                 })?,
             },
+            redrive_batch: match var("EVENTFLOW_OPERATOR_REDRIVE_BATCH") {
+                None => defaults.redrive_batch,
+                Some(v) => v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                    format!("EVENTFLOW_OPERATOR_REDRIVE_BATCH={v} is not a positive number")
+                })?,
+            },
             ..defaults
         };
         let admin_addr =

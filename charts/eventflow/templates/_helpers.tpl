@@ -31,6 +31,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [eventflow.dev]
   resources: [streams/finalizers, eventbrokers/finalizers]
   verbs: [update]
+# DLQ redrives: the operator moves the messages and reports in status.
+- apiGroups: [eventflow.dev]
+  resources: [deadletterredrives]
+  verbs: [get, list, watch, patch, update]
+- apiGroups: [eventflow.dev]
+  resources: [deadletterredrives/status]
+  verbs: [get, patch, update]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, patch, update, delete]

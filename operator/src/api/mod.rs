@@ -1,11 +1,12 @@
 //! The custom resources of eventflow (`eventflow.dev/v1alpha1`): [`Stream`],
-//! [`EventBroker`] and [`AppRegistration`]. Admission does most of the validation: every string
+//! [`EventBroker`], [`AppRegistration`] and [`DeadLetterRedrive`]. Admission does most of the validation: every string
 //! and list is bounded (so CEL rules have a bounded cost), CEL rules name
 //! the offending field, and names are short enough that every object the
 //! operator derives from them fits a 63-character DNS label.
 
 mod broker;
 mod condition;
+mod redrive;
 mod registration;
 mod spring;
 mod stream;
@@ -15,6 +16,10 @@ pub use broker::{
     ManagedBroker, Storage,
 };
 pub use condition::{conditions_schema, is_true, set_condition};
+pub use redrive::{
+    DEFAULT_INSPECT, DeadLetter, DeadLetterRedrive, DeadLetterRedriveSpec, DeadLetterRedriveStatus,
+    MAX_INSPECT, MAX_ROUTING_KEYS, PREVIEW_BYTES, RedriveMode, RedrivePhase,
+};
 pub use registration::{
     APP_TYPES, AppRegistration, AppRegistrationSpec, AppRuntime, RegisteredSpring,
 };

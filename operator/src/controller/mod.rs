@@ -1,4 +1,4 @@
-//! The two controllers and their watches. Streams are watched through
+//! The controllers (Streams, EventBrokers, DeadLetterRedrives) and their watches. Streams are watched through
 //! `DeserializeGuard`, so one object that does not parse is reported with a
 //! Warning Event and never breaks the watch for the others. Owned
 //! Deployments, Services and StatefulSets trigger their owner (drift
@@ -6,6 +6,7 @@
 
 pub mod broker;
 pub mod finalizer;
+pub mod redrive;
 pub mod stream;
 mod watches;
 
@@ -22,7 +23,11 @@ use kube::{
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
 
-use crate::{Error, Result, api::EventBroker, context::Context};
+use crate::{
+    Error, Result,
+    api::{DeadLetterRedrive, EventBroker},
+    context::Context,
+};
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
@@ -97,7 +102,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(
     ctx.backoff(&format!("{}/{}", K::kind(&()), key(obj.as_ref())))
 }
 
-/// Runs both controllers until `stop` turns true (then they finish their current reconciles).
+/// Runs the controllers until `stop` turns true (then they finish their current reconciles).
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -159,7 +164,7 @@ pub async fn run(
         api::<DeserializeGuard<EventBroker>>(&client, ns),
         watcher::Config::default(),
     )
-    .with_config(config)
+    .with_config(config.clone())
     .owns(api::<StatefulSet>(&client, ns), watches::owned())
     .owns(api::<Service>(&client, ns), watches::owned())
     .owns(api::<ConfigMap>(&client, ns), watches::owned())
@@ -167,11 +172,24 @@ pub async fn run(
     .run(
         |obj, ctx| guarded(obj, ctx, "EventBroker", broker::reconcile),
         error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| async {});
+
+    let redrives = Controller::new(
+        api::<DeserializeGuard<DeadLetterRedrive>>(&client, ns),
+        watcher::Config::default(),
+    )
+    .with_config(config)
+    .graceful_shutdown_on(shutdown())
+    .run(
+        |obj, ctx| guarded(obj, ctx, "DeadLetterRedrive", redrive::reconcile),
+        error_policy,
         ctx,
     )
     .for_each(|_| async {});
 
-    tokio::join!(streams, brokers);
+    tokio::join!(streams, brokers, redrives);
 }
 
 #[cfg(test)]

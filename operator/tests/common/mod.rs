@@ -10,7 +10,7 @@ pub mod spring;
 use std::{future::Future, time::Duration};
 
 use eventflow_operator::{
-    api::{AppRegistration, EventBroker, Stream},
+    api::{AppRegistration, DeadLetterRedrive, EventBroker, Stream},
     context::Settings,
     leader::LeaseConfig,
     run::{Config, run},
@@ -70,7 +70,12 @@ pub async fn queue_exists(uri: &str, name: &str) -> bool {
 /// Installs (server-side applies) every CRD and waits until they are established.
 pub async fn install_crds(client: &Client) {
     let api = Api::<CustomResourceDefinition>::all(client.clone());
-    for crd in [Stream::crd(), EventBroker::crd(), AppRegistration::crd()] {
+    for crd in [
+        Stream::crd(),
+        EventBroker::crd(),
+        AppRegistration::crd(),
+        DeadLetterRedrive::crd(),
+    ] {
         let name = crd.metadata.name.clone().unwrap();
         api.patch(
             &name,
