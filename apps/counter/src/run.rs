@@ -1,7 +1,11 @@
 //! Runs the counter: the admin endpoints, the web role and one consumer per
 //! tapped destination in one process, until SIGTERM/SIGINT. A lost broker
 //! connection does not end it: the runtime's broker link reconnects and the
-//! consumers resume (the counts live on in memory).
+//! consumers resume (the counts live on in memory). `POST /drain` on the
+//! admin port (a suspended Stream) stops the consumers only: the web API
+//! only reads, and the counter has no outbox.
+
+use std::sync::{Arc, OnceLock};
 
 use eventflow_runtime::{
     admin::{self, Readiness},
@@ -9,10 +13,11 @@ use eventflow_runtime::{
     broker::{BrokerLink, Target},
     config::{Config, Role},
     consumer::{Consumer, TransientRetry},
+    drain::{self, Drain},
     metrics::Metrics,
 };
 use tokio::{net::TcpListener, task::JoinSet};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{Counts, handler, router};
 
@@ -51,10 +56,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let counts = Counts::default();
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    // Drained like a worker: its consumers stop and settle what they hold.
+    let consume_stop = cancel.child_token();
+    let consumers = TaskTracker::new();
+    let drain = Drain::new(
+        Role::Worker,
+        vec![consume_stop.clone()],
+        consumers.clone(),
+        Arc::new(OnceLock::new()),
+        metrics.clone(),
+    );
     let admin = TcpListener::bind(config.admin_addr).await?;
     tasks.spawn(serve(
         admin,
-        admin::routes(readiness.clone(), metrics.clone()),
+        admin::routes(readiness.clone(), metrics.clone()).merge(drain::routes(drain)),
         cancel.clone(),
     ));
     let http = TcpListener::bind(config.http_addr).await?;
@@ -81,9 +96,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             transient: TransientRetry::for_subscription(subscription, config.transient_retry),
         };
-        let (link, cancel) = (link.clone(), cancel.clone());
-        tasks.spawn(async move { Ok(consumer.run(link, cancel).await?) });
+        let (link, stop) = (link.clone(), consume_stop.clone());
+        tasks.spawn(consumers.track_future(async move { Ok(consumer.run(link, stop).await?) }));
     }
+    consumers.close();
     let _ = readiness.started.set(());
     tracing::info!("ready");
     let mut result = Ok(());
