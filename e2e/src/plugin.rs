@@ -35,8 +35,9 @@ pub fn condition<'a>(stream: &'a DynamicObject, type_: &str) -> &'a Value {
 
 /// Polls the Stream every 500 ms until `done` says its status is what is
 /// awaited (`Ok(true)`), or fails (`Err`: the status says it never will);
-/// returns the Stream and how long it took. Every new `(phase, reason of
-/// condition `watch`)` seen is printed, so a run tells the story.
+/// returns the Stream and how long it took. Every new phase, status and
+/// reason of condition `watch` is printed with its message, so a run tells
+/// the story.
 pub async fn await_stream(
     client: &Client,
     namespace: &str,
@@ -52,16 +53,16 @@ pub async fn await_stream(
         let s = api.get(name).await?;
         let c = condition(&s, watch);
         let now = format!(
-            "phase {} {watch} {} {}: {}",
+            "phase {} {watch} {} {}",
             s.data["status"]["phase"].as_str().unwrap_or("-"),
             c["status"].as_str().unwrap_or("-"),
             c["reason"].as_str().unwrap_or("-"),
-            c["message"].as_str().unwrap_or("")
         );
         if now != seen {
             println!(
-                "  [{:>5.1} s] {name}: {now}",
-                started.elapsed().as_secs_f64()
+                "  [{:>5.1} s] {name}: {now}: {}",
+                started.elapsed().as_secs_f64(),
+                c["message"].as_str().unwrap_or("")
             );
             seen = now;
         }
