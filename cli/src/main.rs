@@ -73,7 +73,7 @@ enum Command {
     Suspend(SuspendArgs),
     /// Resume a suspended Stream: the spec's replicas again; what waited in the queues is processed.
     #[command(after_help = RESUME_HELP)]
-    Resume(ResumeArgs),
+    Resume(SuspendArgs),
     /// Set the replicas of apps' roles in a Stream's spec.
     #[command(after_help = SCALE_HELP)]
     Scale(ScaleArgs),
@@ -139,25 +139,13 @@ Exit codes:
   1  no such Stream, app or role, the Stream changed meanwhile, or no cluster (nothing is written)
   2  usage error (e.g. N out of range)";
 
+/// The arguments of `suspend` and `resume`.
 #[derive(Args, Debug)]
 struct SuspendArgs {
     /// The Stream.
     stream: String,
-    /// Follow the drain until the Stream is drained (or the drain times out).
-    #[arg(long)]
-    wait: bool,
-    /// With --wait: give up waiting after this long (e.g. 90s, 10m).
-    #[arg(long, value_name = "DUR", default_value = "10m", value_parser = suspend::parse_duration)]
-    timeout: std::time::Duration,
-    #[command(flatten)]
-    target: Target,
-}
-
-#[derive(Args, Debug)]
-struct ResumeArgs {
-    /// The Stream.
-    stream: String,
-    /// Follow the Stream until it is Running.
+    /// Follow the Stream: `suspend` until it is drained (or the drain times out), `resume` until
+    /// it is Running.
     #[arg(long)]
     wait: bool,
     /// With --wait: give up waiting after this long (e.g. 90s, 10m).

@@ -71,6 +71,29 @@ async fn set_suspend(api: &Api<Stream>, name: &str, on: bool) -> anyhow::Result<
     .with_context(|| format!("cannot set spec.suspend of Stream {name}"))
 }
 
+/// Sets `spec.suspend` of Stream `name` to `on` and prints what happened
+/// (`changed` or, when it already was, `unchanged`); the Streams' API and
+/// the namespace.
+async fn switch(
+    target: &Target,
+    name: &str,
+    on: bool,
+    changed: &str,
+    unchanged: &str,
+) -> anyhow::Result<(Api<Stream>, String)> {
+    let cluster = target.connect().await?;
+    let api = Api::<Stream>::namespaced(cluster.client, &cluster.namespace);
+    let before = api.get_opt(name).await?.map(|s| s.spec.suspend);
+    set_suspend(&api, name, on).await?;
+    let what = if before == Some(on) {
+        unchanged
+    } else {
+        changed
+    };
+    println!("stream.eventflow.dev/{name} {what}");
+    Ok((api, cluster.namespace))
+}
+
 /// `suspend STREAM [--wait] [--timeout]`.
 pub async fn suspend(
     target: &Target,
@@ -78,22 +101,16 @@ pub async fn suspend(
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let cluster = target.connect().await?;
-    let api = Api::<Stream>::namespaced(cluster.client, &cluster.namespace);
-    let before = api.get_opt(name).await?.map(|s| s.spec.suspend);
-    set_suspend(&api, name, true).await?;
-    if before == Some(true) {
-        println!("stream.eventflow.dev/{name} is already suspended (spec.suspend: true)");
-    } else {
-        println!(
-            "stream.eventflow.dev/{name} suspended (spec.suspend: true): its workers drain, then its web roles; each goes to zero replicas once drained"
-        );
-    }
+    let (api, namespace) = switch(
+        target,
+        name,
+        true,
+        "suspended (spec.suspend: true): its workers drain, then its web roles; each goes to zero replicas once drained",
+        "is already suspended (spec.suspend: true)",
+    )
+    .await?;
     if !wait {
-        println!(
-            "follow it with: kubectl get stream {name} -n {} -w   (or --wait)",
-            cluster.namespace
-        );
+        println!("follow it with: kubectl get stream {name} -n {namespace} -w   (or --wait)");
         return Ok(());
     }
     let start = Instant::now();
@@ -147,17 +164,14 @@ pub async fn resume(
     wait: bool,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let cluster = target.connect().await?;
-    let api = Api::<Stream>::namespaced(cluster.client, &cluster.namespace);
-    let before = api.get_opt(name).await?.map(|s| s.spec.suspend);
-    set_suspend(&api, name, false).await?;
-    if before == Some(false) {
-        println!("stream.eventflow.dev/{name} is not suspended (spec.suspend: false)");
-    } else {
-        println!(
-            "stream.eventflow.dev/{name} resumed (spec.suspend: false): its Deployments get the spec's replicas again and consume what waited"
-        );
-    }
+    let (api, _) = switch(
+        target,
+        name,
+        false,
+        "resumed (spec.suspend: false): its Deployments get the spec's replicas again and consume what waited",
+        "is not suspended (spec.suspend: false)",
+    )
+    .await?;
     if !wait {
         return Ok(());
     }

@@ -382,7 +382,7 @@ impl Accounting {
 impl fmt::Display for Accounting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "  {k:<44} {v}");
-        writeln!(f, "== chaos run in {} ==", self.namespace)?;
+        writeln!(f, "== load run in {} ==", self.namespace)?;
         let per: Vec<String> = self
             .events_by_context
             .iter()
