@@ -133,7 +133,11 @@ async fn dlq_list_show_and_redrive_as_a_user_runs_them() {
             namespace: Some(ns.clone()),
             lease: LeaseConfig::new(&ns, "eventflow-operator", "cli-test"),
             admin_addr: "127.0.0.1:0".parse().unwrap(),
-            settings: Settings::default(),
+            // The queue figures are read on every reconcile: soon after a DLQ fills.
+            settings: Settings {
+                resync: Duration::from_secs(2),
+                ..Settings::default()
+            },
         },
         async move {
             let _ = stopped.await;
@@ -197,18 +201,17 @@ async fn dlq_list_show_and_redrive_as_a_user_runs_them() {
             .unwrap();
     }
 
-    // list: the groups, counts not known yet on this branch's status.
-    let out = cli(&["dlq", "list", "shop", "-n", &ns, "-o", "json"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // list: the group with its DLQ count, once the operator read the queues.
+    let rows = eventually("dlq list shows the 3 dead letters", || async {
+        let out = cli(&["dlq", "list", "shop", "-n", &ns, "-o", "json"]).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (rows[0]["deadLetters"] == 3).then_some(rows)
+    })
+    .await;
     assert_eq!(rows[0]["destination"], "account");
     assert_eq!(rows[0]["group"], "account");
     assert_eq!(rows[0]["deadLetterQueue"], dlq.as_str());
-    assert!(
-        text(&out.stderr).contains("not known yet"),
-        "{}",
-        text(&out.stderr)
-    );
 
     // show: lists, moves nothing, leaves no DeadLetterRedrive behind.
     let out = cli(&[
