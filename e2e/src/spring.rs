@@ -3,7 +3,10 @@
 //! reading an app's actuator endpoint through a port-forward, and waiting
 //! for two count sinks to agree.
 
-use std::{cell::Cell, time::Duration};
+use std::{
+    cell::Cell,
+    time::{Duration, Instant},
+};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client, api::ListParams};
@@ -67,42 +70,52 @@ pub fn count(v: &Value, field: &str) -> u64 {
 }
 
 /// Waits until the count sinks `a` and `b` (stream, app) have received the
-/// same number of messages, more than none and unchanged since the last
-/// look; that number. For a sink and a tap once the source has stopped.
+/// same number of messages, more than none and unchanged for five seconds;
+/// that number. For a sink and a tap once the source has stopped (a message
+/// still on its way through a processor arrives within that quiet time).
 pub async fn same_messages(client: &Client, a: (&str, &str), b: (&str, &str)) -> u64 {
-    let last = Cell::new((0, 0));
+    const QUIET: Duration = Duration::from_secs(5);
+    let last = Cell::new(((0, 0), Instant::now()));
     wait_for(
         Duration::from_secs(120),
         &format!("{a:?} and {b:?} to have received the same messages"),
         || async {
             let x = count(&actuator(client, a.0, a.1, "sink").await, "received");
             let y = count(&actuator(client, b.0, b.1, "sink").await, "received");
-            let settled = (x, y) == last.get() && x == y && x > 0;
-            last.set((x, y));
-            Ok(settled)
+            let (seen, since) = last.get();
+            if seen != (x, y) {
+                last.set(((x, y), Instant::now()));
+                return Ok(false);
+            }
+            Ok(x == y && x > 0 && since.elapsed() >= QUIET)
         },
     )
     .await
-    .unwrap_or_else(|e| panic!("{e:#}: received {:?}", last.get()));
-    last.get().0
+    .unwrap_or_else(|e| panic!("{e:#}: received {:?}", last.get().0));
+    last.get().0.0
+}
+
+/// Waits (up to 2 minutes) until no pod matches `selector` in
+/// [`EXAMPLES_NS`], terminating ones included: a JVM stopped by SIGTERM
+/// keeps running, and its pod stays `Failed`, while it goes.
+pub async fn wait_no_pods(client: &Client, selector: &str) {
+    let pods = Api::<Pod>::namespaced(client.clone(), EXAMPLES_NS);
+    wait_for(
+        Duration::from_secs(120),
+        &format!("the pods {selector} to go"),
+        || async {
+            let left = pods.list(&ListParams::default().labels(selector)).await?;
+            Ok(left.items.is_empty())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// Waits until no pod of the deleted `streams` is left: their Deployments
-/// are garbage-collected after the Streams, and a JVM stopped by SIGTERM
-/// leaves its pod `Failed` while it goes. Later tests see only live pods.
+/// are garbage-collected after the Streams. Later tests see only live pods.
 pub async fn wait_pods_gone(client: &Client, streams: &[&str]) {
-    let pods = Api::<Pod>::namespaced(client.clone(), EXAMPLES_NS);
     for stream in streams {
-        let selector = format!("eventflow.dev/stream={stream}");
-        wait_for(
-            Duration::from_secs(120),
-            &format!("the pods of the deleted Stream {stream} to go"),
-            || async {
-                let left = pods.list(&ListParams::default().labels(&selector)).await?;
-                Ok(left.items.is_empty())
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        wait_no_pods(client, &format!("eventflow.dev/stream={stream}")).await;
     }
 }

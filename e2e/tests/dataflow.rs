@@ -74,17 +74,11 @@ async fn the_dsl_ticktock_runs_through_its_expression_and_its_tap_gets_every_mes
         "-p",
         &json!({"spec": {"deploymentProperties": {"deployer.time.count": "0"}}}).to_string(),
     ]);
-    wait_for(
-        Duration::from_secs(120),
-        "the source's pod to go",
-        || async {
-            Ok(worker_pods(&client, "ticktock-dsl", "time")
-                .await
-                .is_empty())
-        },
+    wait_no_pods(
+        &client,
+        "eventflow.dev/stream=ticktock-dsl,eventflow.dev/app=time",
     )
-    .await
-    .unwrap();
+    .await;
     let received = same_messages(
         &client,
         ("ticktock-dsl", "log"),
