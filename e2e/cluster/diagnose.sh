@@ -23,6 +23,7 @@ done
 section "streams and brokers"
 kubectl get streams,eventbrokers -A 2>&1
 section "restarted containers (namespace pod container restarts last-termination-reason)"
+# shellcheck disable=SC2016 # a Go template, not a shell expansion
 kubectl get pods -A -o go-template='{{range .items}}{{$p := .}}{{range .status.containerStatuses}}{{if gt .restartCount 0}}{{$p.metadata.namespace}} {{$p.metadata.name}} {{.name}} {{.restartCount}} {{with .lastState.terminated}}{{.reason}}{{end}}{{"\n"}}{{end}}{{end}}{{end}}' 2>&1
 section "warning events"
 kubectl get events -A --field-selector type=Warning --sort-by=.lastTimestamp 2>&1 | tail -n 30
