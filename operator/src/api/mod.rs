@@ -4,6 +4,7 @@
 //! the offending field, and names are short enough that every object the
 //! operator derives from them fits a 63-character DNS label.
 
+mod autoscale;
 mod broker;
 mod condition;
 mod redrive;
@@ -11,6 +12,11 @@ mod registration;
 mod spring;
 mod stream;
 
+pub use autoscale::{
+    Autoscale, AutoscaleEngine, AutoscaleStatus, DEFAULT_MIN_REPLICAS, DEFAULT_SCALE_DOWN_STEP,
+    DEFAULT_SCALE_DOWN_WINDOW_SECONDS, DEFAULT_SCALE_UP_STEP, DEFAULT_SCALE_UP_WINDOW_SECONDS,
+    ScalingRule,
+};
 pub use broker::{
     BrokerPhase, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus, ExternalBroker,
     ManagedBroker, Storage,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     DNS_LABEL_PATTERN, MAX_APP_NAME, MAX_BROKER_NAME, MAX_DESTINATION_NAME,
+    autoscale::{Autoscale, AutoscaleStatus},
     spring::{BINDING_PATTERN, DEFAULT_INPUT, MAX_BINDING_NAME, SpringApp},
 };
 
@@ -129,8 +130,8 @@ pub enum Packaging {
      "message": "a Spring Cloud Stream app publishes through spring.outputs", "fieldPath": ".publishes"},
     {"rule": "has(self.spring) || !has(self.subscribes) || self.subscribes.all(s, !has(s.binding))",
      "message": "binding names an input binding of a Spring Cloud Stream app: set spring on the app", "fieldPath": ".subscribes"},
-    {"rule": "self.packaging != 'Combined' || ((!has(self.web) || (!has(self.web.image) && !has(self.web.resources))) && (!has(self.worker) || (!has(self.worker.image) && !has(self.worker.replicas) && !has(self.worker.resources))))",
-     "message": "Combined packaging runs one Deployment with the app's image and the web replicas: per-role image, worker replicas and per-role resources are not allowed", "fieldPath": ".packaging"},
+    {"rule": "self.packaging != 'Combined' || ((!has(self.web) || (!has(self.web.image) && !has(self.web.resources))) && (!has(self.worker) || (!has(self.worker.image) && !has(self.worker.replicas) && !has(self.worker.resources) && !has(self.worker.autoscale))))",
+     "message": "Combined packaging runs one Deployment with the app's image and the web replicas: per-role image, worker replicas, worker autoscale and per-role resources are not allowed", "fieldPath": ".packaging"},
     {"rule": "has(self.image) || ((!has(self.web) || has(self.web.image)) && (!has(self.worker) || has(self.worker.image)))",
      "message": "set image (or an image on every role)", "fieldPath": ".image", "reason": "FieldValueRequired"},
 ]))]
@@ -215,6 +216,10 @@ pub struct WebRole {
 /// The worker role of an app.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.autoscale) || !has(self.replicas) || (self.replicas >= (has(self.autoscale.minReplicas) ? self.autoscale.minReplicas : 1) && self.replicas <= self.autoscale.maxReplicas)",
+     "message": "with autoscale, replicas is the starting point: it must lie between minReplicas (default 1) and maxReplicas", "fieldPath": ".replicas"},
+]))]
 pub struct WorkerRole {
     /// Number of pods (default 1; Separate packaging only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +244,11 @@ pub struct WorkerRole {
     /// Compute resources of the worker role (Separate packaging only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Follow the backlog of the role's consumer groups between minReplicas and maxReplicas
+    /// (Separate packaging only); `replicas` is then the starting point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Autoscale>,
 }
 
 /// A subscription of an app's worker to a destination.
@@ -355,6 +365,11 @@ pub struct StreamStatus {
     /// Backlog and dead letters of each consumer group, as the broker reported them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupStatus>,
+
+    /// The autoscaler's last decision for each autoscaled worker role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub autoscale: Vec<AutoscaleStatus>,
 
     /// When the broker's queue figures in `groups` were read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
