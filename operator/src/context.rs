@@ -57,6 +57,9 @@ pub struct Settings {
     /// Longest run of one redrive reconcile; a longer redrive goes on in the
     /// next one (so a stopping or demoted operator finishes quickly).
     pub redrive_slice: Duration,
+    /// How often the autoscaler looks at the backlog of autoscaled workers
+    /// (a role at zero wakes within this of a message arriving).
+    pub autoscale_interval: Duration,
 }
 
 impl Default for Settings {
@@ -71,6 +74,7 @@ impl Default for Settings {
             reconcile_timeout: Duration::from_secs(120),
             redrive_batch: 100,
             redrive_slice: Duration::from_secs(10),
+            autoscale_interval: Duration::from_secs(2),
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Context {
     pub revisions: crate::revision::Recorded,
     /// Which Streams' queue figures could not be read last time.
     pub backlog: crate::backlog::Reads,
+    /// What the autoscaler remembers of each autoscaled worker.
+    pub autoscaler: crate::autoscale::State,
     uris: Mutex<HashMap<SecretKey, (Instant, String)>>,
 }
 
@@ -129,6 +135,7 @@ impl Context {
             declarations: Declarations::default(),
             revisions: crate::revision::Recorded::default(),
             backlog: Default::default(),
+            autoscaler: Default::default(),
             uris: Mutex::new(HashMap::new()),
         }
     }

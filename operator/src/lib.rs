@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod api;
 pub mod apply;
+pub mod autoscale;
 pub mod backlog;
 pub mod build;
 pub mod connection;

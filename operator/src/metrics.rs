@@ -38,6 +38,8 @@ pub struct Metrics {
     leader: Gauge,
     /// Backlog and dead letters per consumer group (see [`crate::backlog`]).
     pub groups: crate::backlog::metrics::GroupGauges,
+    /// Desired and current replicas of autoscaled workers (see [`crate::autoscale`]).
+    pub autoscale: crate::autoscale::metrics::AutoscaleGauges,
 }
 
 impl Default for Metrics {
@@ -76,6 +78,7 @@ impl Metrics {
             leader.clone(),
         );
         let groups = crate::backlog::metrics::GroupGauges::register(&mut registry);
+        let autoscale = crate::autoscale::metrics::AutoscaleGauges::register(&mut registry);
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -83,6 +86,7 @@ impl Metrics {
             durations,
             leader,
             groups,
+            autoscale,
         }
     }
 

@@ -51,6 +51,13 @@ pub fn workloads(stream: &str, app: &App) -> Vec<Workload> {
     }
 }
 
+/// The worker Deployment of an app (Separate packaging with a worker role).
+pub fn worker_workload(stream: &str, app: &App) -> Option<Workload> {
+    workloads(stream, app)
+        .into_iter()
+        .find(|w| w.role == "worker")
+}
+
 /// Service of an app's web role (`None` when the app has no web role).
 pub fn web_service(stream: &str, app: &App) -> Option<String> {
     app.web.as_ref()?;

@@ -86,6 +86,10 @@ impl Config {
                     format!("EVENTFLOW_OPERATOR_CONCURRENCY={v} is not a number")
                 })?,
             },
+            autoscale_interval: secs(
+                "EVENTFLOW_OPERATOR_AUTOSCALE_SECS",
+                defaults.autoscale_interval,
+            )?,
             redrive_batch: match var("EVENTFLOW_OPERATOR_REDRIVE_BATCH") {
                 None => defaults.redrive_batch,
                 Some(v) => v.parse().ok().filter(|n| *n > 0).with_context(|| {

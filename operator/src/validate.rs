@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 
 use crate::{
-    api::{App, Packaging, Stream, StreamSpec},
+    api::{App, Autoscale, AutoscaleEngine, Packaging, Stream, StreamSpec},
     build::{spring, wiring::app_bindings},
     naming,
 };
@@ -153,6 +153,9 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
                 );
             }
         }
+        if let Some(a) = app.worker.as_ref().and_then(|w| w.autoscale.as_ref()) {
+            autoscale_rules(app, a, &format!("{at}.worker"), &mut p);
+        }
         let role_images = app.web.as_ref().is_none_or(|w| w.image.is_some())
             && app.worker.as_ref().is_none_or(|w| w.image.is_some());
         if app.image.is_none() && !role_images {
@@ -211,6 +214,49 @@ pub fn validate_stream(stream: &str, spec: &StreamSpec) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// The rules of `worker.autoscale` (as admission's CEL rules, for
+/// Streams that did not pass admission: expanded definitions, old objects).
+fn autoscale_rules(app: &App, a: &Autoscale, at: &str, p: &mut impl FnMut(String, &str)) {
+    if app.packaging == Packaging::Combined {
+        p(
+            format!("{at}.autoscale"),
+            "Combined packaging runs one Deployment for both roles: a worker alone cannot autoscale",
+        );
+    }
+    if app.subscribes.is_empty() {
+        p(
+            format!("{at}.autoscale"),
+            "autoscale follows the backlog of the worker's subscriptions: a worker without any (a source) cannot autoscale",
+        );
+    }
+    if a.min() > a.max_replicas {
+        p(
+            format!("{at}.autoscale.minReplicas"),
+            "minReplicas (default 1) must not exceed maxReplicas",
+        );
+    }
+    if a.backlog_per_replica.is_none() && a.drain_seconds.is_none() {
+        p(
+            format!("{at}.autoscale"),
+            "set backlogPerReplica, drainSeconds or both",
+        );
+    }
+    if a.engine() == AutoscaleEngine::Keda && a.backlog_per_replica.is_none() {
+        p(
+            format!("{at}.autoscale.backlogPerReplica"),
+            "engine KEDA scales on backlogPerReplica (KEDA's rabbitmq trigger has no time to drain)",
+        );
+    }
+    if let Some(r) = app.worker.as_ref().and_then(|w| w.replicas)
+        && (r < a.min() || r > a.max_replicas)
+    {
+        p(
+            format!("{at}.replicas"),
+            "with autoscale, replicas is the starting point: it must lie between minReplicas (default 1) and maxReplicas",
+        );
+    }
 }
 
 /// The rules of a Spring Cloud Stream app: a worker role only, outputs

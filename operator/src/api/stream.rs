@@ -132,6 +132,8 @@ pub enum Packaging {
      "message": "binding names an input binding of a Spring Cloud Stream app: set spring on the app", "fieldPath": ".subscribes"},
     {"rule": "self.packaging != 'Combined' || ((!has(self.web) || (!has(self.web.image) && !has(self.web.resources))) && (!has(self.worker) || (!has(self.worker.image) && !has(self.worker.replicas) && !has(self.worker.resources) && !has(self.worker.autoscale))))",
      "message": "Combined packaging runs one Deployment with the app's image and the web replicas: per-role image, worker replicas, worker autoscale and per-role resources are not allowed", "fieldPath": ".packaging"},
+    {"rule": "!has(self.worker) || !has(self.worker.autoscale) || (has(self.subscribes) && size(self.subscribes) > 0)",
+     "message": "autoscale follows the backlog of the worker's subscriptions: a worker without any (a source) cannot autoscale", "fieldPath": ".worker.autoscale"},
     {"rule": "has(self.image) || ((!has(self.web) || has(self.web.image)) && (!has(self.worker) || has(self.worker.image)))",
      "message": "set image (or an image on every role)", "fieldPath": ".image", "reason": "FieldValueRequired"},
 ]))]

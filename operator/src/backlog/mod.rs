@@ -210,6 +210,27 @@ async fn read(
     amqp::read(ctx, uri, queues).await
 }
 
+/// Figures of `queues` from the management API alone: `Ok(None)` when
+/// the broker has none configured (the autoscaler's unacknowledged counts
+/// and rates; its ready counts come over AMQP, exact and at once).
+pub async fn management_figures(
+    ctx: &Context,
+    namespace: &str,
+    wiring: &BrokerWiring,
+    uri: &str,
+    queues: &[String],
+) -> Result<Option<BTreeMap<String, QueueFigures>>, String> {
+    let amqp: lapin::uri::AMQPUri = uri
+        .parse()
+        .map_err(|e| format!("the broker URI does not parse: {e}"))?;
+    match management_api(ctx, namespace, wiring, &amqp).await? {
+        Some(api) => from_management(ctx, &api, &amqp.vhost, queues)
+            .await
+            .map(Some),
+        None => Ok(None),
+    }
+}
+
 async fn from_management(
     ctx: &Context,
     api: &Management,

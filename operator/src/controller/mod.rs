@@ -176,6 +176,7 @@ pub async fn run(
     )
     .for_each(|_| async {});
 
+    let ctx_autoscale = ctx.clone();
     let redrives = Controller::new(
         api::<DeserializeGuard<DeadLetterRedrive>>(&client, ns),
         watcher::Config::default(),
@@ -189,7 +190,9 @@ pub async fn run(
     )
     .for_each(|_| async {});
 
-    tokio::join!(streams, brokers, redrives);
+    let autoscaler = crate::autoscale::run(ctx_autoscale, shutdown());
+
+    tokio::join!(streams, brokers, redrives, autoscaler);
 }
 
 #[cfg(test)]

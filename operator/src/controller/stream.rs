@@ -27,7 +27,7 @@ use crate::{
     Result,
     api::Stream,
     apply::stream::apply_stream,
-    backlog, build,
+    autoscale, backlog, build,
     context::Context,
     dataflow,
     resolve::{self, Broker, FoundBroker},
@@ -138,6 +138,8 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
 
     tracing::debug!(object = key, "step: build");
     let mut objects = build::build_stream(&valid, &wiring);
+    // Autoscaled workers: their replicas are the autoscaler's (or KEDA's).
+    autoscale::hand_over(ctx, stream, &stream.spec.apps, &mut objects);
     // Suspended: drain, and hold what is drained at zero replicas.
     let suspension = match stream.spec.suspend {
         true => Some(suspend::drain(ctx, stream, &objects, old, &now()).await),

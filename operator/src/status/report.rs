@@ -20,12 +20,20 @@ use crate::{
 /// already has), then publishes the Events of its transitions.
 pub async fn report(ctx: &Context, stream: &Stream, new: &StreamStatus) -> Result<()> {
     let old = stream.status.as_ref();
-    if old == Some(new) {
+    // status.autoscale is the autoscaler's (its own field manager).
+    if old.map(without_autoscale) == Some(without_autoscale(new)) {
         return Ok(());
     }
     patch_status(ctx, stream, new).await?;
     announce(ctx, stream, old, new).await;
     Ok(())
+}
+
+fn without_autoscale(s: &StreamStatus) -> StreamStatus {
+    StreamStatus {
+        autoscale: vec![],
+        ..s.clone()
+    }
 }
 
 /// The status subresource, server-side applied with our field manager.
