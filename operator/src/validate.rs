@@ -457,4 +457,38 @@ spec:
             .collect();
         assert_eq!(fields, ["spec.apps[1].name", "spec.apps[1].subscribes"]);
     }
+
+    #[test]
+    fn autoscale_rules_name_the_field_as_admission_does() {
+        let mut s = stream(BASE);
+        let worker = s.spec.apps[0].worker.get_or_insert_default();
+        worker.replicas = Some(9);
+        worker.autoscale = Some(crate::api::Autoscale {
+            engine: Some(AutoscaleEngine::Keda),
+            min_replicas: Some(4),
+            max_replicas: 3,
+            drain_seconds: Some(30),
+            ..Default::default()
+        });
+        let fields: Vec<_> = validate_stream("shop", &s.spec)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.apps[0].worker.autoscale.minReplicas",
+                "spec.apps[0].worker.autoscale.backlogPerReplica",
+                "spec.apps[0].worker.replicas",
+            ]
+        );
+        s.spec.apps[0].subscribes.clear();
+        let problems = validate_stream("shop", &s.spec);
+        assert!(
+            problems.iter().any(|p| p
+                .message
+                .contains("a worker without any (a source) cannot autoscale")),
+            "{problems:?}"
+        );
+    }
 }

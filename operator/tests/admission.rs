@@ -54,6 +54,7 @@ async fn invalid_manifests_are_rejected_with_422_naming_the_field_after_valid_on
         "stream-shop.yaml",
         "stream-spring.yaml",
         "stream-definition.yaml",
+        "stream-autoscale.yaml",
         "appregistration.yaml",
         "broker-managed-3.yaml",
     ] {

@@ -262,9 +262,12 @@ pub fn decide(
     } else {
         (current, format!("holding {current}"))
     };
-    if current == 0 && replicas == 0 && recommendation > 0 {
-        replicas = 1;
-        how = "0 -> 1 (wake)".to_owned();
+    if current == 0 && recommendation > 0 {
+        if replicas == 0 {
+            replicas = 1;
+            how = "0 -> 1".to_owned();
+        }
+        how.push_str(" (wake)");
     }
     let bounded = replicas.clamp(policy.min, policy.max);
     if bounded != replicas {

@@ -196,6 +196,23 @@ fn a_message_in_an_empty_queue_wakes_a_role_at_zero_whatever_the_up_window() {
     };
     let trace = run(&p, 0, [empty(), empty(), backlog(1, 0)]);
     assert_eq!(trace, [0, 0, 1]);
+    let d = decide(
+        &p,
+        &mut History::default(),
+        Duration::ZERO,
+        0,
+        &backlog(1, 0),
+    );
+    assert!(d.reason.ends_with("0 -> 1 (wake)"), "{}", d.reason);
+    // Without a window, a burst at zero wakes straight into a step.
+    let d = decide(
+        &policy(),
+        &mut History::default(),
+        Duration::ZERO,
+        0,
+        &backlog(900, 0),
+    );
+    assert!(d.reason.ends_with("0 -> 4 (step 4) (wake)"), "{}", d.reason);
 }
 
 #[test]

@@ -258,13 +258,19 @@ impl Role<'_> {
             let drain =
                 probe::workload(ctx, &self.key.namespace, self.deployment, self.workload).await;
             let before = decision.reason.clone();
+            // The decision said zero, or an earlier one did and began the drain.
+            let committed = if decision.replicas == 0 {
+                String::new()
+            } else {
+                format!("; a drain before zero began: {current} -> 0")
+            };
             if drain.left.is_empty() {
                 decision.replicas = 0;
-                decision.reason = format!("{before}; drained, {current} -> 0");
+                decision.reason = format!("{before}{committed}, pods drained");
             } else if began.elapsed() >= DRAIN_LIMIT {
                 decision.replicas = 0;
                 decision.reason = format!(
-                    "{before}; drain not done after {}s ({}), {current} -> 0",
+                    "{before}{committed}, drain not done after {}s ({})",
                     DRAIN_LIMIT.as_secs(),
                     drain.left.join("; ")
                 );
