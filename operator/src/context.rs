@@ -148,6 +148,20 @@ impl Context {
         reason: &str,
         note: String,
     ) {
+        self.event_of(obj, warning, reason, "Reconcile", note).await;
+    }
+
+    /// Like [`Context::event`] for `action`. Events of one object, reason and
+    /// action within minutes are one Event counting repeats (keeping the
+    /// first note): distinct actions keep distinct notes.
+    pub async fn event_of<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
         let event = Event {
             type_: if warning {
                 EventType::Warning
@@ -156,7 +170,7 @@ impl Context {
             },
             reason: reason.to_owned(),
             note: Some(note.chars().take(1000).collect()),
-            action: "Reconcile".into(),
+            action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {

@@ -13,12 +13,20 @@
 //!    operator restart, a full window passes before a move).
 //! 3. **Steps** bound each move (`maxStep`), so a spike climbs in steps and
 //!    a quiet spell descends in steps.
-//! 4. **Wake**: a role at zero with a message waiting gets one replica at
+//! 4. **Zero** only after [`ZERO_QUIET`] (or the down window, if longer)
+//!    of recommendations of 0: the management API's counts of messages in
+//!    hand lag by one statistics interval, so a message a consumer took just
+//!    now shows as unacknowledged within that time.
+//! 5. **Wake**: a role at zero with a message waiting gets one replica at
 //!    once, whatever the up window.
 
 use std::{collections::VecDeque, time::Duration};
 
 use crate::api::Autoscale;
+
+/// How long a role must have asked for nothing before it goes to zero:
+/// two statistics intervals of RabbitMQ's management API (5 s by default).
+pub const ZERO_QUIET: Duration = Duration::from_secs(10);
 
 /// The bounds and pace of one role.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +39,8 @@ pub struct Policy {
     pub down_window: Duration,
     pub up_step: u32,
     pub down_step: u32,
+    /// See [`ZERO_QUIET`].
+    pub zero_quiet: Duration,
 }
 
 fn non_negative(v: i32) -> u32 {
@@ -49,6 +59,7 @@ impl From<&Autoscale> for Policy {
             down_window: Duration::from_secs(non_negative(a.down_window_seconds()).into()),
             up_step: non_negative(a.up_step()).max(1),
             down_step: non_negative(a.down_step()).max(1),
+            zero_quiet: ZERO_QUIET,
         }
     }
 }
@@ -202,11 +213,8 @@ pub fn decide(
             reason: format!("broker figures unknown: holding {replicas}"),
         };
     };
-    history.record(
-        now,
-        recommendation,
-        policy.up_window.max(policy.down_window),
-    );
+    let zero_quiet = policy.down_window.max(policy.zero_quiet);
+    history.record(now, recommendation, policy.up_window.max(zero_quiet));
     let up = history
         .within(now, policy.up_window)
         .min()
@@ -224,14 +232,17 @@ pub fn decide(
         };
         (to, format!("{current} -> {to}{capped}"))
     } else if down < current {
+        let quiet_enough =
+            history.covers(now, zero_quiet) && history.within(now, zero_quiet).max() == Some(0);
         if history.covers(now, policy.down_window) {
             let to = down.max(current.saturating_sub(policy.down_step));
-            let capped = if to > down {
-                format!(" (step {})", policy.down_step)
-            } else {
-                String::new()
-            };
-            (to, format!("{current} -> {to}{capped}"))
+            let wait = format!(" (zero after {}s without a message)", zero_quiet.as_secs());
+            match to {
+                0 if !quiet_enough && current == 1 => (1, format!("holding 1{wait}")),
+                0 if !quiet_enough => (1, format!("{current} -> 1{wait}")),
+                _ if to > down => (to, format!("{current} -> {to} (step {})", policy.down_step)),
+                _ => (to, format!("{current} -> {to}")),
+            }
         } else {
             (
                 current,

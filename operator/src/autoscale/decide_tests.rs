@@ -15,6 +15,7 @@ fn policy() -> Policy {
         down_window: Duration::from_secs(30),
         up_step: 4,
         down_step: 2,
+        zero_quiet: ZERO_QUIET,
     }
 }
 
@@ -168,6 +169,28 @@ fn nothing_unacknowledged_is_ever_left_without_a_replica() {
     let trace = run(&p, 3, std::iter::repeat_n(backlog(0, 3), 10));
     assert!(trace.iter().all(|r| *r >= 1), "{trace:?}");
     assert_eq!(*trace.last().unwrap(), 1, "{trace:?}");
+}
+
+#[test]
+fn zero_waits_for_the_quiet_time_even_with_a_shorter_down_window() {
+    let p = Policy {
+        down_window: Duration::from_secs(2),
+        ..policy()
+    };
+    // One message seen, then nothing: 1 replica holds for 10 s (5 ticks) after it.
+    let trace = run(
+        &p,
+        1,
+        std::iter::once(backlog(1, 0)).chain(std::iter::repeat_n(empty(), 7)),
+    );
+    assert_eq!(trace, [1, 1, 1, 1, 1, 1, 0, 0], "{trace:?}");
+    let mut h = History::default();
+    decide(&p, &mut h, Duration::ZERO, 1, &empty());
+    let d = decide(&p, &mut h, Duration::from_secs(4), 1, &empty());
+    assert_eq!(
+        d.reason,
+        "backlog 0 (0 ready, 0 unacked): 100/replica asks 0; holding 1 (zero after 10s without a message)"
+    );
 }
 
 #[test]

@@ -294,7 +294,7 @@ impl Role<'_> {
                 Ok(_) => {
                     self.remember(ctx, |m| m.applied = true);
                     if changed {
-                        self.scaled(ctx, stream, &decision, &labels).await;
+                        self.scaled(ctx, stream, current, &decision, &labels).await;
                     }
                 }
                 Err(e) => {
@@ -330,7 +330,14 @@ impl Role<'_> {
     }
 
     /// A change made: the Event, the counter, the time.
-    async fn scaled(&self, ctx: &Context, stream: &Stream, d: &Decision, labels: &RoleLabels) {
+    async fn scaled(
+        &self,
+        ctx: &Context,
+        stream: &Stream,
+        from: u32,
+        d: &Decision,
+        labels: &RoleLabels,
+    ) {
         let now = Time(jiff::Timestamp::now());
         self.remember(ctx, |m| {
             m.last_scale = Some(now.clone());
@@ -346,10 +353,12 @@ impl Role<'_> {
             manager = MANAGER,
             "autoscaled"
         );
-        ctx.event(
+        // One Event per transition (a repeat counts in its series).
+        ctx.event_of(
             stream,
             false,
             "Scaled",
+            &format!("Scale{from}To{}", d.replicas),
             format!("worker of {}: {}", self.key.app, d.reason),
         )
         .await;
