@@ -179,11 +179,12 @@ async fn keda_accepts_the_objects_the_operator_emits_and_rejects_a_broken_one() 
         ] {
             o.metadata.name = Some(format!("shop-billing-worker-{suffix}"));
         }
+        let name = objects.name().to_owned();
         objects.scaled_object.data["spec"]["triggers"]
             .as_array_mut()
             .unwrap()
             .iter_mut()
-            .for_each(|t| t["authenticationRef"]["name"] = json!(objects.name()));
+            .for_each(|t| t["authenticationRef"]["name"] = json!(name));
         let stored = apply(
             &client,
             &keda::trigger_authentications(),

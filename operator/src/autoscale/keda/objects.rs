@@ -153,8 +153,9 @@ pub fn keda_workers(spec: &StreamSpec) -> impl Iterator<Item = (&App, &Autoscale
 }
 
 /// The KEDA objects of `app`'s worker role; `None` when it has no worker
-/// Deployment, subscribes to nothing (no queue to scale on) or has no
-/// `backlogPerReplica` (admission requires it with engine KEDA).
+/// Deployment, no queue to scale on or no `backlogPerReplica` (none of
+/// which a valid Stream with engine KEDA lacks: validate requires a
+/// worker's subscription, admission `backlogPerReplica`).
 pub fn build(
     stream: &ValidStream<'_>,
     app: &App,

@@ -86,7 +86,7 @@ fn a_managed_broker_is_read_over_its_management_api_with_the_bounds_and_behavior
     );
     let objects = built(&stream(keda(json!({})), false), &broker);
     let owner = json!([{"apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream", "name": "shop",
-                        "uid": "u-1", "controller": true, "blockOwnerDeletion": true}]);
+                        "uid": "u-1", "controller": true}]);
     let labels = json!({"app.kubernetes.io/managed-by": "eventflow-operator",
         "eventflow.dev/stream": "shop", "eventflow.dev/app": "billing", "eventflow.dev/role": "worker"});
     assert_eq!(
@@ -244,21 +244,6 @@ fn only_workers_asking_for_keda_get_objects() {
         .map(|(app, _)| app.name.as_str())
         .collect();
     assert_eq!(names, ["billing"]);
-
-    // Nothing to scale on: no subscription.
-    let mut no_queue = keda_stream.clone();
-    no_queue.spec.apps[0].subscribes.clear();
-    let valid = validate(&no_queue).unwrap();
-    let (app, autoscale) = keda_workers(valid.spec()).next().unwrap();
-    assert!(
-        build(
-            &valid,
-            app,
-            autoscale,
-            &keda_broker(&managed(), false, None)
-        )
-        .is_none()
-    );
 }
 
 #[test]
