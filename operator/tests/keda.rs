@@ -336,7 +336,57 @@ async fn converge_applies_what_is_wanted_and_prunes_only_when_asked() {
         .await
     );
 
+    // An external broker: over amqp until its Secret has managementUri.
+    let mut ext = broker(json!({"external": {"connectionSecret": {"name": "rabbit-uri"}}}));
+    ext.metadata.namespace = Some(ns.clone());
+    let amqp_uri = "amqp://u:p@rabbit.example:5672/orders";
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "rabbit-uri"}, "stringData": {"uri": amqp_uri}
+    }))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let read = |ctx: Context| {
+        let (valid, ext) = (valid.clone(), ext.clone());
+        async move {
+            let wanted = keda::wanted(&ctx, &valid, &broker_wiring(&ext), Some(amqp_uri))
+                .await
+                .unwrap();
+            let objects = &wanted[0].1;
+            (
+                objects.scaled_object.data["spec"]["triggers"][0]["metadata"].clone(),
+                objects.trigger_authentication.data["spec"]["secretTargetRef"][0]["key"].clone(),
+            )
+        }
+    };
+    let (metadata, key) = read(ctx).await;
+    assert_eq!(
+        (&metadata["protocol"], &metadata["vhostName"], &key),
+        (&json!("amqp"), &json!("orders"), &json!("uri"))
+    );
+    secrets
+        .patch(
+            "rabbit-uri",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"stringData": {"managementUri": "http://u:p@rabbit.example:15672"}}),
+            ),
+        )
+        .await
+        .unwrap();
+    // A fresh context: the Secret's keys are cached for a few seconds.
+    let ctx = Context::new(client.clone(), "test", Metrics::new(), Settings::default());
+    let (metadata, key) = read(ctx).await;
+    assert_eq!(
+        (&metadata["protocol"], &key),
+        (&json!("http"), &json!("managementUri"))
+    );
+
     // A suspended Stream wants none (KEDA would scale the held workers up).
+    let ctx = Context::new(client.clone(), "test", Metrics::new(), Settings::default());
     let mut suspended = stored.clone();
     suspended.spec.suspend = true;
     let valid = validate(&suspended).unwrap();
