@@ -244,23 +244,27 @@ async fn keda_accepts_the_objects_the_operator_emits_and_rejects_a_broken_one() 
     assert!(message.contains("minReplicaCount"), "{message}");
 
     // What the operator takes for "KEDA is not installed": a resource the
-    // server does not serve (KEDA's ScaledJob CRD is not installed here),
-    // not an object that is missing.
+    // server does not serve — of a group it serves (KEDA's ScaledJob CRD is
+    // not installed here) or not — not an object that is missing.
     let scaled_jobs = ApiResource {
         kind: "ScaledJob".into(),
         plural: "scaledjobs".into(),
         ..keda::scaled_objects()
     };
-    let e = api(&client, &ns, &scaled_jobs)
-        .patch(
-            "job",
-            &params,
-            &Patch::Apply(&json!({
-            "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledJob", "metadata": {"name": "job"}})),
-        )
-        .await
-        .unwrap_err();
-    assert!(keda::not_served(&e), "{e:?}");
+    let no_group = ApiResource {
+        group: "keda-absent.example".into(),
+        api_version: "keda-absent.example/v1alpha1".into(),
+        ..keda::scaled_objects()
+    };
+    for resource in [scaled_jobs, no_group] {
+        let body = json!({"apiVersion": resource.api_version, "kind": resource.kind,
+            "metadata": {"name": "x"}});
+        let e = api(&client, &ns, &resource)
+            .patch("x", &params, &Patch::Apply(&body))
+            .await
+            .unwrap_err();
+        assert!(keda::not_served(&e), "{e:?}");
+    }
     let e = objects.get("absent").await.unwrap_err();
     assert!(!keda::not_served(&e), "{e:?}");
 

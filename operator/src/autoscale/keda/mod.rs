@@ -187,10 +187,12 @@ async fn remove_unwanted_of(
 }
 
 /// Whether the API server does not serve the resource at all (its CRD is
-/// not installed): a 404 about the resource, not about an object or namespace.
+/// not installed): a 404 about the path — kube-apiserver answers a plain
+/// `404 page not found`, not a Status naming an object or a namespace.
 pub fn not_served(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404
-        && s.message.contains("could not find the requested resource"))
+        && (s.message.contains("page not found")
+            || s.message.contains("could not find the requested resource")))
 }
 
 fn kind(resource: &ApiResource) -> &'static str {

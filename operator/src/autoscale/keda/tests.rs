@@ -263,14 +263,28 @@ fn the_status_entry_names_the_scaled_object_and_protocol() {
     );
 }
 
-/// What kube-apiserver answers for a resource it does not serve (no CRD).
-fn not_found() -> Response<Body> {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "the server could not find the requested resource", "reason": "NotFound",
-        "details": {}, "code": 404});
+/// What kube-apiserver answers for a resource it does not serve (no CRD):
+/// a plain text body (`plain`), or from some servers and proxies a Status.
+fn not_found(plain: bool) -> Response<Body> {
+    let body = if plain {
+        "404 page not found\n".to_owned()
+    } else {
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "the server could not find the requested resource", "reason": "NotFound",
+            "details": {}, "code": 404})
+        .to_string()
+    };
     Response::builder()
         .status(404)
-        .body(Body::from(body.to_string().into_bytes()))
+        .header(
+            "content-type",
+            if plain {
+                "text/plain; charset=utf-8"
+            } else {
+                "application/json"
+            },
+        )
+        .body(Body::from(body.into_bytes()))
         .unwrap()
 }
 
@@ -296,8 +310,8 @@ async fn without_keda_crds_cleanup_finds_nothing_and_applying_says_what_is_missi
     // Nothing wanted: the two lists 404, which is no error.
     let server = tokio::spawn(async move {
         let mut paths = Vec::new();
-        for _ in 0..2 {
-            paths.push(answer(&mut api, not_found()).await);
+        for plain in [true, false] {
+            paths.push(answer(&mut api, not_found(plain)).await);
         }
         (api, paths)
     });
@@ -323,7 +337,7 @@ async fn without_keda_crds_cleanup_finds_nothing_and_applying_says_what_is_missi
         "billing".to_owned(),
         built(&s, &keda_broker(&managed(), false, Some("/"))),
     )];
-    let server = tokio::spawn(async move { answer(&mut api, not_found()).await });
+    let server = tokio::spawn(async move { answer(&mut api, not_found(true)).await });
     let err = converge(&ctx, &valid, &wanted, true).await.unwrap_err();
     assert_eq!(
         server.await.unwrap(),
