@@ -219,7 +219,7 @@ fn scaled_object_spec(
                 "value": per_replica.to_string(),
                 "protocol": broker.protocol.as_str(),
             });
-            // Always given: KEDA would otherwise take the management URI's
+            // Given whenever known (also `/`): KEDA would otherwise take the management URI's
             // last path segment for the vhost.
             if let Some(vhost) = &broker.vhost {
                 metadata["vhostName"] = json!(vhost);
