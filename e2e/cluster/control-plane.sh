@@ -2,7 +2,8 @@
 # The control-plane-only Kubernetes (like controller-runtime's envtest): etcd
 # and kube-apiserver, nothing else. CRDs, RBAC, server-side apply, status,
 # finalizers and admission are all real; no controllers, scheduler or node.
-# Own ports and data directory, so it runs beside the full cluster.
+# Own ports and data directory, so it runs beside the full cluster. `up` also
+# fetches KEDA's CRDs (keda-crds.sh); `env` names their directory.
 #   control-plane.sh up | down | env
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -31,6 +32,8 @@ healthy() {
 
 up() {
   [ -x "$BIN/kube" ] || die "Kubernetes binaries missing; run make tools"
+  # KEDA's CRDs, which tests install to validate the operator's KEDA objects.
+  "$CLUSTER_DIR/keda-crds.sh" fetch >/dev/null
   if alive "$CP/apiserver.pid" && alive "$CP/etcd.pid" && healthy; then return 0; fi
   down_quiet
   mkdir -p "$CP" "$LOG_DIR"
@@ -85,6 +88,7 @@ print_env() {
   # kubectl, helm and crictl of the cached builds come first on PATH.
   echo "export PATH=$BIN:$(tools_bin_dir):\$PATH"
   echo "export KUBECONFIG=$KUBECONFIG_FILE"
+  "$CLUSTER_DIR/keda-crds.sh" env
 }
 
 case "${1:-}" in

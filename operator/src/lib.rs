@@ -83,6 +83,11 @@ pub enum Error {
 
     #[error("the leader Lease request did not finish within {0:?}")]
     LeaseTimeout(std::time::Duration),
+
+    #[error(
+        "engine KEDA: the cluster has no {0} resource (keda.sh/v1alpha1); install KEDA or its CRDs"
+    )]
+    KedaMissing(&'static str),
 }
 
 impl Error {
@@ -102,6 +107,7 @@ impl Error {
             Error::Revision(_) => "RevisionNotRecorded",
             Error::ReconcileTimeout(_) => "ReconcileTimeout",
             Error::LeaseTimeout(_) => "LeaseTimeout",
+            Error::KedaMissing(_) => "KedaNotInstalled",
         }
     }
 }

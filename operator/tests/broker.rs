@@ -80,6 +80,10 @@ async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_servi
         secret_value(&credentials, "uri"),
         format!("amqp://eventflow:{password}@rabbit.{ns}.svc:5672/%2f")
     );
+    assert_eq!(
+        secret_value(&credentials, "managementUri"),
+        format!("http://eventflow:{password}@rabbit.{ns}.svc:15672")
+    );
     assert_eq!(credentials.owner_references()[0].name, "rabbit");
     assert!(
         secret_value(
@@ -139,6 +143,53 @@ async fn a_managed_broker_gets_generated_credentials_a_statefulset_and_its_servi
             "password"
         ),
         password
+    );
+    common::teardown(&client, &ns).await;
+}
+
+#[tokio::test]
+#[ignore = "needs kube-apiserver"]
+async fn a_credentials_secret_from_an_older_operator_gets_its_management_uri_and_keeps_its_password()
+ {
+    let client = common::client().await;
+    common::install_crds(&client).await;
+    let ns = common::namespace(&client, "broker-old-secret").await;
+    // As an operator before managementUri wrote it.
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    let old: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "rabbit-credentials"},
+        "stringData": {"username": "eventflow", "password": "older", "host": format!("rabbit.{ns}.svc"),
+            "port": "5672", "uri": format!("amqp://eventflow:older@rabbit.{ns}.svc:5672/%2f")}
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &old).await.unwrap();
+    let _operator = Operator::start(&client, &ns, common::test_settings()).await;
+    let broker: EventBroker = serde_json::from_value(json!({
+        "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
+        "metadata": {"name": "rabbit"}, "spec": {"managed": {}}
+    }))
+    .unwrap();
+    Api::<EventBroker>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &broker)
+        .await
+        .unwrap();
+    let completed = eventually(
+        Duration::from_secs(30),
+        "key managementUri added to the older Secret",
+        || async {
+            let s = secrets.get("rabbit-credentials").await.ok()?;
+            s.data.as_ref()?.contains_key("managementUri").then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(
+        secret_value(&completed, "managementUri"),
+        format!("http://eventflow:older@rabbit.{ns}.svc:15672")
+    );
+    assert_eq!(secret_value(&completed, "password"), "older");
+    assert_eq!(
+        secret_value(&completed, "uri"),
+        format!("amqp://eventflow:older@rabbit.{ns}.svc:5672/%2f")
     );
     common::teardown(&client, &ns).await;
 }

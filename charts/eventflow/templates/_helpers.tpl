@@ -48,6 +48,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [services, secrets, configmaps]
   verbs: [get, list, watch, create, patch, update, delete]
+# worker.autoscale.engine KEDA: a worker's ScaledObject and TriggerAuthentication.
+- apiGroups: [keda.sh]
+  resources: [scaledobjects, triggerauthentications]
+  verbs: [get, list, watch, create, patch, update, delete]
 # A suspended Stream's pods are asked to drain (POST /drain on their admin port).
 - apiGroups: [""]
   resources: [pods]

@@ -135,6 +135,51 @@ pub async fn create_secret_once(
     }
 }
 
+/// Adds to the existing Secret `name` the keys `missing` derives from its
+/// data (UTF-8 values only) and that it lacks; never changes a key it has,
+/// nor creates the Secret. Returns the keys added.
+pub async fn complete_secret(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    missing: impl FnOnce(&BTreeMap<String, String>) -> BTreeMap<String, String>,
+) -> Result<Vec<String>> {
+    let api = Api::<Secret>::namespaced(client.clone(), namespace);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Ok(Vec::new());
+    };
+    let data: BTreeMap<String, String> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
+        .collect();
+    let added: BTreeMap<String, ByteString> = missing(&data)
+        .into_iter()
+        .filter(|(k, _)| !data.contains_key(k))
+        .map(|(k, v)| (k, ByteString(v.into_bytes())))
+        .collect();
+    if added.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A merge patch touches only the keys added; the resourceVersion makes
+    // it fail rather than overwrite a concurrent change.
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": secret.metadata.resource_version},
+        "data": added,
+    });
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some(MANAGER.into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(added.into_keys().collect())
+}
+
 /// A random alphanumeric string of `len` characters (passwords, Erlang cookies).
 pub fn random_token(len: usize) -> Result<String> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -30,6 +30,7 @@
 //! Flow definition are left alone.
 
 pub mod decide;
+pub mod keda;
 pub mod metrics;
 mod role;
 mod status;

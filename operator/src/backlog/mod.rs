@@ -38,7 +38,11 @@ use crate::{
 /// Management API requests of one Stream's read in flight at once.
 const MAX_CONCURRENT_REQUESTS: usize = 8;
 
-/// Key of an external broker's connection Secret holding its management API URI.
+/// Key of a broker's Secret holding its management API URI
+/// (`http://user:password@host:15672`): optional in an external broker's
+/// connection Secret, always in a managed broker's credentials Secret
+/// (where KEDA's rabbitmq trigger reads it; the backlog step derives a
+/// managed broker's from its AMQP URI instead).
 pub const MANAGEMENT_URI_KEY: &str = "managementUri";
 
 /// Streams whose last figures read failed (to warn once per outage).

@@ -19,7 +19,7 @@ use crate::{
     apply,
     build::{
         self,
-        broker::{cookie_data, credentials_data, secret_meta},
+        broker::{cookie_data, credentials_data, missing_credentials, secret_meta},
     },
     connection::{BrokerWiring, broker_wiring},
     context::Context,
@@ -58,16 +58,39 @@ async fn apply_managed(broker: &Arc<EventBroker>, ctx: &Context) -> Result<()> {
     };
     let names = naming::broker(&broker.name_any());
     let password = apply::random_token(32)?;
-    if let Some(meta) = secret_meta(broker, &names.credentials)
-        && apply::create_secret_once(&ctx.client, meta, credentials_data(broker, &password)).await?
-    {
-        ctx.event(
-            broker.as_ref(),
-            false,
-            "CredentialsGenerated",
-            format!("created Secret {}", names.credentials),
-        )
-        .await;
+    if let Some(meta) = secret_meta(broker, &names.credentials) {
+        if apply::create_secret_once(&ctx.client, meta, credentials_data(broker, &password)).await?
+        {
+            ctx.event(
+                broker.as_ref(),
+                false,
+                "CredentialsGenerated",
+                format!("created Secret {}", names.credentials),
+            )
+            .await;
+        } else {
+            // A Secret written by an older operator gets the keys added since.
+            let added = apply::complete_secret(
+                &ctx.client,
+                &broker.namespace().unwrap_or_default(),
+                &names.credentials,
+                missing_credentials,
+            )
+            .await?;
+            if !added.is_empty() {
+                ctx.event(
+                    broker.as_ref(),
+                    false,
+                    "CredentialsCompleted",
+                    format!(
+                        "added key(s) {} to Secret {}",
+                        added.join(", "),
+                        names.credentials
+                    ),
+                )
+                .await;
+            }
+        }
     }
     if let Some(meta) = secret_meta(broker, &names.erlang_cookie) {
         apply::create_secret_once(&ctx.client, meta, cookie_data(&apply::random_token(48)?))

@@ -7,7 +7,9 @@
 //! 4. resolve — the EventBroker, its wiring and URI, read once;
 //! 5. build (pure) — Deployments, Services, bindings and topology;
 //!    then the effective spec is recorded as the newest revision;
-//! 6. apply — server-side apply of what changed, orphans after a spec change;
+//! 6. apply — server-side apply of what changed (autoscaled workers' replicas
+//!    left to the autoscaler, KEDA's objects for engine KEDA), orphans after a
+//!    spec change;
 //! 7. topology — declare on the broker (unless freshly declared), prune
 //!    after a spec change;
 //! 8. status — computed once from what the steps observed, with the
@@ -153,7 +155,8 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     observed.revision = Some(revision::record(ctx, &valid).await?);
 
     tracing::debug!(object = key, "step: apply");
-    match apply_stream(ctx, &valid, &objects, spec_changed).await {
+    let amqp_uri = uri.as_ref().ok().map(String::as_str);
+    match apply_all(ctx, &valid, &wiring, amqp_uri, &objects, spec_changed).await {
         Ok(workloads) => observed.workloads = workloads,
         Err(e) => {
             // The status still tells what went wrong; the error drives the backoff.
@@ -199,6 +202,22 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
         Some(s) if s.reason == suspend::DRAINING => Action::requeue(suspend::DRAIN_POLL),
         _ => action,
     })
+}
+
+/// Applies the Stream's objects, then the KEDA objects of its workers with
+/// engine KEDA (after a spec change, the unwanted ones removed).
+async fn apply_all(
+    ctx: &Context,
+    valid: &validate::ValidStream<'_>,
+    wiring: &crate::connection::BrokerWiring,
+    uri: Option<&str>,
+    objects: &build::StreamObjects,
+    spec_changed: bool,
+) -> Result<Vec<crate::api::WorkloadStatus>> {
+    let workloads = apply_stream(ctx, valid, objects, spec_changed).await?;
+    let keda = autoscale::keda::wanted(ctx, valid, wiring, uri).await?;
+    autoscale::keda::converge(ctx, valid, &keda, spec_changed).await?;
+    Ok(workloads)
 }
 
 /// Whether the topology step may declare on the broker now. Classic

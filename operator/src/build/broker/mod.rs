@@ -24,10 +24,13 @@ use k8s_openapi::{
 use kube::Resource;
 
 pub use self::config::rabbitmq_conf;
-pub use crate::connection::{AMQP_PORT, URI_KEY};
 use crate::{
     api::{EventBroker, ManagedBroker},
     naming::{self, BrokerNames},
+};
+pub use crate::{
+    backlog::MANAGEMENT_URI_KEY,
+    connection::{AMQP_PORT, URI_KEY},
 };
 
 /// Official image, used unless `spec.managed.image` says otherwise.
@@ -61,7 +64,35 @@ pub fn credentials_data(broker: &EventBroker, password: &str) -> BTreeMap<String
             URI_KEY.into(),
             format!("amqp://{USERNAME}:{password}@{host}:{AMQP_PORT}/%2f"),
         ),
+        (
+            MANAGEMENT_URI_KEY.into(),
+            management_uri(&host, USERNAME, password),
+        ),
     ])
+}
+
+/// The management API URI of a managed broker: the host of its AMQP URI on
+/// the management port (as [`crate::backlog::management::Management::of_managed`]
+/// calls it), without a path — KEDA's rabbitmq trigger takes a last path
+/// segment for the vhost, the backlog step for an API prefix.
+fn management_uri(host: &str, user: &str, password: &str) -> String {
+    format!("http://{user}:{password}@{host}:{MANAGEMENT_PORT}")
+}
+
+/// The keys a credentials Secret written before they existed lacks, derived
+/// from the keys it has (its password is kept): today [`MANAGEMENT_URI_KEY`].
+pub fn missing_credentials(data: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut missing = BTreeMap::new();
+    if !data.contains_key(MANAGEMENT_URI_KEY)
+        && let (Some(host), Some(password)) = (data.get("host"), data.get("password"))
+    {
+        let user = data.get("username").map_or(USERNAME, String::as_str);
+        missing.insert(
+            MANAGEMENT_URI_KEY.to_owned(),
+            management_uri(host, user, password),
+        );
+    }
+    missing
 }
 
 /// The string data of the Erlang cookie Secret.
@@ -122,4 +153,58 @@ pub fn build_broker(broker: &EventBroker) -> Option<BrokerObjects> {
         headless_service: services::headless_service(&managed),
         stateful_set: stateful_set::stateful_set(&managed),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn broker() -> EventBroker {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "eventflow.dev/v1alpha1", "kind": "EventBroker",
+            "metadata": {"name": "rabbit", "namespace": "demo"},
+            "spec": {"managed": {}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn credentials_carry_the_management_uri_of_the_amqp_host() {
+        let data = credentials_data(&broker(), "s3cret");
+        assert_eq!(
+            data[URI_KEY],
+            "amqp://eventflow:s3cret@rabbit.demo.svc:5672/%2f"
+        );
+        assert_eq!(
+            data[MANAGEMENT_URI_KEY],
+            "http://eventflow:s3cret@rabbit.demo.svc:15672"
+        );
+        // What the backlog step derives from the AMQP URI is the same API.
+        let amqp: lapin::uri::AMQPUri = data[URI_KEY].parse().unwrap();
+        let derived = crate::backlog::management::Management::of_managed(&amqp);
+        let parsed =
+            crate::backlog::management::Management::parse(&data[MANAGEMENT_URI_KEY]).unwrap();
+        assert_eq!(parsed, derived);
+        assert!(missing_credentials(&data).is_empty());
+    }
+
+    #[test]
+    fn an_older_secret_gets_the_management_uri_from_its_own_password() {
+        let mut old = credentials_data(&broker(), "kept");
+        old.remove(MANAGEMENT_URI_KEY);
+        assert_eq!(
+            missing_credentials(&old),
+            BTreeMap::from([(
+                MANAGEMENT_URI_KEY.to_owned(),
+                "http://eventflow:kept@rabbit.demo.svc:15672".to_owned()
+            )])
+        );
+        old.remove("password");
+        assert!(
+            missing_credentials(&old).is_empty(),
+            "nothing derived without a password"
+        );
+    }
 }
