@@ -22,6 +22,7 @@ help:
 	@echo "make test        every test tier (what CI runs)"
 	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups, Spring side by side)"
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
+	@echo "make measure-burst  a burst into a fixed vs an autoscaled worker, side by side"
 	@echo "make chaos       a load run while pods of every kind are killed, then the invariants (CHAOS_ARGS=--events N --rate R --kill-every 10..30 --seed S --max-minutes M | --broker-restart)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
 	@echo "make spring-apps the example Spring Cloud Stream apps' jars (spring-apps-test: with their tests)"
@@ -96,6 +97,13 @@ bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
 measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fresh --orders N --rate R | --memory-only"
 	@eval "$$($(CLUSTER_SCRIPT) env)"; \
 	  cargo run -q --release -p eventflow-e2e --bin e2e-measure -- $(MEASURE_ARGS)
+
+# A burst of 500 accounts (2,000 events) into the account worker at a fixed
+# single replica, then autoscaled from zero: the figures side by side.
+.PHONY: measure-burst
+measure-burst: cluster-up images ## autoscaling: a burst into a fixed vs an autoscaled worker, side by side
+	@eval "$$($(CLUSTER_SCRIPT) env)"; \
+	  cargo run -q --release -p eventflow-e2e --bin e2e-burst
 
 # Outside `make test`, bounded in time (--max-minutes, default 90): a load
 # run while pods of every kind are deleted, then a table and the invariants

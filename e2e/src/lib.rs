@@ -1,8 +1,10 @@
 //! Helpers shared by the end-to-end tests and `e2e-measure`, one concern a
 //! module (see `e2e/README.md` for the map). Every public item is
-//! re-exported here, so tests `use eventflow_e2e::*`.
+//! re-exported here, so tests `use eventflow_e2e::*` (but [`burst`]'s, used by
+//! path: `burst::burst`, `burst::timeline`).
 
 pub mod broker;
+pub mod burst;
 pub mod chaos;
 pub mod cluster;
 pub mod feeds;
