@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use eventflow_contract::QueueType;
 use eventflow_operator::{
-    api::{App, AppRegistration, GroupStatus, Stream},
+    api::{App, AppRegistration, AutoscaleEngine, AutoscaleStatus, GroupStatus, Stream},
     backlog::figures,
     build::wiring::app_bindings,
     dataflow,
@@ -89,6 +89,9 @@ pub struct AppView {
     pub roles: Vec<RoleView>,
     pub publishes: Vec<PublishView>,
     pub subscribes: Vec<GroupStatus>,
+    /// The autoscaler's last decision for the app's worker, if autoscaled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<AutoscaleStatus>,
 }
 
 /// What `describe` shows (and prints as JSON or YAML).
@@ -176,6 +179,7 @@ pub fn describe(stream: &Stream, apps: &[App], images: &BTreeMap<String, String>
                     })
                     .collect(),
                 subscribes: groups.iter().filter(|g| g.app == name).cloned().collect(),
+                autoscale: status.autoscale.iter().find(|e| e.app == name).cloned(),
                 name,
             }
         })
@@ -192,6 +196,29 @@ pub fn describe(stream: &Stream, apps: &[App], images: &BTreeMap<String, String>
         dead_letters: status.dead_letters,
         figures_read_at: status.groups_observed_at.map(|t| t.0.to_string()),
         apps,
+    }
+}
+
+/// The autoscaler's last decision for a worker.
+fn autoscale_node(a: &AutoscaleStatus) -> Node {
+    let what = match (a.engine, a.desired_replicas) {
+        (AutoscaleEngine::Keda, _) => "worker autoscaled by KEDA".to_owned(),
+        (_, Some(n)) => format!(
+            "worker autoscaled: {n} replicas (backlog asks {})",
+            or_dash(a.recommended_replicas)
+        ),
+        (_, None) => "worker autoscaled: no decision yet".to_owned(),
+    };
+    let mut children = vec![];
+    if let Some(reason) = &a.reason {
+        children.push(leaf(reason.clone()));
+    }
+    if let Some(t) = &a.last_scale_time {
+        children.push(leaf(format!("last scaled at {}", t.0)));
+    }
+    Node {
+        text: what,
+        children,
     }
 }
 
@@ -311,6 +338,7 @@ pub fn render(d: &Description, now: jiff::Timestamp) -> String {
             if a.roles.is_empty() {
                 children.push(leaf("no Deployment yet"));
             }
+            children.extend(a.autoscale.as_ref().map(autoscale_node));
             children.extend(a.publishes.iter().map(|p| {
                 leaf(format!(
                     "publishes {} (exchange {})",
@@ -503,6 +531,30 @@ Stream shop/orders
             "{out}"
         );
         assert!(out.contains("ready -, unacked -, consumers -"), "{out}");
+    }
+
+    #[test]
+    fn an_autoscaled_worker_shows_the_last_decision() {
+        let mut s = stream();
+        s.status.as_mut().unwrap().autoscale = vec![
+            serde_json::from_value(json!({
+            "app": "billing", "engine": "Operator", "desiredReplicas": 3, "currentReplicas": 1,
+            "recommendedReplicas": 5, "backlog": 45,
+            "reason": "backlog 45 (45 ready, 0 unacked): 10/replica asks 5; 1 -> 3 (step 2)",
+            "lastScaleTime": "2026-12-02T11:59:00Z"}))
+            .unwrap(),
+        ];
+        let d = describe(&s, &s.spec.apps, &BTreeMap::new());
+        let out = render(&d, "2026-12-02T12:00:00Z".parse().unwrap());
+        let expected = "\
+      ├─ worker autoscaled: 3 replicas (backlog asks 5)
+      │  ├─ backlog 45 (45 ready, 0 unacked): 10/replica asks 5; 1 -> 3 (step 2)
+      │  └─ last scaled at 2026-12-02T11:59:00Z
+";
+        assert!(out.contains(expected), "\n{out}");
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["apps"][1]["autoscale"]["desiredReplicas"], 3);
+        assert_eq!(v["apps"][0].get("autoscale"), None);
     }
 
     #[test]
