@@ -11,10 +11,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Operator, eventually, require_env};
+use common::{Operator, eventually};
 use eventflow_operator::api::{AutoscaleStatus, Stream};
 use eventflow_runtime::testing::ReservedPort;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Secret, events::v1::Event};
+use k8s_openapi::api::{apps::v1::Deployment, events::v1::Event};
 use kube::{
     Api, Client,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -59,18 +59,7 @@ async fn setup(prefix: &str, autoscale: Value) -> Setup {
     common::install_crds(&client).await;
     let ns = common::namespace(&client, prefix).await;
     common::external_broker(&client, &ns, &common::amqp_uri()).await;
-    let management = require_env(
-        "EVENTFLOW_TEST_MANAGEMENT_URI",
-        "the private RabbitMQ's management API (services.sh up enables it)",
-    );
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .patch(
-            "rabbit-uri",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"stringData": {"managementUri": management}})),
-        )
-        .await
-        .unwrap();
+    common::with_management_api(&client, &ns).await;
     let admin = ReservedPort::new();
     let settings = eventflow_operator::context::Settings {
         autoscale_interval: Duration::from_millis(500),

@@ -66,11 +66,7 @@ async fn setup(prefix: &str, with_management: bool) -> Setup {
     let ns = common::namespace(&client, prefix).await;
     common::external_broker(&client, &ns, &common::amqp_uri()).await;
     if with_management {
-        let patch = json!({"stringData": {"managementUri": management_uri()}});
-        Api::<Secret>::namespaced(client.clone(), &ns)
-            .patch("rabbit-uri", &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .unwrap();
+        common::with_management_api(&client, &ns).await;
     }
     let admin = ReservedPort::new();
     let settings = eventflow_operator::context::Settings {

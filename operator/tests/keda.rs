@@ -412,18 +412,7 @@ async fn an_operator_emits_keda_objects_for_engine_keda_and_removes_them_when_sw
     let ns = common::namespace(&client, "keda-operator").await;
     common::external_broker(&client, &ns, &common::amqp_uri()).await;
     // The external broker's Secret names its management API: KEDA reads it over http.
-    let management = require_env(
-        "EVENTFLOW_TEST_MANAGEMENT_URI",
-        "the private RabbitMQ's management API (services.sh up enables it)",
-    );
-    Api::<Secret>::namespaced(client.clone(), &ns)
-        .patch(
-            "rabbit-uri",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"stringData": {"managementUri": management}})),
-        )
-        .await
-        .unwrap();
+    common::with_management_api(&client, &ns).await;
     let operator = Operator::start(&client, &ns, common::test_settings()).await;
     let streams = Api::<Stream>::namespaced(client.clone(), &ns);
     streams

@@ -271,31 +271,9 @@ async fn management_api(
     if wiring.mode == "managed" {
         return Ok(Some(Management::of_managed(amqp)));
     }
-    let key = (
-        namespace.to_owned(),
-        wiring.secret.name.clone(),
-        MANAGEMENT_URI_KEY.to_owned(),
-    );
-    let uri = match ctx.cached_uri(&key) {
-        Some(uri) => uri,
-        None => {
-            let uri = match resolve::secret_value(
-                &ctx.client,
-                namespace,
-                &wiring.secret.name,
-                MANAGEMENT_URI_KEY,
-            )
-            .await
-            {
-                Ok(uri) => uri,
-                // No such key (or Secret): no management API.
-                Err(Error::Secret { .. }) => String::new(),
-                Err(e) => return Err(e.to_string()),
-            };
-            ctx.cache_uri(key, &uri);
-            uri
-        }
-    };
+    let uri = management_uri(ctx, namespace, wiring)
+        .await
+        .map_err(|e| e.to_string())?;
     if uri.trim().is_empty() {
         return Ok(None);
     }
@@ -305,6 +283,39 @@ async fn management_api(
             wiring.secret.name
         )
     })
+}
+
+/// The [`MANAGEMENT_URI_KEY`] of an external broker's connection Secret,
+/// empty when the Secret has no such key (read through the short URI cache
+/// Stream reconciles share).
+pub async fn management_uri(
+    ctx: &Context,
+    namespace: &str,
+    wiring: &BrokerWiring,
+) -> crate::Result<String> {
+    let key = (
+        namespace.to_owned(),
+        wiring.secret.name.clone(),
+        MANAGEMENT_URI_KEY.to_owned(),
+    );
+    if let Some(uri) = ctx.cached_uri(&key) {
+        return Ok(uri);
+    }
+    let uri = match resolve::secret_value(
+        &ctx.client,
+        namespace,
+        &wiring.secret.name,
+        MANAGEMENT_URI_KEY,
+    )
+    .await
+    {
+        Ok(uri) => uri,
+        // No such key (or Secret): no management API.
+        Err(Error::Secret { .. }) => String::new(),
+        Err(e) => return Err(e),
+    };
+    ctx.cache_uri(key, &uri);
+    Ok(uri)
 }
 
 #[cfg(test)]

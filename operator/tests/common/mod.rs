@@ -141,6 +141,23 @@ pub async fn external_broker(client: &Client, ns: &str, uri: &str) {
         .unwrap();
 }
 
+/// Adds the private RabbitMQ's management API (`managementUri`) to the
+/// Secret of the external broker `rabbit` of `ns` ([`external_broker`]).
+pub async fn with_management_api(client: &Client, ns: &str) {
+    let management = require_env(
+        "EVENTFLOW_TEST_MANAGEMENT_URI",
+        "the private RabbitMQ's management API (services.sh up enables it)",
+    );
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .patch(
+            "rabbit-uri",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"stringData": {"managementUri": management}})),
+        )
+        .await
+        .unwrap();
+}
+
 /// A Stream `name` with app `account` (web + worker, publishes and consumes
 /// `account` for `account.*`) and app `audit` (worker of `account`, all events).
 pub fn shop_stream(name: &str) -> Stream {

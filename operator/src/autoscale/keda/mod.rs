@@ -24,11 +24,9 @@ use crate::{
     Error, Result,
     api::{AutoscaleEngine, AutoscaleStatus},
     apply::remove_unwanted,
-    backlog::MANAGEMENT_URI_KEY,
     connection::BrokerWiring,
     context::Context,
     naming::{LABEL_MANAGED_BY, LABEL_STREAM, MANAGER},
-    resolve,
     validate::ValidStream,
 };
 
@@ -203,33 +201,10 @@ fn kind(resource: &ApiResource) -> &'static str {
     }
 }
 
-/// Whether the broker's Secret has a non-empty [`MANAGEMENT_URI_KEY`]
+/// Whether the broker's Secret has a non-empty [`crate::backlog::MANAGEMENT_URI_KEY`]
 /// (read through the same short cache as the backlog step's).
 async fn has_management_uri(ctx: &Context, namespace: &str, wiring: &BrokerWiring) -> Result<bool> {
-    let key = (
-        namespace.to_owned(),
-        wiring.secret.name.clone(),
-        MANAGEMENT_URI_KEY.to_owned(),
-    );
-    let uri = match ctx.cached_uri(&key) {
-        Some(uri) => uri,
-        None => {
-            let uri = match resolve::secret_value(
-                &ctx.client,
-                namespace,
-                &wiring.secret.name,
-                MANAGEMENT_URI_KEY,
-            )
-            .await
-            {
-                Ok(uri) => uri,
-                Err(Error::Secret { .. }) => String::new(),
-                Err(e) => return Err(e),
-            };
-            ctx.cache_uri(key, &uri);
-            uri
-        }
-    };
+    let uri = crate::backlog::management_uri(ctx, namespace, wiring).await?;
     Ok(!uri.trim().is_empty())
 }
 
