@@ -20,11 +20,7 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties,
-    options::{
-        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-        QueuePurgeOptions,
-    },
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueuePurgeOptions},
     types::FieldTable,
 };
 use serde_json::{Value, json};
@@ -159,30 +155,6 @@ impl Setup {
     }
 }
 
-async fn channel() -> (Connection, Channel) {
-    let conn = Connection::connect(&common::amqp_uri(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    (conn, ch)
-}
-
-async fn put(ch: &Channel, queue: &str, n: usize) {
-    for i in 0..n {
-        ch.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            format!("message {i}").as_bytes(),
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs kube-apiserver and RabbitMQ"]
 async fn a_backlog_scales_the_worker_up_in_steps_a_reconcile_keeps_it_and_it_returns_after_the_window()
@@ -200,8 +172,8 @@ async fn a_backlog_scales_the_worker_up_in_steps_a_reconcile_keeps_it_and_it_ret
     );
 
     // 45 messages ask for 5 replicas: 1 -> 3 -> 5, two at a time.
-    let (_conn, ch) = channel().await;
-    put(&ch, &s.queue, 45).await;
+    let (_conn, ch) = common::amqp_channel().await;
+    common::put_messages(&ch, &s.queue, 45).await;
     let climb = s.await_replicas(5, WAIT).await;
     assert_eq!(climb, [1, 3, 5], "steps of at most 2");
     let entry = eventually(WAIT, "status.autoscale with the decision", || async {
@@ -323,9 +295,9 @@ async fn a_message_in_hand_keeps_one_replica_and_a_message_wakes_the_worker_from
     s.await_replicas(0, WAIT).await;
 
     // One message wakes it.
-    let (_conn, ch) = channel().await;
+    let (_conn, ch) = common::amqp_channel().await;
     let published = Instant::now();
-    put(&ch, &s.queue, 1).await;
+    common::put_messages(&ch, &s.queue, 1).await;
     s.await_replicas(1, WAIT).await;
     eprintln!(
         "woken {:?} after the message was published",

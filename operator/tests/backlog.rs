@@ -21,8 +21,8 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use lapin::{
-    BasicProperties, Channel, Connection, ConnectionProperties,
-    options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions},
+    Connection,
+    options::{BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 use serde_json::json;
@@ -88,34 +88,9 @@ async fn setup(prefix: &str, with_management: bool) -> Setup {
     }
 }
 
-async fn channel() -> (Connection, Channel) {
-    let conn = Connection::connect(&common::amqp_uri(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    (conn, ch)
-}
-
-/// Publishes `n` persistent messages straight to queue `queue` (default exchange).
-async fn put(ch: &Channel, queue: &str, n: usize) {
-    for i in 0..n {
-        ch.basic_publish(
-            "".into(),
-            queue.into(),
-            BasicPublishOptions::default(),
-            format!("message {i}").as_bytes(),
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    }
-}
-
 /// A consumer of `queue` that takes `hold` messages and never acks them.
 async fn hold_unacked(queue: &str, hold: u16) -> (Connection, lapin::Consumer) {
-    let (conn, ch) = channel().await;
+    let (conn, ch) = common::amqp_channel().await;
     ch.basic_qos(hold, BasicQosOptions::default())
         .await
         .unwrap();
@@ -133,7 +108,7 @@ async fn hold_unacked(queue: &str, hold: u16) -> (Connection, lapin::Consumer) {
 
 /// The broker's own figures of `queue` over AMQP: (ready, consumers).
 async fn amqp_figures(queue: &str) -> (i64, i64) {
-    let (conn, ch) = channel().await;
+    let (conn, ch) = common::amqp_channel().await;
     let passive = QueueDeclareOptions {
         passive: true,
         ..Default::default()
@@ -247,10 +222,10 @@ async fn with_the_management_api_each_group_shows_the_brokers_ready_unacked_cons
     assert!(empty.groups.iter().all(|g| g.consumers == Some(0)));
     assert!(empty.groups_observed_at.is_some());
 
-    let (conn, ch) = channel().await;
-    put(&ch, &format!("{ns}.orders.billing"), 7).await;
-    put(&ch, &format!("{ns}.orders.billing.dlq"), 3).await;
-    put(&ch, &format!("{ns}.orders.audit"), 5).await;
+    let (conn, ch) = common::amqp_channel().await;
+    common::put_messages(&ch, &format!("{ns}.orders.billing"), 7).await;
+    common::put_messages(&ch, &format!("{ns}.orders.billing.dlq"), 3).await;
+    common::put_messages(&ch, &format!("{ns}.orders.audit"), 5).await;
     let (holder, _consumer) = hold_unacked(&format!("{ns}.orders.audit"), 2).await;
 
     // The broker's own numbers, once its statistics have caught up.
@@ -363,10 +338,10 @@ async fn over_amqp_only_ready_consumers_and_dead_letters_show_and_the_rest_stays
     let s = setup("backlog-amqp", false).await;
     let (client, ns) = (&s.client, s.ns.as_str());
     queues_declared(ns).await;
-    let (conn, ch) = channel().await;
-    put(&ch, &format!("{ns}.orders.billing"), 4).await;
-    put(&ch, &format!("{ns}.orders.audit"), 6).await;
-    put(&ch, &format!("{ns}.orders.audit.dlq"), 2).await;
+    let (conn, ch) = common::amqp_channel().await;
+    common::put_messages(&ch, &format!("{ns}.orders.billing"), 4).await;
+    common::put_messages(&ch, &format!("{ns}.orders.audit"), 6).await;
+    common::put_messages(&ch, &format!("{ns}.orders.audit.dlq"), 2).await;
     let audit = format!("{ns}.orders.audit");
     let (holder, _consumer) = hold_unacked(&audit, 1).await;
     // The broker's own ready count leaves out the held message.

@@ -27,7 +27,6 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
-    runtime::{conditions, wait::await_condition},
 };
 use serde_json::{Value, json};
 
@@ -58,25 +57,10 @@ fn keda_crd_files() -> Vec<PathBuf> {
 
 /// Installs KEDA's ScaledObject and TriggerAuthentication CRDs and waits until they are established.
 async fn install_keda_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
     for path in keda_crd_files() {
         let crd: CustomResourceDefinition =
             serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("eventflow-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("KEDA CRD established within 30 s")
-        .unwrap();
+        common::install_crd(client, &crd).await;
     }
 }
 

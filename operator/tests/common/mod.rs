@@ -69,27 +69,58 @@ pub async fn queue_exists(uri: &str, name: &str) -> bool {
 
 /// Installs (server-side applies) every CRD and waits until they are established.
 pub async fn install_crds(client: &Client) {
-    let api = Api::<CustomResourceDefinition>::all(client.clone());
     for crd in [
         Stream::crd(),
         EventBroker::crd(),
         AppRegistration::crd(),
         DeadLetterRedrive::crd(),
     ] {
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("eventflow-tests").force(),
-            &Patch::Apply(&crd),
-        )
+        install_crd(client, &crd).await;
+    }
+}
+
+/// Server-side applies one CRD and waits (30 s at most) until it is established.
+pub async fn install_crd(client: &Client, crd: &CustomResourceDefinition) {
+    let api = Api::<CustomResourceDefinition>::all(client.clone());
+    let name = crd.metadata.name.clone().unwrap();
+    api.patch(
+        &name,
+        &PatchParams::apply("eventflow-tests").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        await_condition(api.clone(), &name, conditions::is_crd_established()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("CRD {name} established within 30 s"))
+    .unwrap();
+}
+
+/// A fresh connection to the private RabbitMQ and a channel on it.
+pub async fn amqp_channel() -> (lapin::Connection, lapin::Channel) {
+    let conn = lapin::Connection::connect(&amqp_uri(), lapin::ConnectionProperties::default())
         .await
         .unwrap();
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
+    let ch = conn.create_channel().await.unwrap();
+    (conn, ch)
+}
+
+/// Publishes `n` persistent messages straight to queue `queue` (default exchange).
+pub async fn put_messages(ch: &lapin::Channel, queue: &str, n: usize) {
+    for i in 0..n {
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            lapin::options::BasicPublishOptions::default(),
+            format!("message {i}").as_bytes(),
+            lapin::BasicProperties::default().with_delivery_mode(2),
         )
         .await
-        .expect("CRD established within 30 s")
+        .unwrap()
+        .await
         .unwrap();
     }
 }
