@@ -34,15 +34,42 @@ pub fn brokers_in(client: &Client, namespace: &str) -> Api<DynamicObject> {
 }
 
 /// Every queue of the managed broker `broker` in `namespace` with the
-/// messages it holds (ready and unacknowledged), from the RabbitMQ
-/// management API of `<broker>-0` through a port-forward, with the
-/// credentials of the EventBroker's Secret.
+/// messages it holds (ready and unacknowledged).
 pub async fn broker_queues(
     client: &Client,
     http: &reqwest::Client,
     namespace: &str,
     broker: &str,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
+    let queues = management_get(
+        client,
+        http,
+        namespace,
+        broker,
+        "/api/queues?columns=name,messages",
+    )
+    .await?;
+    Ok(queues
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|q| {
+            let name = q["name"].as_str()?.to_owned();
+            Some((name, q["messages"].as_u64().unwrap_or(0)))
+        })
+        .collect())
+}
+
+/// A GET of the RabbitMQ management API of the managed broker `broker` in
+/// `namespace` (`<broker>-0` through a port-forward, with the credentials
+/// of the EventBroker's Secret).
+pub async fn management_get(
+    client: &Client,
+    http: &reqwest::Client,
+    namespace: &str,
+    broker: &str,
+    path: &str,
+) -> anyhow::Result<serde_json::Value> {
     let eb = brokers_in(client, namespace).get(broker).await?;
     let secret = eb.data["status"]["credentialsSecret"]
         .as_str()
@@ -65,23 +92,16 @@ pub async fn broker_queues(
     )
     .await?;
     let r = http
-        .get(format!("http://{local}/api/queues?columns=name,messages"))
+        .get(format!("http://{local}{path}"))
         .basic_auth(text("username")?, Some(text("password")?))
         .send()
         .await?;
     anyhow::ensure!(
         r.status().is_success(),
-        "GET /api/queues of {broker}-0: {}",
+        "GET {path} of {broker}-0: {}",
         r.status()
     );
-    let queues: Vec<serde_json::Value> = r.json().await?;
-    Ok(queues
-        .iter()
-        .filter_map(|q| {
-            let name = q["name"].as_str()?.to_owned();
-            Some((name, q["messages"].as_u64().unwrap_or(0)))
-        })
-        .collect())
+    Ok(r.json().await?)
 }
 
 /// An AMQP connection to the example broker, through a port-forward.

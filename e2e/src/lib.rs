@@ -7,6 +7,7 @@ pub mod broker;
 pub mod burst;
 pub mod chaos;
 pub mod cluster;
+pub mod cost;
 pub mod feeds;
 pub mod forward;
 pub mod http;

@@ -27,7 +27,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::{
-    aggregate::{Aggregate, replay},
+    aggregate::Aggregate,
     hal,
     metrics::Metrics,
     problem::Problem,
@@ -179,11 +179,18 @@ impl WebContext {
     }
 
     /// The state of stream `id` of `A` and its version; `None` when it has
-    /// no events.
+    /// no events. Read from the snapshot its last commit wrote (one row):
+    /// the state [`write`] computed by applying that commit's events to the
+    /// state before — what replaying the stream gives (`replay`), as long as
+    /// `Aggregate::apply` is a pure function of the state and the event.
     pub async fn load<A: Aggregate>(&self, id: &str) -> Result<Option<(A, i64)>, Problem> {
-        let events = self.store.load(A::KIND, id).await?;
-        let version = events.last().map_or(0, |e| e.version);
-        Ok(replay::<A>(&events).map(|state| (state, version)))
+        let Some((snapshot, version)) = self.store.snapshot(A::KIND, id).await? else {
+            return Ok(None);
+        };
+        let state = serde_json::from_value(snapshot).map_err(|e| {
+            Problem::internal(format!("the snapshot of {} {id} does not read back: {e}", A::KIND))
+        })?;
+        Ok(Some((state, version)))
     }
 
     /// Like [`Self::load`], with a 404 problem when the stream is empty.

@@ -28,7 +28,10 @@ use std::{sync::LazyLock, time::Duration};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::{cloudevent::CloudEvent, consumer::HandlerError, hal, web::IDEMPOTENCY_KEY};
+use crate::{
+    cloudevent::CloudEvent, consumer::HandlerError, hal, metrics::PEER_REQUESTS,
+    web::IDEMPOTENCY_KEY,
+};
 
 /// Longest wait for one request to a peer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,6 +166,14 @@ impl Ran {
     }
 }
 
+/// The commands document a resource embeds (`_embedded.commands`, as a
+/// `GET` of one resource answers), if it is the one its `commands` link
+/// names; `None` when the client must follow the link.
+fn embedded_commands<'a>(resource: &'a Value, commands_url: &str) -> Option<&'a Value> {
+    let commands = resource.get("_embedded")?.get("commands")?;
+    (hal::href(commands, "self") == Some(commands_url)).then_some(commands)
+}
+
 /// An HTTP client that follows HAL links; every function uses the one of
 /// [`client`].
 #[derive(Clone, Debug)]
@@ -193,6 +204,7 @@ impl HalClient {
     /// GETs a HAL document; anything but 2xx is an error.
     pub async fn get(&self, url: &str) -> Result<Value, HandlerError> {
         let what = format!("GET {url}");
+        PEER_REQUESTS.sent("GET");
         let response = self
             .http
             .get(url)
@@ -253,6 +265,7 @@ impl HalClient {
         body: &Value,
         key: &str,
     ) -> Result<Value, HandlerError> {
+        PEER_REQUESTS.sent("POST");
         let response = self
             .http
             .post(collection_url)
@@ -279,8 +292,11 @@ impl HalClient {
         body: Option<&Value>,
         key: &str,
     ) -> Result<Ran, HandlerError> {
-        self.run_listed(link(resource, "commands")?, command, body, key)
-            .await
+        let commands_url = link(resource, "commands")?;
+        match embedded_commands(resource, commands_url) {
+            Some(commands) => self.run_from(commands, command, body, key).await,
+            None => self.run_listed(commands_url, command, body, key).await,
+        }
     }
 
     /// From an event, follows its aggregate link to the resource (as it is
@@ -300,7 +316,10 @@ impl HalClient {
             .ok_or_else(|| failed(format!("{resource_url} has no commands link")))?;
         let target = event.subject.as_deref().unwrap_or_default();
         let key = idempotency_key(event, command, target);
-        self.run_listed(commands_url, command, None, &key).await
+        match embedded_commands(&resource, commands_url) {
+            Some(commands) => self.run_from(commands, command, None, &key).await,
+            None => self.run_listed(commands_url, command, None, &key).await,
+        }
     }
 
     /// Runs `command` if the commands document at `commands_url` links it.
@@ -312,7 +331,18 @@ impl HalClient {
         key: &str,
     ) -> Result<Ran, HandlerError> {
         let commands = self.get(commands_url).await?;
-        let Some(url) = hal::href(&commands, command) else {
+        self.run_from(&commands, command, body, key).await
+    }
+
+    /// Runs `command` if the commands document `commands` links it.
+    async fn run_from(
+        &self,
+        commands: &Value,
+        command: &str,
+        body: Option<&Value>,
+        key: &str,
+    ) -> Result<Ran, HandlerError> {
+        let Some(url) = hal::href(commands, command) else {
             return Ok(Ran::NotOffered);
         };
         let mut request = self.http.post(url).header(IDEMPOTENCY_KEY, key);
@@ -320,6 +350,7 @@ impl HalClient {
             request = request.json(body);
         }
         let what = format!("POST {url}");
+        PEER_REQUESTS.sent("POST");
         let response = request.send().await.map_err(|e| request_error(&what, &e))?;
         match response.status() {
             s if s.is_success() => Ok(Ran::Done(

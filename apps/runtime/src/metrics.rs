@@ -1,7 +1,7 @@
 //! Prometheus metrics of an app (served at `/metrics` on the admin address).
 //! Labels are low-cardinality on purpose: an outcome, never an id.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -29,6 +29,26 @@ pub struct HttpRequest {
 pub struct AggregateKind {
     pub aggregate: String,
 }
+
+/// A request the process sent to another role (an HTTP method).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerRequest {
+    pub method: &'static str,
+}
+
+/// Requests sent to other roles by the process's one HAL client
+/// (`crate::hypermedia::client`), by method: process-wide, as the client is.
+#[derive(Clone, Default)]
+pub struct PeerRequests(Family<PeerRequest, Counter>);
+
+impl PeerRequests {
+    pub fn sent(&self, method: &'static str) {
+        self.0.get_or_create(&PeerRequest { method }).inc();
+    }
+}
+
+/// The process's [`PeerRequests`]; every [`Metrics`] registry shows it.
+pub static PEER_REQUESTS: LazyLock<PeerRequests> = LazyLock::new(PeerRequests::default);
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -121,6 +141,11 @@ impl Default for Metrics {
             "http_requests",
             "HTTP requests by route template and status class",
             m.http_requests.clone(),
+        );
+        r.register(
+            "peer_requests",
+            "HTTP requests this process sent to other roles (following links, running commands), by method",
+            PEER_REQUESTS.0.clone(),
         );
         r.register(
             "broker_connected",

@@ -214,9 +214,14 @@ impl Relay {
         self.store.outbox_done(&done).await?;
         confirmed?;
         self.metrics.events_published.inc_by(done.len() as u64);
-        self.metrics
-            .outbox_pending
-            .set(self.store.outbox_pending().await?);
+        // A full batch may have left more: count them (one statement); after
+        // a shorter one the next read finds what was committed meanwhile.
+        let pending = if batch.len() as i64 == BATCH {
+            self.store.outbox_pending().await?
+        } else {
+            0
+        };
+        self.metrics.outbox_pending.set(pending);
         Ok(done.len())
     }
 }

@@ -65,7 +65,15 @@ pub fn aggregate_routes_offering<A: Aggregate>(also_offered: AlsoOffered<A>) -> 
     let c = A::COLLECTION;
     Router::new()
         .route(&format!("/v1/{c}"), post(create::<A>).get(list::<A>))
-        .route(&format!("/v1/{c}/{{id}}"), get(get_one::<A>))
+        .route(
+            &format!("/v1/{c}/{{id}}"),
+            get({
+                let also_offered = also_offered.clone();
+                move |ctx: State<WebContext>, id: Path<String>, headers: HeaderMap| async move {
+                    get_one::<A>(ctx, id, headers, &*also_offered).await
+                }
+            }),
+        )
         .route(&format!("/v1/{c}/{{id}}/events"), get(events::<A>))
         .route(
             &format!("/v1/{c}/{{id}}/events/{{event_id}}"),
@@ -176,16 +184,20 @@ async fn list<A: Aggregate>(
     ))
 }
 
+/// `GET /v1/{c}/{id}`: the resource, with the commands valid now embedded
+/// (`_embedded.commands`, the document of its `commands` link) so a client
+/// that acts on it needs no second request.
 async fn get_one<A: Aggregate>(
     State(ctx): State<WebContext>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    also_offered: &(dyn Fn(&A) -> Vec<&'static str> + Send + Sync),
 ) -> Result<Response, Problem> {
     let (state, _) = ctx.require::<A>(&id).await?;
-    Ok(hal::response(
-        StatusCode::OK,
-        represent(&state, &id, &hal::base_url(&headers)),
-    ))
+    let base = hal::base_url(&headers);
+    let mut body = represent(&state, &id, &base);
+    body["_embedded"] = json!({ "commands": commands_document(&state, &id, &base, also_offered) });
+    Ok(hal::response(StatusCode::OK, body))
 }
 
 async fn events<A: Aggregate>(
@@ -233,17 +245,25 @@ async fn commands<A: Aggregate>(
     also_offered: &(dyn Fn(&A) -> Vec<&'static str> + Send + Sync),
 ) -> Result<Response, Problem> {
     let (state, _) = ctx.require::<A>(&id).await?;
-    let url = resource_url::<A>(&hal::base_url(&headers), &id);
+    let doc = commands_document(&state, &id, &hal::base_url(&headers), also_offered);
+    Ok(hal::response(StatusCode::OK, doc))
+}
+
+/// The commands valid for `state` now, each a link to run it.
+fn commands_document<A: Aggregate>(
+    state: &A,
+    id: &str,
+    base: &str,
+    also_offered: &(dyn Fn(&A) -> Vec<&'static str> + Send + Sync),
+) -> Value {
+    let url = resource_url::<A>(base, id);
     let mut valid = state.commands();
-    valid.extend(also_offered(&state));
+    valid.extend(also_offered(state));
     let mut links = json!({ "self": link(format!("{url}/commands")), A::KIND: link(&url) });
     for c in &valid {
         links[*c] = link(format!("{url}/commands/{c}"));
     }
-    Ok(hal::response(
-        StatusCode::OK,
-        json!({ "commands": valid, "_links": links }),
-    ))
+    json!({ "commands": valid, "_links": links })
 }
 
 /// `POST /v1/{c}/{id}/commands/{command}`: the aggregate decides on its

@@ -8,8 +8,12 @@
 //!    and the time from `kubectl apply -f examples/` until every EventBroker
 //!    and Stream is Ready is measured. Without it the system is only brought
 //!    up when it is not (as the e2e tests do).
-//! 2. throughput: a load-simulator run through a port-forward, with the
-//!    events each context's global feed gained during the run.
+//! 2. throughput and cost: a load-simulator run through a port-forward,
+//!    with the events each context's global feed gained during the run, and
+//!    the cost table (`eventflow_e2e::cost`): CPU seconds per order of each
+//!    component read on the node, and the SQL statements, HTTP requests
+//!    between roles and messages per order. `--statements` lists the
+//!    statements run most often.
 //! 3. memory at steady state: the kubelet summary (through the API server) of
 //!    every pod in the example and operator namespaces; our app pods beside
 //!    the pods of Spring Cloud Stream apps (`examples/spring/50-ticktock.yaml`,
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use eventflow_e2e::{
-    CONTEXTS, EXAMPLES_NS, OPERATOR_NS, apply_examples_and_wait, client, context_feed_counts,
+    CONTEXTS, cost, EXAMPLES_NS, OPERATOR_NS, apply_examples_and_wait, client, context_feed_counts,
     example_system, forward_service, install_operator, run_load, run_tool,
 };
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -35,11 +39,13 @@ const SETTLE_SECONDS: u64 = 10;
 const MIB: f64 = 1024.0 * 1024.0;
 
 const USAGE: &str = "\
-usage: e2e-measure [--fresh] [--orders N] [--rate R] [--memory-only]
+usage: e2e-measure [--fresh] [--orders N] [--rate R] [--statements] [--memory-only]
 
   --fresh        tear the example system down and time apply -> Ready
-  --orders N     orders the load run posts (default 300)
-  --rate R       orders posted per second (default 15)
+  --orders N     orders the load run posts (default 1500)
+  --rate R       orders posted per second (default 20)
+  --statements   list the SQL statements the run made most often (resets
+                 PostgreSQL's pg_stat_statements first)
   --memory-only  only read the memory of the running pods (changes nothing)
 
 Needs KUBECONFIG and kubectl/helm on PATH: eval \"$(e2e/cluster/cluster.sh env)\"";
@@ -47,6 +53,7 @@ Needs KUBECONFIG and kubectl/helm on PATH: eval \"$(e2e/cluster/cluster.sh env)\
 struct Args {
     fresh: bool,
     memory_only: bool,
+    statements: bool,
     orders: u32,
     rate: f64,
 }
@@ -55,8 +62,9 @@ fn parse_args() -> Result<Args> {
     let mut args = Args {
         fresh: false,
         memory_only: false,
-        orders: 300,
-        rate: 15.0,
+        statements: false,
+        orders: 1500,
+        rate: 20.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,6 +75,7 @@ fn parse_args() -> Result<Args> {
         match arg.as_str() {
             "--fresh" => args.fresh = true,
             "--memory-only" => args.memory_only = true,
+            "--statements" => args.statements = true,
             "--orders" => {
                 let v = value("--orders")?;
                 args.orders = v.parse().with_context(|| format!("--orders {v}"))?;
@@ -105,10 +114,10 @@ async fn main() -> Result<()> {
             println!("== 1. apply -> Ready: skipped (no --fresh); ensuring the system is up");
             example_system();
         }
-        spring_stream()?;
         println!();
         throughput(&client, &args).await?;
         println!();
+        spring_stream()?;
         println!("(waiting {SETTLE_SECONDS} s for a steady state)");
         tokio::time::sleep(Duration::from_secs(SETTLE_SECONDS)).await;
     }
@@ -209,10 +218,19 @@ async fn throughput(client: &Client, args: &Args) -> Result<()> {
         .await
         .context("counting the feeds before the run")?;
     let sim = forward_service(client, EXAMPLES_NS, "load-simulator-web", 8080).await?;
+    if args.statements {
+        cost::counts::reset_statements()?;
+    }
+    let work_before = cost::counts::counts(client, &http).await?;
+    let cpu_before = cost::sample(client).await?;
     // Posting takes orders / rate; each order is then followed for at most
     // followSeconds; a minute more for set-up.
     let timeout = Duration::from_secs_f64(f64::from(args.orders) / args.rate + 300.0 + 60.0);
     let report = run_load(&http, &sim, &plan, timeout).await?;
+    let cpu = cost::spent(&cpu_before, &cost::sample(client).await?);
+    let work = cost::counts::counts(client, &http)
+        .await?
+        .since(&work_before);
     let after = context_feed_counts(client, &http)
         .await
         .context("counting the feeds after the run")?;
@@ -275,6 +293,18 @@ async fn throughput(client: &Client, args: &Args) -> Result<()> {
         .map(|c| format!("{c} +{}", delta(c)))
         .collect();
     println!("  per context: {}", per_context.join(", "));
+    println!();
+    println!("== 2b. cost per order (CPU read on the node; work from our metrics, PostgreSQL, the broker)");
+    let final_orders = n(&outcomes["ORDER_SUCCEEDED"]) + n(&outcomes["ORDER_FAILED"]);
+    cost::table::print(&cpu, &work, final_orders);
+    if args.statements {
+        println!("  statements run most often (calls per order):");
+        for (role, query, calls) in cost::counts::top_statements(25)? {
+            let per_order = calls as f64 / final_orders.max(1) as f64;
+            let query: String = query.chars().take(150).collect();
+            println!("    {per_order:>6.2}  {role:<10} {query}");
+        }
+    }
     Ok(())
 }
 

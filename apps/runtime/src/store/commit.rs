@@ -6,7 +6,7 @@
 use serde_json::Value;
 use sqlx::AnyConnection;
 
-use super::{EventStore, IdempotentResult, StoreError};
+use super::{Backend, EventStore, IdempotentResult, StoreError};
 use crate::{
     aggregate::Lookup,
     event::{NewEvent, RecordedEvent, now_millis, now_rfc3339},
@@ -79,15 +79,25 @@ pub struct Commit {
 
 impl EventStore {
     /// Appends atomically; returns the recorded events in order.
+    ///
+    /// Round trips, for a command writing one stream: `BEGIN`, the position
+    /// counter, the idempotency record (with a key), the snapshot's
+    /// conditional write, the events with their outbox rows (one statement
+    /// on PostgreSQL, two on SQLite), `COMMIT`.
     pub async fn append(&self, commit: &Commit) -> Result<Vec<RecordedEvent>, AppendError> {
         let mut tx = self.pool.begin().await?;
         let recorded_at = now_rfc3339();
+        let count: usize = commit.writes.iter().map(|w| w.events.len()).sum();
         // Taking the counter's row lock first serializes writers, so
-        // positions become visible in commit order.
-        let mut position: i64 =
-            sqlx::query_scalar("UPDATE store_position SET last = last WHERE id = 1 RETURNING last")
-                .fetch_one(&mut *tx)
-                .await?;
+        // positions become visible in commit order; the same statement
+        // reserves this commit's positions.
+        let last: i64 = sqlx::query_scalar(
+            "UPDATE store_position SET last = last + $1 WHERE id = 1 RETURNING last",
+        )
+        .bind(i64::try_from(count).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut position = last - i64::try_from(count).unwrap_or(i64::MAX);
         if let Some(idem) = &commit.idempotency {
             record_idempotency(&mut tx, idem, &recorded_at).await?;
         }
@@ -97,7 +107,7 @@ impl EventStore {
         let mut recorded = Vec::new();
         let now = now_millis();
         for write in &commit.writes {
-            recorded.extend(write_stream(&mut tx, write, &mut position, now).await?);
+            recorded.extend(write_stream(&mut tx, self.backend, write, &mut position, now).await?);
         }
         for p in &commit.republish {
             sqlx::query("INSERT INTO outbox (position) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -105,10 +115,6 @@ impl EventStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE store_position SET last = $1 WHERE id = 1")
-            .bind(position)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(recorded)
     }
@@ -160,8 +166,13 @@ async fn take_claim(tx: &mut AnyConnection, claim: &Claim) -> Result<(), AppendE
 /// One stream's events (each with its outbox row) at the positions after
 /// `position`, and its snapshot (waiting, if in flight, since `now`) — if
 /// the stream is still at its expected version; advances `position`.
+///
+/// The snapshot is written first, on the condition that the stream is at
+/// its expected version (a new stream: that it does not exist yet), so a
+/// writer that lost the race learns it before writing any event.
 async fn write_stream(
     tx: &mut AnyConnection,
+    backend: Backend,
     write: &StreamWrite,
     position: &mut i64,
     now: i64,
@@ -170,74 +181,116 @@ async fn write_stream(
         aggregate_type: write.aggregate_type.clone(),
         aggregate_id: write.aggregate_id.clone(),
     };
-    let current: Option<i64> = sqlx::query_scalar(
-        "SELECT version FROM aggregates WHERE aggregate_type = $1 AND aggregate_id = $2",
-    )
-    .bind(&write.aggregate_type)
-    .bind(&write.aggregate_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if current.unwrap_or(0) != write.expected_version {
-        return Err(conflict());
-    }
     let first_position = *position + 1;
-    let mut version = write.expected_version;
-    let mut recorded = Vec::new();
-    for event in &write.events {
-        *position += 1;
-        version += 1;
-        let e = RecordedEvent {
-            position: *position,
-            ..event.at_version(&write.aggregate_type, &write.aggregate_id, version)
-        };
-        let inserted = sqlx::query(
-            "INSERT INTO events (position, event_id, aggregate_type, aggregate_id, version, event_type, payload, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(e.position)
-        .bind(&e.event_id)
-        .bind(&e.aggregate_type)
-        .bind(&e.aggregate_id)
-        .bind(e.version)
-        .bind(&e.event_type)
-        .bind(e.payload.to_string())
-        .bind(&e.recorded_at)
+    let version = write.expected_version + i64::try_from(write.events.len()).unwrap_or(0);
+    let snapshot = if write.expected_version == 0 {
+        "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state, lookup_group, lookup_key,
+             in_flight_event, in_flight_since)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING"
+    } else {
+        "UPDATE aggregates SET version = $3, state = $5, lookup_group = $6, lookup_key = $7,
+             in_flight_event = $8, in_flight_since = $9
+         WHERE aggregate_type = $1 AND aggregate_id = $2 AND version = $4"
+    };
+    let updated = sqlx::query(snapshot)
+        .bind(&write.aggregate_type)
+        .bind(&write.aggregate_id)
+        .bind(version)
+        .bind(if write.expected_version == 0 {
+            first_position
+        } else {
+            write.expected_version
+        })
+        .bind(write.snapshot.to_string())
+        .bind(write.lookup.as_ref().map(|l| l.group.clone()))
+        .bind(write.lookup.as_ref().map(|l| l.key.clone()))
+        .bind(write.in_flight.clone())
+        .bind(write.in_flight.as_ref().map(|_| now))
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if inserted == 0 {
-            return Err(conflict());
-        }
-        sqlx::query("INSERT INTO outbox (position) VALUES ($1)")
-            .bind(e.position)
-            .execute(&mut *tx)
-            .await?;
-        recorded.push(e);
-    }
-    let updated = sqlx::query(
-        "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state, lookup_group, lookup_key,
-             in_flight_event, in_flight_since)
-         VALUES ($1, $2, $3, $4, $5, $7, $8, $9, $10)
-         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version, state = excluded.state,
-             lookup_group = excluded.lookup_group, lookup_key = excluded.lookup_key,
-             in_flight_event = excluded.in_flight_event, in_flight_since = excluded.in_flight_since
-         WHERE aggregates.version = $6",
-    )
-    .bind(&write.aggregate_type)
-    .bind(&write.aggregate_id)
-    .bind(version)
-    .bind(first_position)
-    .bind(write.snapshot.to_string())
-    .bind(write.expected_version)
-    .bind(write.lookup.as_ref().map(|l| l.group.clone()))
-    .bind(write.lookup.as_ref().map(|l| l.key.clone()))
-    .bind(write.in_flight.clone())
-    .bind(write.in_flight.as_ref().map(|_| now))
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
     if updated == 0 {
         return Err(conflict());
     }
+    if write.events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let recorded: Vec<RecordedEvent> = write
+        .events
+        .iter()
+        .zip(1..)
+        .map(|(event, n)| RecordedEvent {
+            position: *position + n,
+            ..event.at_version(
+                &write.aggregate_type,
+                &write.aggregate_id,
+                write.expected_version + n,
+            )
+        })
+        .collect();
+    *position += i64::try_from(recorded.len()).unwrap_or(0);
+    let inserted = insert_events(tx, backend, &recorded).await?;
+    if inserted != recorded.len() as u64 {
+        return Err(conflict());
+    }
     Ok(recorded)
+}
+
+/// `INSERT INTO events` of `events` (one multi-row statement); the columns
+/// of one row.
+fn events_insert(events: &[RecordedEvent]) -> String {
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=8).map(|c| format!("${}", i * 8 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO events (position, event_id, aggregate_type, aggregate_id, version, event_type, payload, recorded_at)
+         VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
+}
+
+/// Inserts the events and their outbox rows; returns how many events were
+/// inserted (fewer than given: one was there already, a conflict). One
+/// statement on PostgreSQL (the outbox rows are those the insert returns),
+/// two on SQLite.
+async fn insert_events(
+    tx: &mut AnyConnection,
+    backend: Backend,
+    events: &[RecordedEvent],
+) -> Result<u64, AppendError> {
+    let insert = events_insert(events);
+    let sql = match backend {
+        Backend::Postgres => format!(
+            "WITH inserted AS ({insert} RETURNING position)
+             INSERT INTO outbox (position) SELECT position FROM inserted"
+        ),
+        Backend::Sqlite => insert,
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for e in events {
+        query = query
+            .bind(e.position)
+            .bind(e.event_id.clone())
+            .bind(e.aggregate_type.clone())
+            .bind(e.aggregate_id.clone())
+            .bind(e.version)
+            .bind(e.event_type.clone())
+            .bind(e.payload.to_string())
+            .bind(e.recorded_at.clone());
+    }
+    let inserted = query.execute(&mut *tx).await?.rows_affected();
+    if backend == Backend::Sqlite && inserted == events.len() as u64 {
+        let values: Vec<String> = (1..=events.len()).map(|i| format!("(${i})")).collect();
+        let sql = format!("INSERT INTO outbox (position) VALUES {}", values.join(", "));
+        let mut outbox = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in events {
+            outbox = outbox.bind(e.position);
+        }
+        outbox.execute(&mut *tx).await?;
+    }
+    Ok(inserted)
 }

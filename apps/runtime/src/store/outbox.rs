@@ -80,16 +80,20 @@ impl EventStore {
             .await
     }
 
-    /// Marks events published (the broker confirmed them).
+    /// Marks events published (the broker confirmed them): one statement,
+    /// the positions bound as one JSON array.
     pub async fn outbox_done(&self, positions: &[i64]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for p in positions {
-            sqlx::query("DELETE FROM outbox WHERE position = $1")
-                .bind(*p)
-                .execute(&mut *tx)
-                .await?;
+        if positions.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        let sql = match self.backend {
+            Backend::Postgres => {
+                "DELETE FROM outbox WHERE position IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)"
+            }
+            Backend::Sqlite => "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each($1))",
+        };
+        let list = serde_json::to_string(positions)?;
+        sqlx::query(sql).bind(list).execute(&self.pool).await?;
         Ok(())
     }
 

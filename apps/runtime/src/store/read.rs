@@ -44,6 +44,26 @@ impl EventStore {
         self.fetch_events(query).await
     }
 
+    /// One aggregate's snapshot — its state after its last event, written by
+    /// the same commit as that event — and its version; `None` when it does
+    /// not exist. One row, whatever the length of the stream.
+    pub async fn snapshot(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<(Value, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, state FROM aggregates WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: String = row.try_get("state")?;
+        Ok(Some((serde_json::from_str(&state)?, row.try_get("version")?)))
+    }
+
     /// Events of the whole store after `after`, in position order.
     pub async fn feed(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
