@@ -72,4 +72,19 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn the_example_stream_binds_exactly_the_events_that_trigger_its_functions() {
+        let example = include_str!("../../../examples/30-ecommerce.yaml");
+        let keys: Vec<String> = subscription()
+            .routing_keys
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect();
+        let wanted = format!("eventTypes: [{}]", keys.join(", "));
+        assert!(
+            example.contains(&wanted),
+            "examples/30-ecommerce.yaml must subscribe the payment worker with {wanted}"
+        );
+    }
 }

@@ -114,4 +114,19 @@ mod tests {
         // Items and warehouses are moved by reservations and orders only.
         assert_eq!(InventoryItem::default().in_flight(), None);
     }
+
+    #[test]
+    fn the_example_stream_binds_exactly_the_events_that_trigger_its_functions() {
+        let example = include_str!("../../../examples/30-ecommerce.yaml");
+        let keys: Vec<String> = subscription()
+            .routing_keys
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect();
+        let wanted = format!("eventTypes: [{}]", keys.join(", "));
+        assert!(
+            example.contains(&wanted),
+            "examples/30-ecommerce.yaml must subscribe the warehouse worker with {wanted}"
+        );
+    }
 }
