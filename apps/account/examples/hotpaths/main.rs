@@ -22,7 +22,7 @@
 //! bench/build.sh                          # PerfTest (Maven; skipped when unchanged)
 //! eval "$(e2e/cluster/services.sh env)"
 //! cargo build --release -p eventflow-account --example hotpaths
-//! $CARGO_TARGET_DIR/release/examples/hotpaths [--commands 5000] [--clients 32]
+//! $CARGO_TARGET_DIR/release/examples/hotpaths [--commands 10000] [--clients 32]
 //! ```
 //!
 //! `make bench` does all of it (`HOTPATH_BENCH_ARGS`). Every database,
@@ -62,7 +62,7 @@ struct Args {
 
 fn args() -> Args {
     let mut a = Args {
-        commands: 5_000,
+        commands: 10_000,
         clients: 32,
     };
     let mut it = std::env::args().skip(1);

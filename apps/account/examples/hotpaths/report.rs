@@ -159,7 +159,8 @@ pub(crate) fn table(paths: &[PathFigures]) {
                 String::new(),
                 String::new(),
                 ratio(Some(side.rate()), Some(c.rate())),
-                ratio(Some(side.process()), Some(c.process())),
+                // A JVM's CPU includes its start and JIT: no basis for a ratio.
+                ratio(Some(side.process()), (!c.jvm).then(|| c.process())),
                 ratio(side.web(), c.web()),
                 ratio(side.postgres(), c.postgres()),
                 ratio(side.broker(), c.broker()),
