@@ -158,6 +158,16 @@ pub(crate) struct Spent {
     pub(crate) broker: Option<f64>,
 }
 
+impl Spent {
+    /// For a path without the broker (the node is shared: what it spent was others').
+    pub(crate) fn without_broker(self) -> Self {
+        Self {
+            broker: None,
+            ..self
+        }
+    }
+}
+
 /// The RabbitMQ node's OS process, from the management API
 /// (`EVENTFLOW_TEST_MANAGEMENT_URI`); `None` when it cannot be asked.
 async fn broker_pid() -> Option<u32> {
