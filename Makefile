@@ -20,7 +20,7 @@ CLUSTER_SCRIPT := $(CLUSTER_DIR)/$(if $(filter kind,$(CLUSTER)),kind.sh,cluster.
 help:
 	@echo "make demo        bring up a cluster and run the example system"
 	@echo "make test        every test tier (what CI runs)"
-	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups, Spring side by side)"
+	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups, Spring side by side, hot paths)"
 	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
 	@echo "make measure-burst  a burst into a fixed vs an autoscaled worker, side by side"
 	@echo "make chaos       a load run while pods of every kind are killed, then the invariants (CHAOS_ARGS=--events N --rate R --kill-every 10..30 --seed S --max-minutes M | --broker-restart)"
@@ -85,13 +85,18 @@ demo: cluster-up images ## the example system on a real cluster, with load
 # The Spring side by side (bench/README.md): bench/build.sh builds the Spring
 # jars and fetches PerfTest with Maven (skipped when bench/ is unchanged),
 # outputs under $(EVENTFLOW_CACHE). SPRING_BENCH_ARGS="--posts N --clients N --messages N --postgres".
+# The hot paths (apps/account/README.md, "Hot paths"): a command through the
+# web role, the relay, a worker's loop, each beside its ceiling (bare SQL,
+# PerfTest). HOTPATH_BENCH_ARGS="--commands N --clients N".
 .PHONY: bench
 bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
 	@bench/build.sh
 	@eval "$$($(CLUSTER_DIR)/services.sh env)"; \
 	  cargo test --release -p eventflow-warehouse --test lookup_bench -- --ignored --nocapture; \
 	  cargo build --release -p eventflow-account --bin account --example spring-side-by-side; \
-	  "$(CARGO_TARGET_DIR)/release/examples/spring-side-by-side" $(SPRING_BENCH_ARGS)
+	  "$(CARGO_TARGET_DIR)/release/examples/spring-side-by-side" $(SPRING_BENCH_ARGS); \
+	  cargo build --release -p eventflow-account --example hotpaths; \
+	  "$(CARGO_TARGET_DIR)/release/examples/hotpaths" $(HOTPATH_BENCH_ARGS)
 
 .PHONY: measure
 measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fresh --orders N --rate R | --memory-only"
