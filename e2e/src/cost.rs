@@ -250,7 +250,11 @@ pub fn spent(before: &CpuSample, after: &CpuSample) -> CpuSpent {
     CpuSpent {
         seconds,
         components,
-        node_busy_cores: if total > 0.0 { busy / total * cores } else { 0.0 },
+        node_busy_cores: if total > 0.0 {
+            busy / total * cores
+        } else {
+            0.0
+        },
         cores,
         measurer: after.measurer.saturating_sub(before.measurer) as f64 / 1e9,
     }

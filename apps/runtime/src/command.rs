@@ -188,7 +188,10 @@ impl WebContext {
             return Ok(None);
         };
         let state = serde_json::from_value(snapshot).map_err(|e| {
-            Problem::internal(format!("the snapshot of {} {id} does not read back: {e}", A::KIND))
+            Problem::internal(format!(
+                "the snapshot of {} {id} does not read back: {e}",
+                A::KIND
+            ))
         })?;
         Ok(Some((state, version)))
     }

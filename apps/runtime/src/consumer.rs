@@ -45,6 +45,7 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
+    acks::Acks,
     broker::{Backoff, BrokerLink},
     cloudevent::CloudEvent,
     metrics::Metrics,
@@ -244,7 +245,12 @@ impl Consumer {
         let mut backoff = Backoff::default();
         let mut ended: Option<ConsumerError> = None;
         let mut session: Option<(Channel, String)> = None;
+        // The acks of the current channel, and what stops their flusher.
+        let mut acking: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
         'connection: while let Some(connection) = link.connection(&cancel).await {
+            if let Some((stop, _)) = acking.take() {
+                stop.cancel(); // a dead channel: its waiting acks cannot go
+            }
             let (channel, tag, mut deliveries) = match this.consume(&connection).await {
                 Ok(consuming) => consuming,
                 Err(e) if queue_missing(&e) && connection.status().connected() => {
@@ -262,6 +268,9 @@ impl Consumer {
             };
             backoff.reset();
             session = Some((channel.clone(), tag));
+            let acks = Acks::new(channel.clone(), this.prefetch);
+            let stop_acks = CancellationToken::new();
+            acking = Some((stop_acks.clone(), tokio::spawn(acks.clone().run(stop_acks))));
             loop {
                 let permit = tokio::select! {
                     () = cancel.cancelled() => break 'connection,
@@ -273,11 +282,12 @@ impl Consumer {
                 };
                 let why = match delivery {
                     Some(Ok(delivery)) => {
-                        let (this, channel) = (this.clone(), channel.clone());
+                        let (this, channel, acks) = (this.clone(), channel.clone(), acks.clone());
                         let cancel = cancel.clone();
                         this.metrics.messages_in_hand.inc();
+                        acks.delivered(delivery.delivery_tag);
                         tracker.spawn(async move {
-                            this.handle(&channel, delivery, &cancel).await;
+                            this.handle(&channel, &acks, delivery, &cancel).await;
                             this.metrics.messages_in_hand.dec();
                             drop(permit);
                         });
@@ -327,6 +337,11 @@ impl Consumer {
         {
             tracing::warn!("drain timed out; unacknowledged messages return to the queue");
         }
+        // The handled messages' acks go before the channel closes.
+        if let Some((stop, flusher)) = acking {
+            stop.cancel();
+            let _ = flusher.await;
+        }
         // Closing returns prefetched, unhandled messages to the queue. Bounded:
         // lapin can miss the close-ok when prefetched deliveries arrive on the
         // closing channel ("invalid channel state: Closing"), and a stopping
@@ -366,7 +381,13 @@ impl Consumer {
         Ok((channel, tag, deliveries))
     }
 
-    async fn handle(&self, channel: &Channel, delivery: Delivery, cancel: &CancellationToken) {
+    async fn handle(
+        &self,
+        channel: &Channel,
+        acks: &Acks,
+        delivery: Delivery,
+        cancel: &CancellationToken,
+    ) {
         let delivered = crate::inbound::Delivered {
             exchange: delivery.exchange.as_str(),
             routing_key: delivery.routing_key.as_str(),
@@ -377,14 +398,19 @@ impl Consumer {
             Ok(ce) => self.run_handler(ce, &delivery, cancel).await,
             Err(e) => Some(Err(HandlerError::Malformed(e))),
         };
+        let tag = delivery.delivery_tag;
         let outcome = match result {
-            Some(Ok(Handled::Done)) => self.ack(&delivery, "ok").await,
-            Some(Ok(Handled::Ignored)) => self.ack(&delivery, "ignored").await,
+            Some(Ok(Handled::Done)) => return self.ack(acks, tag, "ok"),
+            Some(Ok(Handled::Ignored)) => return self.ack(acks, tag, "ignored"),
             Some(Err(e)) => self.fail(channel, &delivery, &e).await,
             None => self.requeue(&delivery).await,
         };
-        if let Err(e) = outcome {
-            tracing::error!(error = %e, "could not settle a message; the broker will redeliver it");
+        match outcome {
+            Ok(()) => acks.settled(tag),
+            // Left in hand: no later multiple ack may settle it.
+            Err(e) => {
+                tracing::error!(error = %e, "could not settle a message; the broker will redeliver it");
+            }
         }
     }
 
@@ -439,10 +465,10 @@ impl Consumer {
         Ok(())
     }
 
-    async fn ack(&self, delivery: &Delivery, outcome: &'static str) -> lapin::Result<()> {
-        delivery.ack(BasicAckOptions::default()).await?;
+    /// A handled message: acknowledged with the channel's next flush.
+    fn ack(&self, acks: &Acks, tag: u64, outcome: &'static str) {
+        acks.ack(tag);
         self.metrics.message(outcome);
-        Ok(())
     }
 
     async fn fail(

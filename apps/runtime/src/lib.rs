@@ -9,6 +9,7 @@
 //! and metrics ([`admin`], [`metrics`]) and the wiring contract ([`config`]).
 //! See `apps/runtime/README.md` for a walk-through.
 
+pub mod acks;
 pub mod admin;
 pub mod aggregate;
 pub mod app;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use eventflow_e2e::{
-    CONTEXTS, cost, EXAMPLES_NS, OPERATOR_NS, apply_examples_and_wait, client, context_feed_counts,
+    CONTEXTS, EXAMPLES_NS, OPERATOR_NS, apply_examples_and_wait, client, context_feed_counts, cost,
     example_system, forward_service, install_operator, run_load, run_tool,
 };
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -294,7 +294,9 @@ async fn throughput(client: &Client, args: &Args) -> Result<()> {
         .collect();
     println!("  per context: {}", per_context.join(", "));
     println!();
-    println!("== 2b. cost per order (CPU read on the node; work from our metrics, PostgreSQL, the broker)");
+    println!(
+        "== 2b. cost per order (CPU read on the node; work from our metrics, PostgreSQL, the broker)"
+    );
     let final_orders = n(&outcomes["ORDER_SUCCEEDED"]) + n(&outcomes["ORDER_FAILED"]);
     cost::table::print(&cpu, &work, final_orders);
     if args.statements {

@@ -55,7 +55,12 @@ impl Counts {
             broker: self
                 .broker
                 .iter()
-                .map(|(k, v)| (k.clone(), v.saturating_sub(*before.broker.get(k).unwrap_or(&0))))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.saturating_sub(*before.broker.get(k).unwrap_or(&0)),
+                    )
+                })
                 .collect(),
         }
     }
@@ -133,7 +138,9 @@ pub fn top_statements(limit: usize) -> Result<Vec<(String, String, u64)>> {
 /// statements are listed).
 pub fn reset_statements() -> Result<()> {
     if statements()?.is_none() {
-        bail!("--statements: PostgreSQL runs without pg_stat_statements (examples/20-postgres.yaml loads it)");
+        bail!(
+            "--statements: PostgreSQL runs without pg_stat_statements (examples/20-postgres.yaml loads it)"
+        );
     }
     psql("SELECT pg_stat_statements_reset()").map(|_| ())
 }

@@ -90,7 +90,9 @@ impl EventStore {
             Backend::Postgres => {
                 "DELETE FROM outbox WHERE position IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)"
             }
-            Backend::Sqlite => "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each($1))",
+            Backend::Sqlite => {
+                "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each($1))"
+            }
         };
         let list = serde_json::to_string(positions)?;
         sqlx::query(sql).bind(list).execute(&self.pool).await?;

@@ -61,7 +61,10 @@ impl EventStore {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let state: String = row.try_get("state")?;
-        Ok(Some((serde_json::from_str(&state)?, row.try_get("version")?)))
+        Ok(Some((
+            serde_json::from_str(&state)?,
+            row.try_get("version")?,
+        )))
     }
 
     /// Events of the whole store after `after`, in position order.
