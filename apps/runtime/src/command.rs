@@ -64,6 +64,16 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
     }
 }
 
+/// The state of aggregate `id` from its snapshot.
+fn decode<A: Aggregate>(snapshot: Value, id: &str) -> Result<A, Problem> {
+    serde_json::from_value(snapshot).map_err(|e| {
+        Problem::internal(format!(
+            "the snapshot of {} {id} does not read back: {e}",
+            A::KIND
+        ))
+    })
+}
+
 /// The first answer of a repeated request, marked as replayed.
 fn replayed(first: IdempotentResult) -> Response {
     let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
@@ -161,6 +171,27 @@ impl WebContext {
         Ok(Begun::New(Command { ctx: self, key }))
     }
 
+    /// [`Self::begin_command`] for a command on aggregate `id` of `A`,
+    /// reading the idempotency record and the aggregate's state in one round
+    /// trip: the state (`None`: no such aggregate) is for the first decision.
+    pub async fn begin_command_on<A: Aggregate>(
+        &self,
+        headers: &HeaderMap,
+        target: &str,
+        id: &str,
+    ) -> Result<(Begun<'_>, Option<(A, i64)>), Problem> {
+        let key = idempotency_key(headers)?.map(|key| format!("POST {target} {key}"));
+        let (first, snapshot) = self.store.command_read(key.as_deref(), A::KIND, id).await?;
+        if let Some(first) = first {
+            return Ok((Begun::Repeat(replayed(first)), None));
+        }
+        let state = match snapshot {
+            Some((snapshot, version)) => Some((decode::<A>(snapshot, id)?, version)),
+            None => None,
+        };
+        Ok((Begun::New(Command { ctx: self, key }), state))
+    }
+
     /// A whole command: [`Self::begin_command`], then [`Command::decide`].
     pub async fn run_command<Deciding>(
         &self,
@@ -187,13 +218,7 @@ impl WebContext {
         let Some((snapshot, version)) = self.store.snapshot(A::KIND, id).await? else {
             return Ok(None);
         };
-        let state = serde_json::from_value(snapshot).map_err(|e| {
-            Problem::internal(format!(
-                "the snapshot of {} {id} does not read back: {e}",
-                A::KIND
-            ))
-        })?;
-        Ok(Some((state, version)))
+        Ok(Some((decode::<A>(snapshot, id)?, version)))
     }
 
     /// Like [`Self::load`], with a 404 problem when the stream is empty.

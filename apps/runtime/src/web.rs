@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 pub use crate::command::{IDEMPOTENCY_KEY, WebContext};
 use crate::{
     aggregate::{Aggregate, DomainError},
-    command::{Attempts, Decision, Outcome, write},
+    command::{Attempts, Begun, Decision, Outcome, write},
     hal::{self, link, represent, represent_event, resource_url},
     problem::{JsonBody, Problem, parse_json},
     store::Claim,
@@ -280,28 +280,47 @@ async fn execute<A: Aggregate>(
         "{} {id} is changing too fast; try again",
         A::KIND
     )));
-    ctx.run_command(&headers, &target, attempts, || async {
-        let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            Value::Null
-        } else {
-            parse_json(&body)?
-        };
-        let (state, version) = ctx.require::<A>(&id).await?;
-        if !A::COMMANDS.contains(&command.as_str()) {
-            return Err(Problem::not_found(format!(
-                "{} has no command {command:?}",
-                A::KIND
-            )));
-        }
-        let events = state.execute(&command, &input).map_err(|e: DomainError| {
-            ctx.metrics.commands_refused.inc();
-            Problem::from(e)
-        })?;
-        let (write, next) = write(&id, &state, version, events);
-        let body = represent(&next, &id, &base);
-        Ok(Decision::commit(vec![write], StatusCode::OK, body))
-    })
-    .await
+    let (begun, read) = ctx.begin_command_on::<A>(&headers, &target, &id).await?;
+    let decider = match begun {
+        Begun::Repeat(first) => return Ok(first),
+        Begun::New(decider) => decider,
+    };
+    // The first decision uses the state read with the idempotency record;
+    // one after a lost race reads it again.
+    let mut read = Some(read);
+    let (ctx, id, body, command, base) = (&ctx, &id, &body, &command, &base);
+    decider
+        .decide(attempts, || {
+            let first = read.take();
+            async move {
+                let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
+                    Value::Null
+                } else {
+                    parse_json(body)?
+                };
+                let (state, version) = match first {
+                    Some(Some(read)) => read,
+                    Some(None) => {
+                        return Err(Problem::not_found(format!("no {} {id}", A::KIND)));
+                    }
+                    None => ctx.require::<A>(id).await?,
+                };
+                if !A::COMMANDS.contains(&command.as_str()) {
+                    return Err(Problem::not_found(format!(
+                        "{} has no command {command:?}",
+                        A::KIND
+                    )));
+                }
+                let events = state.execute(command, &input).map_err(|e: DomainError| {
+                    ctx.metrics.commands_refused.inc();
+                    Problem::from(e)
+                })?;
+                let (write, next) = write(id, &state, version, events);
+                let body = represent(&next, id, base);
+                Ok(Decision::commit(vec![write], StatusCode::OK, body))
+            }
+        })
+        .await
 }
 
 /// A problem+json 404 for every route nobody serves.

@@ -34,4 +34,43 @@ impl EventStore {
             body: serde_json::from_str(&body)?,
         }))
     }
+
+    /// What a command on an existing aggregate reads first, in one round
+    /// trip: the first result under `key` (when there is a key) and the
+    /// aggregate's snapshot with its version ([`EventStore::snapshot`]).
+    pub async fn command_read(
+        &self,
+        key: Option<&str>,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(Option<IdempotentResult>, Option<(Value, i64)>), StoreError> {
+        let row = sqlx::query(
+            "SELECT i.status, i.body, a.version, a.state FROM (SELECT 1 AS one) o
+             LEFT JOIN idempotency i ON i.key = $1
+             LEFT JOIN aggregates a ON a.aggregate_type = $2 AND a.aggregate_id = $3",
+        )
+        .bind(key.unwrap_or_default())
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let status: Option<i64> = row.try_get("status")?;
+        let first = match (key, status) {
+            (Some(key), Some(status)) => {
+                let body: String = row.try_get("body")?;
+                Some(IdempotentResult {
+                    key: key.to_owned(),
+                    status: u16::try_from(status).unwrap_or(200),
+                    body: serde_json::from_str(&body)?,
+                })
+            }
+            _ => None,
+        };
+        let state: Option<String> = row.try_get("state")?;
+        let snapshot = match state {
+            Some(state) => Some((serde_json::from_str(&state)?, row.try_get("version")?)),
+            None => None,
+        };
+        Ok((first, snapshot))
+    }
 }
