@@ -78,15 +78,26 @@ pub struct Commit {
 }
 
 impl EventStore {
-    /// Appends atomically; returns the recorded events in order.
-    ///
-    /// Round trips, for a command writing one stream: `BEGIN`, the position
-    /// counter, the idempotency record (with a key), the snapshot's
-    /// conditional write, the events with their outbox rows (one statement
-    /// on PostgreSQL, two on SQLite), `COMMIT`.
+    /// Appends atomically; returns the recorded events in order. On
+    /// PostgreSQL one statement (`super::append_pg`), on SQLite (in process:
+    /// no round trips) the transaction of [`Self::append_in_transaction`].
     pub async fn append(&self, commit: &Commit) -> Result<Vec<RecordedEvent>, AppendError> {
-        let mut tx = self.pool.begin().await?;
         let recorded_at = now_rfc3339();
+        match self.backend {
+            Backend::Postgres => self.append_pg(commit, &recorded_at).await,
+            Backend::Sqlite => self.append_in_transaction(commit, &recorded_at).await,
+        }
+    }
+
+    /// The append as one transaction: the position counter, the idempotency
+    /// record (with a key), the claims, each stream's conditional snapshot
+    /// write and its events with their outbox rows, the rows to publish again.
+    async fn append_in_transaction(
+        &self,
+        commit: &Commit,
+        recorded_at: &str,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        let mut tx = self.pool.begin().await?;
         let count: usize = commit.writes.iter().map(|w| w.events.len()).sum();
         // Taking the counter's row lock first serializes writers, so
         // positions become visible in commit order; the same statement
@@ -97,17 +108,21 @@ impl EventStore {
         .bind(i64::try_from(count).unwrap_or(i64::MAX))
         .fetch_one(&mut *tx)
         .await?;
-        let mut position = last - i64::try_from(count).unwrap_or(i64::MAX);
+        let first = last - i64::try_from(count).unwrap_or(i64::MAX);
         if let Some(idem) = &commit.idempotency {
-            record_idempotency(&mut tx, idem, &recorded_at).await?;
+            record_idempotency(&mut tx, idem, recorded_at).await?;
         }
         for claim in &commit.claims {
             take_claim(&mut tx, claim).await?;
         }
-        let mut recorded = Vec::new();
+        let recorded = to_recorded(commit, first);
         let now = now_millis();
+        let mut position = first;
         for write in &commit.writes {
-            recorded.extend(write_stream(&mut tx, self.backend, write, &mut position, now).await?);
+            let events =
+                &recorded[usize::try_from(position - first).unwrap_or(0)..][..write.events.len()];
+            write_stream(&mut tx, write, events, position, now).await?;
+            position += i64::try_from(write.events.len()).unwrap_or(0);
         }
         for p in &commit.republish {
             sqlx::query("INSERT INTO outbox (position) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -118,6 +133,34 @@ impl EventStore {
         tx.commit().await?;
         Ok(recorded)
     }
+}
+
+/// The events of `write` as they are recorded after position `before`.
+pub(super) fn planned_events(write: &StreamWrite, before: i64) -> Vec<RecordedEvent> {
+    write
+        .events
+        .iter()
+        .zip(1..)
+        .map(|(event, n)| RecordedEvent {
+            position: before + n,
+            ..event.at_version(
+                &write.aggregate_type,
+                &write.aggregate_id,
+                write.expected_version + n,
+            )
+        })
+        .collect()
+}
+
+/// Every event of `commit`, in order, at the positions after `before`.
+pub(super) fn to_recorded(commit: &Commit, before: i64) -> Vec<RecordedEvent> {
+    let mut position = before;
+    let mut recorded = Vec::new();
+    for write in &commit.writes {
+        recorded.extend(planned_events(write, position));
+        position += i64::try_from(write.events.len()).unwrap_or(0);
+    }
+    recorded
 }
 
 /// The command's first result under its key; a key used before refuses
@@ -163,26 +206,25 @@ async fn take_claim(tx: &mut AnyConnection, claim: &Claim) -> Result<(), AppendE
     Ok(())
 }
 
-/// One stream's events (each with its outbox row) at the positions after
-/// `position`, and its snapshot (waiting, if in flight, since `now`) — if
-/// the stream is still at its expected version; advances `position`.
+/// One stream's snapshot (waiting, if in flight, since `now`) and its
+/// `events` (recorded after position `before`), each with its outbox row —
+/// if the stream is still at its expected version.
 ///
 /// The snapshot is written first, on the condition that the stream is at
 /// its expected version (a new stream: that it does not exist yet), so a
 /// writer that lost the race learns it before writing any event.
 async fn write_stream(
     tx: &mut AnyConnection,
-    backend: Backend,
     write: &StreamWrite,
-    position: &mut i64,
+    events: &[RecordedEvent],
+    before: i64,
     now: i64,
-) -> Result<Vec<RecordedEvent>, AppendError> {
+) -> Result<(), AppendError> {
     let conflict = || AppendError::Conflict {
         aggregate_type: write.aggregate_type.clone(),
         aggregate_id: write.aggregate_id.clone(),
     };
-    let first_position = *position + 1;
-    let version = write.expected_version + i64::try_from(write.events.len()).unwrap_or(0);
+    let version = write.expected_version + i64::try_from(events.len()).unwrap_or(0);
     let snapshot = if write.expected_version == 0 {
         "INSERT INTO aggregates (aggregate_type, aggregate_id, version, created_position, state, lookup_group, lookup_key,
              in_flight_event, in_flight_since)
@@ -198,7 +240,7 @@ async fn write_stream(
         .bind(&write.aggregate_id)
         .bind(version)
         .bind(if write.expected_version == 0 {
-            first_position
+            before + 1
         } else {
             write.expected_version
         })
@@ -213,63 +255,33 @@ async fn write_stream(
     if updated == 0 {
         return Err(conflict());
     }
-    if write.events.is_empty() {
-        return Ok(Vec::new());
+    if events.is_empty() {
+        return Ok(());
     }
-    let recorded: Vec<RecordedEvent> = write
-        .events
-        .iter()
-        .zip(1..)
-        .map(|(event, n)| RecordedEvent {
-            position: *position + n,
-            ..event.at_version(
-                &write.aggregate_type,
-                &write.aggregate_id,
-                write.expected_version + n,
-            )
-        })
-        .collect();
-    *position += i64::try_from(recorded.len()).unwrap_or(0);
-    let inserted = insert_events(tx, backend, &recorded).await?;
-    if inserted != recorded.len() as u64 {
+    if insert_events(tx, events).await? != events.len() as u64 {
         return Err(conflict());
     }
-    Ok(recorded)
+    Ok(())
 }
 
-/// `INSERT INTO events` of `events` (one multi-row statement); the columns
-/// of one row.
-fn events_insert(events: &[RecordedEvent]) -> String {
+/// Inserts the events (one multi-row statement) and, when every one was
+/// new, their outbox rows (another); returns how many events were inserted
+/// (fewer than given: one was there already, a conflict).
+async fn insert_events(
+    tx: &mut AnyConnection,
+    events: &[RecordedEvent],
+) -> Result<u64, AppendError> {
     let rows: Vec<String> = (0..events.len())
         .map(|i| {
             let p: Vec<String> = (1..=8).map(|c| format!("${}", i * 8 + c)).collect();
             format!("({})", p.join(", "))
         })
         .collect();
-    format!(
+    let sql = format!(
         "INSERT INTO events (position, event_id, aggregate_type, aggregate_id, version, event_type, payload, recorded_at)
          VALUES {} ON CONFLICT DO NOTHING",
         rows.join(", ")
-    )
-}
-
-/// Inserts the events and their outbox rows; returns how many events were
-/// inserted (fewer than given: one was there already, a conflict). One
-/// statement on PostgreSQL (the outbox rows are those the insert returns),
-/// two on SQLite.
-async fn insert_events(
-    tx: &mut AnyConnection,
-    backend: Backend,
-    events: &[RecordedEvent],
-) -> Result<u64, AppendError> {
-    let insert = events_insert(events);
-    let sql = match backend {
-        Backend::Postgres => format!(
-            "WITH inserted AS ({insert} RETURNING position)
-             INSERT INTO outbox (position) SELECT position FROM inserted"
-        ),
-        Backend::Sqlite => insert,
-    };
+    );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in events {
         query = query
@@ -283,7 +295,7 @@ async fn insert_events(
             .bind(e.recorded_at.clone());
     }
     let inserted = query.execute(&mut *tx).await?.rows_affected();
-    if backend == Backend::Sqlite && inserted == events.len() as u64 {
+    if inserted == events.len() as u64 {
         let values: Vec<String> = (1..=events.len()).map(|i| format!("(${i})")).collect();
         let sql = format!("INSERT INTO outbox (position) VALUES {}", values.join(", "));
         let mut outbox = sqlx::query(sqlx::AssertSqlSafe(sql));

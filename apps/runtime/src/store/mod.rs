@@ -16,6 +16,7 @@
 //! [`Aggregate`](crate::aggregate::Aggregate) trait (for typed lookups);
 //! neither imports the store.
 
+mod append_pg;
 mod commit;
 mod connect;
 mod idempotency;

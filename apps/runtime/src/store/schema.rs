@@ -118,6 +118,12 @@ pub(super) async fn migrate_to(
             .execute(&mut *tx)
             .await?;
     }
+    if backend == Backend::Postgres {
+        // Not a migration: replaced at every start, so it follows the code.
+        sqlx::query(super::append_pg::FUNCTION)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(())
 }
