@@ -35,6 +35,9 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// How often the relay makes sure it still holds its lease (one `SELECT 1`
 /// on the lease's connection), and at once after a store error.
 const LEASE_CHECK: Duration = Duration::from_millis(500);
+/// How often the relay compacts the outbox while it publishes
+/// (`EventStore::compact_outbox`).
+const COMPACT_EVERY: Duration = Duration::from_secs(2);
 /// Longest wait for the broker's confirms of one batch; past it the channel
 /// is given up and the batch published again on a new one.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,6 +77,8 @@ impl Relay {
         let mut lease: Option<RelayLease> = None;
         let mut lease_checked = Instant::now();
         let mut channel: Option<Channel> = None;
+        let mut compacted = Instant::now();
+        let mut published_since_compact = false;
         loop {
             if cancel.is_cancelled() {
                 return;
@@ -130,6 +135,14 @@ impl Relay {
                     0
                 }
             };
+            published_since_compact |= published > 0;
+            if published_since_compact && compacted.elapsed() >= COMPACT_EVERY {
+                compacted = Instant::now();
+                published_since_compact = false;
+                if let Err(e) = self.store.compact_outbox().await {
+                    tracing::warn!(error = %e, "could not compact the outbox");
+                }
+            }
             if published == 0 {
                 tokio::select! {
                     () = cancel.cancelled() => return,

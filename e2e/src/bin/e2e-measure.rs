@@ -203,7 +203,11 @@ fn opt_ms(v: &Value) -> String {
 /// 2: a load-simulator run, with the events appended to the feeds meanwhile.
 async fn throughput(client: &Client, args: &Args) -> Result<()> {
     println!("== 2. throughput (load simulator)");
-    let http = reqwest::Client::new();
+    // No request may hang the measurement (a port-forward to a pod that
+    // restarted); the load run's own wait is bounded by `run_load`.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
     let plan = json!({
         "orders": args.orders,
         "ratePerSecond": args.rate,

@@ -99,6 +99,18 @@ impl EventStore {
         Ok(())
     }
 
+    /// Compacts the outbox (PostgreSQL: `VACUUM outbox`; nothing on
+    /// SQLite). Every event inserts a row and deletes it once published: left
+    /// to autovacuum (a pass a minute at best), the dead rows pile up and
+    /// every batch read scans them — the relay's read cost grew to
+    /// milliseconds under load. A vacuum of the small table takes about one.
+    pub async fn compact_outbox(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("VACUUM outbox").execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Events committed but not yet confirmed by the broker.
     pub async fn outbox_pending(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
