@@ -2,10 +2,6 @@
 //! argument, else `EVENTFLOW_ROLE`, else `all`. `account openapi` prints the
 //! OpenAPI document (committed as `apps/account/openapi.json`).
 
-/// mimalloc: glibc malloc took a seventh of the CPU of our apps under load.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let role = std::env::args().nth(1);
     if role.as_deref() == Some("openapi") {

@@ -2,10 +2,6 @@
 //! of `EVENTFLOW_BINDINGS` (standalone: account, order, payment, warehouse)
 //! and serves the counts; every role runs both halves (Combined).
 
-/// mimalloc: glibc malloc took a seventh of the CPU of our apps under load.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let role = std::env::args().nth(1);
     eventflow_runtime::app::main_with(

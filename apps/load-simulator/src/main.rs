@@ -1,10 +1,6 @@
 //! `load-simulator [web|all]` — serves the run API on `EVENTFLOW_HTTP_ADDR`
 //! and drives the web roles of `EVENTFLOW_PEER_{ORDER,WAREHOUSE,ACCOUNT}_URL`.
 
-/// mimalloc: glibc malloc took a seventh of the CPU of our apps under load.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use eventflow_runtime::config::Standalone;
 
 fn main() -> std::process::ExitCode {
