@@ -21,7 +21,7 @@ help:
 	@echo "make demo        bring up a cluster and run the example system"
 	@echo "make test        every test tier (what CI runs)"
 	@echo "make bench       benchmarks that print figures beside a baseline (warehouse lookups, Spring side by side, hot paths)"
-	@echo "make measure     figures of the example system (MEASURE_ARGS=--fresh|--memory-only|--orders N --rate R)"
+	@echo "make measure     figures of the example system and the cost per order (MEASURE_ARGS=--fresh|--statements|--memory-only|--orders N --rate R)"
 	@echo "make measure-burst  a burst into a fixed vs an autoscaled worker, side by side"
 	@echo "make chaos       a load run while pods of every kind are killed, then the invariants (CHAOS_ARGS=--events N --rate R --kill-every 10..30 --seed S --max-minutes M | --broker-restart)"
 	@echo "make cluster-up / cluster-down / control-plane-up / control-plane-down / images / crds / lint"
@@ -99,7 +99,7 @@ bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
 	  "$(CARGO_TARGET_DIR)/release/examples/hotpaths" $(HOTPATH_BENCH_ARGS)
 
 .PHONY: measure
-measure: cluster-up images ## figures of the example system: MEASURE_ARGS="--fresh --orders N --rate R | --memory-only"
+measure: cluster-up images ## figures of the example system, cost per order: MEASURE_ARGS="--fresh --orders N --rate R --statements | --memory-only"
 	@eval "$$($(CLUSTER_SCRIPT) env)"; \
 	  cargo run -q --release -p eventflow-e2e --bin e2e-measure -- $(MEASURE_ARGS)
 

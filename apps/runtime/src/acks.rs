@@ -104,12 +104,12 @@ impl Acks {
         let flush = self.tags().take_flush();
         if let Some(tag) = flush.multiple {
             self.channel
-                .basic_ack(tag.into(), BasicAckOptions { multiple: true })
+                .basic_ack(tag, BasicAckOptions { multiple: true })
                 .await?;
         }
         for tag in flush.single {
             self.channel
-                .basic_ack(tag.into(), BasicAckOptions::default())
+                .basic_ack(tag, BasicAckOptions::default())
                 .await?;
         }
         Ok(())
