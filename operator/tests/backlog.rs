@@ -215,7 +215,13 @@ async fn with_the_management_api_each_group_shows_the_brokers_ready_unacked_cons
     // of the new queues) and zero, no dead letters.
     let empty = eventually(WAIT, "zero figures for both groups", || async {
         let st = status(client, ns).await;
-        let known = st.groups.len() == 2 && st.groups.iter().all(|g| g.unacknowledged.is_some());
+        // The API's first statistics of a new queue may lack some figures:
+        // wait until every one is there, consumers included.
+        let known = st.groups.len() == 2
+            && st
+                .groups
+                .iter()
+                .all(|g| g.unacknowledged.is_some() && g.consumers.is_some());
         (known && st.backlog == Some(0) && st.dead_letters == Some(0)).then_some(st)
     })
     .await;

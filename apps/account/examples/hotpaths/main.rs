@@ -35,6 +35,8 @@ mod cpu;
 mod perftest;
 mod relay;
 mod report;
+#[path = "../shared/scratch.rs"]
+mod scratch;
 mod sql;
 mod web;
 mod worker;

@@ -9,21 +9,10 @@ use std::{
 
 use eventflow_runtime::testing::temp_dir;
 
+use crate::scratch::cache_dir;
+
 /// Longest PerfTest run (it also stops itself after `--time`).
 const TIMEOUT: Duration = Duration::from_secs(360);
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("EVENTFLOW_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("eventflow")
-        })
-}
 
 /// `$PERFTEST_LIB`, else `$EVENTFLOW_CACHE/perftest/<version of bench/perftest/pom.xml>/lib`;
 /// `Err` saying how to get it.

@@ -67,7 +67,7 @@ where
 pub(crate) async fn our_worker(p: &Pieces, a: &Args, broker: &mut Broker, event: &[u8]) -> Drain {
     let ns = unique_namespace();
     let b = bindings(&ns);
-    broker.declare_ours(&b).await;
+    broker.declare(&b).await;
     let env = vec![
         ("EVENTFLOW_BROKER_URI", amqp_uri()),
         ("EVENTFLOW_BINDINGS", b.to_json()),
@@ -86,7 +86,12 @@ pub(crate) async fn our_worker(p: &Pieces, a: &Args, broker: &mut Broker, event:
     let queue = b.subscribes[0].queue.clone();
     let exchange = b.exchange_for("account").unwrap().to_owned();
     broker
-        .publish(&exchange, "account.ACCOUNT_PENDING", event, a.messages)
+        .fill(
+            &exchange,
+            "account.ACCOUNT_PENDING",
+            event,
+            a.messages as u64,
+        )
         .await;
     let depth = broker.depth(&queue).await as usize;
     assert_eq!(
@@ -137,7 +142,12 @@ pub(crate) async fn spring_consumer(
         (ready, idle_rss(c.pid()).await)
     };
     broker
-        .publish(&exchange, "account.ACCOUNT_PENDING", event, a.messages)
+        .fill(
+            &exchange,
+            "account.ACCOUNT_PENDING",
+            event,
+            a.messages as u64,
+        )
         .await;
     let depth = broker.depth(&queue).await as usize;
     assert_eq!(

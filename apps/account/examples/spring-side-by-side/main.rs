@@ -49,6 +49,8 @@ mod drain;
 mod perftest;
 mod pieces;
 mod process;
+#[path = "../shared/scratch.rs"]
+mod scratch;
 mod table;
 mod web;
 
@@ -113,7 +115,7 @@ async fn main() {
     let a = args();
     let p = pieces::pieces(&a);
     let amqp = pieces::parse_amqp(&amqp_uri());
-    let mut broker = Broker::connect().await;
+    let mut broker = Broker::connect(&amqp_uri()).await;
     table::heading(&a, &p);
 
     println!(

@@ -96,7 +96,7 @@ pub(crate) async fn perftest(
         )
         .await
         .unwrap();
-    broker.publish("", &queue, body, a.messages).await;
+    broker.fill("", &queue, body, a.messages as u64).await;
     let out = run_perftest(
         p,
         "drain",

@@ -8,18 +8,7 @@ use std::{
 
 use eventflow_runtime::testing::{AMQP_VAR, DATABASE_VAR};
 
-use crate::{Args, fail};
-
-fn cache_dir() -> PathBuf {
-    std::env::var_os("EVENTFLOW_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache"))
-                .join("eventflow")
-        })
-}
+use crate::{Args, fail, scratch::cache_dir};
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -90,7 +90,7 @@ pub(crate) struct WebSide {
 pub(crate) async fn our_web(p: &Pieces, a: &Args, broker: &mut Broker) -> (WebSide, Vec<u8>) {
     let ns = unique_namespace();
     let b = bindings(&ns);
-    broker.declare_ours(&b).await;
+    broker.declare(&b).await;
     let database = if a.postgres {
         fresh_postgres().await
     } else {

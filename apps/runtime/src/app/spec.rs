@@ -150,6 +150,19 @@ impl AppSpec {
         }
     }
 
+    /// The worker's routing keys as a Stream's subscription states them in
+    /// YAML flow style, `eventTypes: ["order.A", "order.B"]` (what the
+    /// example Stream carries; each app's tests check it there).
+    pub fn event_types_line(&self) -> String {
+        let keys: Vec<String> = self
+            .subscription()
+            .routing_keys
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect();
+        format!("eventTypes: [{}]", keys.join(", "))
+    }
+
     /// Publishes to its destination, the worker subscribes to it: the
     /// topology the app declares when no operator wrote `EVENTFLOW_BINDINGS`.
     pub fn standalone(&self) -> Standalone {
