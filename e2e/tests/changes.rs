@@ -443,11 +443,13 @@ async fn account_now(client: &Client, http: &reqwest::Client, id: &str) -> (Valu
     panic!("account {id} not readable after 120 s: {last}");
 }
 
-/// A representation without its links (they name the port-forward used).
+/// A representation without its links and its embedded commands document
+/// (links too): they name the port-forward used.
 fn without_links(doc: &Value) -> Value {
     let mut doc = doc.clone();
     if let Some(map) = doc.as_object_mut() {
         map.remove("_links");
+        map.remove("_embedded");
     }
     doc
 }
