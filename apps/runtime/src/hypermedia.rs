@@ -293,10 +293,8 @@ impl HalClient {
         key: &str,
     ) -> Result<Ran, HandlerError> {
         let commands_url = link(resource, "commands")?;
-        match embedded_commands(resource, commands_url) {
-            Some(commands) => self.run_from(commands, command, body, key).await,
-            None => self.run_listed(commands_url, command, body, key).await,
-        }
+        self.run_on(resource, commands_url, command, body, key)
+            .await
     }
 
     /// From an event, follows its aggregate link to the resource (as it is
@@ -316,20 +314,23 @@ impl HalClient {
             .ok_or_else(|| failed(format!("{resource_url} has no commands link")))?;
         let target = event.subject.as_deref().unwrap_or_default();
         let key = idempotency_key(event, command, target);
-        match embedded_commands(&resource, commands_url) {
-            Some(commands) => self.run_from(commands, command, None, &key).await,
-            None => self.run_listed(commands_url, command, None, &key).await,
-        }
+        self.run_on(&resource, commands_url, command, None, &key)
+            .await
     }
 
-    /// Runs `command` if the commands document at `commands_url` links it.
-    async fn run_listed(
+    /// Runs `command` if `resource`'s commands document links it: the one it
+    /// embeds, else the one at `commands_url` (a GET).
+    async fn run_on(
         &self,
+        resource: &Value,
         commands_url: &str,
         command: &str,
         body: Option<&Value>,
         key: &str,
     ) -> Result<Ran, HandlerError> {
+        if let Some(commands) = embedded_commands(resource, commands_url) {
+            return self.run_from(commands, command, body, key).await;
+        }
         let commands = self.get(commands_url).await?;
         self.run_from(&commands, command, body, key).await
     }
@@ -488,7 +489,7 @@ mod tests {
             let commands = json!({ "_links": { "pay": { "href": command } } });
             let commands_url = server(Some(answer(200, commands.to_string().leak()))).await;
             let ran = HalClient::with_timeout(Duration::from_secs(5))
-                .run_listed(&commands_url, "pay", None, "k")
+                .run_on(&serde_json::json!({}), &commands_url, "pay", None, "k")
                 .await;
             match transient {
                 None => assert_eq!(ran.unwrap(), Ran::NotOffered),
