@@ -316,6 +316,10 @@ fn a_three_node_broker_clusters_through_the_headless_service_with_quorum_queues_
         "rabbit@$(MY_POD_NAME).rabbit-nodes.demo.svc.cluster.local"
     );
     assert!(c.readiness_probe.is_some());
+    assert!(
+        !e.contains_key("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"),
+        "without CPU resources the VM keeps its scheduler default"
+    );
     let claim = &sts.volume_claim_templates.as_ref().unwrap()[0];
     assert_eq!(
         claim.spec.as_ref().unwrap().storage_class_name.as_deref(),
@@ -349,6 +353,11 @@ fn a_single_node_broker_runs_the_overridden_image_without_cluster_formation() {
     assert_eq!(
         pod.containers[0].image.as_deref(),
         Some("eventflow/rabbitmq:3.10-management")
+    );
+    assert_eq!(
+        env(&pod.containers[0])["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]["value"],
+        "+S 1:1",
+        "a tenth of a core asked for: one Erlang scheduler"
     );
     assert!(!objects.config.data.as_ref().unwrap()["rabbitmq.conf"].contains("cluster_formation"));
     let ports: Vec<_> = objects

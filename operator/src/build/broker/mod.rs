@@ -6,9 +6,11 @@
 //! Secrets are generated once (see [`credentials_data`]) and never rewritten.
 //!
 //! One file per object: [`config`] (the ConfigMap), [`services`] (client
-//! and headless Services), [`stateful_set`] (the pods).
+//! and headless Services), [`stateful_set`] (the pods); [`erlang`] derives
+//! the VM's scheduler count from the broker's CPU.
 
 mod config;
+mod erlang;
 mod services;
 mod stateful_set;
 

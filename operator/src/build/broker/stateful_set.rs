@@ -23,7 +23,7 @@ use k8s_openapi::{
 };
 
 use super::{
-    AMQP_PORT, DEFAULT_IMAGE, MANAGEMENT_PORT, Managed, PROMETHEUS_PORT,
+    AMQP_PORT, DEFAULT_IMAGE, MANAGEMENT_PORT, Managed, PROMETHEUS_PORT, erlang,
     services::{DIST_PORT, EPMD_PORT},
 };
 use crate::{
@@ -109,39 +109,43 @@ fn cookie_init_container(broker: &Managed<'_>) -> Container {
 
 fn rabbitmq_container(broker: &Managed<'_>) -> Container {
     let names = &broker.names;
+    let mut env = vec![
+        secret_env("RABBITMQ_DEFAULT_USER", &names.credentials, "username"),
+        secret_env("RABBITMQ_DEFAULT_PASS", &names.credentials, "password"),
+        EnvVar {
+            name: "MY_POD_NAME".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        plain("RABBITMQ_USE_LONGNAME", "true".into()),
+        plain(
+            "RABBITMQ_NODENAME",
+            format!(
+                "rabbit@$(MY_POD_NAME).{}.{}.svc.cluster.local",
+                names.headless, broker.namespace
+            ),
+        ),
+        plain("RABBITMQ_CONFIG_FILE", "/etc/rabbitmq/rabbitmq.conf".into()),
+        plain(
+            "RABBITMQ_ENABLED_PLUGINS_FILE",
+            "/etc/rabbitmq/enabled_plugins".into(),
+        ),
+        plain("HOME", DATA_DIR.into()),
+    ];
+    if let Some(args) = erlang::args(broker.spec.resources.as_ref()) {
+        env.push(plain(erlang::ARGS_VAR, args));
+    }
     Container {
         name: "rabbitmq".into(),
         image: Some(image(broker)),
         image_pull_policy: Some("IfNotPresent".into()),
-        env: Some(vec![
-            secret_env("RABBITMQ_DEFAULT_USER", &names.credentials, "username"),
-            secret_env("RABBITMQ_DEFAULT_PASS", &names.credentials, "password"),
-            EnvVar {
-                name: "MY_POD_NAME".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "metadata.name".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            plain("RABBITMQ_USE_LONGNAME", "true".into()),
-            plain(
-                "RABBITMQ_NODENAME",
-                format!(
-                    "rabbit@$(MY_POD_NAME).{}.{}.svc.cluster.local",
-                    names.headless, broker.namespace
-                ),
-            ),
-            plain("RABBITMQ_CONFIG_FILE", "/etc/rabbitmq/rabbitmq.conf".into()),
-            plain(
-                "RABBITMQ_ENABLED_PLUGINS_FILE",
-                "/etc/rabbitmq/enabled_plugins".into(),
-            ),
-            plain("HOME", DATA_DIR.into()),
-        ]),
+        env: Some(env),
         ports: Some(vec![
             container_port("amqp", AMQP_PORT),
             container_port("management", MANAGEMENT_PORT),
