@@ -1,6 +1,7 @@
 //! The outbox relay (web role): publishes committed events to the app's
 //! destination exchange with publisher confirms, and deletes their outbox
-//! rows only once the broker confirmed them. It starts from whatever is left
+//! rows only once the broker confirmed them — with the next batch read, in
+//! one statement (`EventStore::outbox_next`). It starts from whatever is left
 //! in the outbox, so events committed before a crash are delivered after the
 //! restart; a crash between publish and delete re-publishes (at-least-once:
 //! consumers tolerate duplicates). Of several web replicas on one
@@ -79,8 +80,12 @@ impl Relay {
         let mut channel: Option<Channel> = None;
         let mut compacted = Instant::now();
         let mut published_since_compact = false;
+        // Positions the broker confirmed and the outbox still holds: deleted
+        // by the next batch read (`EventStore::outbox_next`), or on the way out.
+        let mut confirmed: Vec<i64> = Vec::new();
         loop {
             if cancel.is_cancelled() {
+                self.flush(&confirmed).await;
                 return;
             }
             if let Some(held) = &mut lease
@@ -116,7 +121,7 @@ impl Relay {
                 channel = self.open_channel(&cancel).await;
                 continue;
             };
-            let published = match self.publish_batch(open).await {
+            let published = match self.publish_batch(open, &mut confirmed).await {
                 Ok(n) => n,
                 Err(e) if !open.status().connected() => {
                     tracing::warn!(error = %e, "the relay lost its channel; publishing again on the next broker connection");
@@ -145,7 +150,10 @@ impl Relay {
             }
             if published == 0 {
                 tokio::select! {
-                    () = cancel.cancelled() => return,
+                    () = cancel.cancelled() => {
+                        self.flush(&confirmed).await;
+                        return;
+                    }
                     () = self.notify.notified() => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}
                 }
@@ -178,8 +186,24 @@ impl Relay {
         }
     }
 
-    async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
-        let batch = self.store.outbox_batch(BATCH).await?;
+    /// Deletes what the broker confirmed before the relay stops, so that a
+    /// replica taking over does not publish it again.
+    async fn flush(&self, confirmed: &[i64]) {
+        if let Err(e) = self.store.outbox_done(confirmed).await {
+            tracing::warn!(error = %e, "could not mark the last confirmed events published");
+        }
+    }
+
+    /// Publishes the next batch. `confirmed` holds what the broker confirmed
+    /// last time: the batch read deletes it in the same statement, and the
+    /// batch's own confirmed positions take its place.
+    async fn publish_batch(
+        &self,
+        channel: &Channel,
+        confirmed: &mut Vec<i64>,
+    ) -> Result<usize, RelayError> {
+        let batch = self.store.outbox_next(confirmed, BATCH).await?;
+        confirmed.clear();
         if batch.is_empty() {
             self.metrics.outbox_pending.set(0);
             return Ok(0);
@@ -210,31 +234,32 @@ impl Relay {
                 .await?;
             confirms.push((e.position, confirm));
         }
-        let mut done = Vec::with_capacity(confirms.len());
-        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+        let outcome = tokio::time::timeout(CONFIRM_TIMEOUT, async {
             for (position, confirm) in confirms {
                 if !confirm.await?.is_ack() {
                     return Err(RelayError::Nacked(position));
                 }
-                done.push(position);
+                confirmed.push(position);
             }
             Ok(())
         })
         .await
         .unwrap_or(Err(RelayError::Unconfirmed(CONFIRM_TIMEOUT)));
         // What the broker confirmed is done, even when the rest failed (a
-        // lost channel): fewer duplicates when the rest is published again.
-        self.store.outbox_done(&done).await?;
-        confirmed?;
-        self.metrics.events_published.inc_by(done.len() as u64);
-        // A full batch may have left more: count them (one statement); after
-        // a shorter one the next read finds what was committed meanwhile.
+        // lost channel): the next read deletes it, so fewer duplicates when
+        // the rest is published again.
+        outcome?;
+        let done = confirmed.len();
+        self.metrics.events_published.inc_by(done as u64);
+        // A full batch may have left more: count them (one statement; the
+        // rows just confirmed are still there); after a shorter one the next
+        // read finds what was committed meanwhile.
         let pending = if batch.len() as i64 == BATCH {
-            self.store.outbox_pending().await?
+            (self.store.outbox_pending().await? - done as i64).max(0)
         } else {
             0
         };
         self.metrics.outbox_pending.set(pending);
-        Ok(done.len())
+        Ok(done)
     }
 }

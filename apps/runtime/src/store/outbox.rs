@@ -34,6 +34,22 @@ impl RelayLease {
     }
 }
 
+/// The positions bound as `$1`, one JSON array (PostgreSQL).
+macro_rules! done_positions {
+    () => {
+        "SELECT jsonb_array_elements_text($1::jsonb)::bigint"
+    };
+}
+
+/// The event columns of `events e`, for a read joined with the outbox.
+fn joined_event_columns() -> String {
+    EVENT_COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Arbitrary constant identifying the relay's lock on PostgreSQL.
 const RELAY_LOCK: i32 = 0x6576_7265; // "evre"
 
@@ -70,13 +86,37 @@ impl EventStore {
     pub async fn outbox_batch(&self, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
         let sql = format!(
             "SELECT {} FROM outbox o JOIN events e ON e.position = o.position ORDER BY o.position LIMIT $1",
-            EVENT_COLUMNS
-                .split(", ")
-                .map(|c| format!("e.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            joined_event_columns()
         );
         self.fetch_events(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit))
+            .await
+    }
+
+    /// Marks `done` published and reads the oldest events still to publish:
+    /// the relay's one statement per batch on PostgreSQL (a deleting CTE;
+    /// the read leaves out what it deletes, since it sees the rows as they
+    /// were before the statement), two on SQLite.
+    pub async fn outbox_next(
+        &self,
+        done: &[i64],
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if done.is_empty() {
+            return self.outbox_batch(limit).await;
+        }
+        if self.backend == Backend::Sqlite {
+            self.outbox_done(done).await?;
+            return self.outbox_batch(limit).await;
+        }
+        let sql = format!(
+            "WITH done AS (DELETE FROM outbox WHERE position IN ({positions})) \
+             SELECT {} FROM outbox o JOIN events e ON e.position = o.position \
+             WHERE o.position NOT IN ({positions}) ORDER BY o.position LIMIT $2",
+            joined_event_columns(),
+            positions = done_positions!()
+        );
+        let list = serde_json::to_string(done)?;
+        self.fetch_events(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(list).bind(limit))
             .await
     }
 
@@ -88,7 +128,11 @@ impl EventStore {
         }
         let sql = match self.backend {
             Backend::Postgres => {
-                "DELETE FROM outbox WHERE position IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)"
+                concat!(
+                    "DELETE FROM outbox WHERE position IN (",
+                    done_positions!(),
+                    ")"
+                )
             }
             Backend::Sqlite => {
                 "DELETE FROM outbox WHERE position IN (SELECT value FROM json_each($1))"

@@ -408,11 +408,27 @@ async fn the_feed_and_the_outbox_follow_commit_order(store: &EventStore) {
     assert_eq!(tail.len(), 1);
     let pending = store.outbox_batch(1000).await.unwrap();
     assert_eq!(pending.len(), feed.len());
-    store
-        .outbox_done(&pending.iter().map(|e| e.position).collect::<Vec<_>>())
-        .await
-        .unwrap();
+    // The relay's way: each read deletes what the last one published.
+    let positions = |events: &[crate::event::RecordedEvent]| {
+        events.iter().map(|e| e.position).collect::<Vec<_>>()
+    };
+    let first = store.outbox_next(&[], 2).await.unwrap();
+    assert_eq!(positions(&first), positions(&pending[..2]));
+    let mut rest = store.outbox_next(&positions(&first), 1000).await.unwrap();
+    assert_eq!(
+        positions(&rest),
+        positions(&pending[2..]),
+        "the read leaves out what it deletes"
+    );
+    assert_eq!(store.outbox_pending().await.unwrap(), rest.len() as i64);
+    let last = rest.split_off(rest.len() - 1);
+    assert_eq!(
+        positions(&store.outbox_next(&positions(&rest), 1000).await.unwrap()),
+        positions(&last)
+    );
+    store.outbox_done(&positions(&last)).await.unwrap();
     assert_eq!(store.outbox_pending().await.unwrap(), 0);
+    assert!(store.outbox_next(&[], 10).await.unwrap().is_empty());
     let listed = store.list("thing", 0, 1000).await.unwrap();
     assert!(listed.iter().any(|(_, id, _)| id == "f2"));
 }
