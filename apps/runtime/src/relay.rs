@@ -148,7 +148,11 @@ impl Relay {
                     tracing::warn!(error = %e, "could not compact the outbox");
                 }
             }
-            if published == 0 {
+            // Only a full batch may have left more behind it; after a shorter
+            // one, what was committed meanwhile has notified (a stored
+            // permit wakes the wait at once), so no read comes back empty
+            // just to learn that nothing is left.
+            if (published as i64) < BATCH {
                 tokio::select! {
                     () = cancel.cancelled() => {
                         self.flush(&confirmed).await;
