@@ -18,6 +18,8 @@ pub const REMEMBERED_IDS: usize = 200_000;
 /// The windows reported, by name and length in seconds.
 pub const WINDOWS: &[(&str, u64)] = &[("1m", 60), ("5m", 300), ("15m", 900), ("1h", 3_600)];
 const LONGEST_WINDOW: u64 = 3_600;
+/// Buckets of a [`Counts::series`].
+pub const SERIES_POINTS: u64 = 60;
 
 #[derive(Default)]
 struct Inner {
@@ -107,6 +109,34 @@ impl Counts {
             }
         }
         out
+    }
+
+    /// Events by type over the window of `length` seconds ending at `now`,
+    /// in [`SERIES_POINTS`] buckets of `length / SERIES_POINTS` seconds,
+    /// oldest first — a chart's points. Types without an event in the
+    /// window are left out.
+    pub fn series(&self, now: u64, length: u64) -> Value {
+        let step = (length / SERIES_POINTS).max(1);
+        let points = length.div_ceil(step) as usize;
+        // The last bucket ends at `now` (inclusive).
+        let start = (now + 1).saturating_sub(step * points as u64);
+        let inner = self.lock();
+        let mut by_type: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for (second, counts) in &inner.seconds {
+            if *second < start || *second > now {
+                continue;
+            }
+            let bucket = ((second - start) / step) as usize;
+            for (t, n) in counts {
+                by_type.entry(t).or_insert_with(|| vec![0; points])[bucket] += n;
+            }
+        }
+        json!({
+            "from": start,
+            "step": step,
+            "points": points,
+            "byType": by_type,
+        })
     }
 
     /// The JSON the web role serves.
@@ -213,6 +243,39 @@ mod tests {
             "eventflow_counter_window_events{type=\"order.ORDER_CREATED\",window=\"1m\"} 1\n"
         ));
         assert!(text.contains("type=\"bad_type__\""), "{text}");
+    }
+
+    #[test]
+    fn a_series_puts_each_event_in_its_bucket_oldest_first() {
+        let c = Counts::default();
+        c.record("a.X", "1", 1_000); // before the 1 m window ending at 1_100
+        c.record("a.X", "2", 1_041); // first bucket of it
+        c.record("a.X", "3", 1_100); // last bucket
+        c.record("b.Y", "4", 1_100);
+        c.record("b.Y", "5", 1_100);
+        let j = c.series(1_100, 60);
+        assert_eq!(
+            (j["from"].as_u64(), j["step"].as_u64()),
+            (Some(1_041), Some(1))
+        );
+        let x = j["byType"]["a.X"].as_array().unwrap();
+        assert_eq!(x.len(), 60);
+        assert_eq!((x[0].as_u64(), x[59].as_u64()), (Some(1), Some(1)));
+        assert_eq!(x.iter().filter_map(Value::as_u64).sum::<u64>(), 2);
+        assert_eq!(j["byType"]["b.Y"][59], 2);
+        // The hour in minutes holds all three of a.X.
+        let j = c.series(1_100, 3_600);
+        assert_eq!(j["step"], 60);
+        assert_eq!(
+            j["byType"]["a.X"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_u64)
+                .sum::<u64>(),
+            3
+        );
+        assert_eq!(c.series(99_999, 60)["byType"], json!({}));
     }
 
     #[test]

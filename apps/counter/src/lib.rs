@@ -61,13 +61,43 @@ pub fn handler(counts: Counts) -> Handler {
     })
 }
 
-/// The web role: `GET /v1/counts` (JSON) and `GET /metrics` (Prometheus).
+/// `GET /v1/counts/series?window=1m|5m|15m|1h` (default 5m): the window's
+/// events by type in 60 buckets, for charts; 400 problem+json naming the
+/// window when it is not one of [`counts::WINDOWS`].
+async fn series(
+    State(c): State<Counts>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::BTreeMap<String, String>>,
+) -> axum::response::Response {
+    let name = query.get("window").map(String::as_str).unwrap_or("5m");
+    match counts::WINDOWS.iter().find(|(n, _)| *n == name) {
+        Some((_, length)) => Json(c.series(unix_now(), *length)).into_response(),
+        None => (
+            axum::http::StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            serde_json::json!({
+                "type": "about:blank",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": format!(
+                    "window {name:?} is not one of {}",
+                    counts::WINDOWS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                ),
+            })
+            .to_string(),
+        )
+            .into_response(),
+    }
+}
+
+/// The web role: `GET /v1/counts` (JSON), `GET /v1/counts/series` (chart
+/// points) and `GET /metrics` (Prometheus).
 pub fn router(counts: Counts) -> Router {
     Router::new()
         .route(
             "/v1/counts",
             get(|State(c): State<Counts>| async move { Json(c.to_json(unix_now())) }),
         )
+        .route("/v1/counts/series", get(series))
         .route(
             "/metrics",
             get(|State(c): State<Counts>| async move {
@@ -99,6 +129,47 @@ mod tests {
             "type": format!("dev.eventflow.{kind}"), "data": {}
         }))
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn series_answer_a_known_window_and_refuse_another_naming_it() {
+        let counts = Counts::default();
+        counts.record("order.ORDER_CREATED", "1", unix_now());
+        let app = router(counts);
+        let get = |uri: &'static str| {
+            let app = app.clone();
+            async move {
+                let response = app
+                    .oneshot(axum::http::Request::get(uri).body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let body: Value = serde_json::from_slice(
+                    &response.into_body().collect().await.unwrap().to_bytes(),
+                )
+                .unwrap();
+                (status, body)
+            }
+        };
+        let (status, body) = get("/v1/counts/series?window=1m").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["step"], 1);
+        // Its bucket is the last or, past a second's turn, the one before.
+        let points = body["byType"]["order.ORDER_CREATED"].as_array().unwrap();
+        assert_eq!(
+            points.iter().filter_map(Value::as_u64).sum::<u64>(),
+            1,
+            "{body}"
+        );
+        assert_eq!(points.len(), 60);
+        let (status, body) = get("/v1/counts/series").await;
+        assert_eq!((status.as_u16(), body["step"].as_u64()), (200, Some(5)));
+        let (status, body) = get("/v1/counts/series?window=2d").await;
+        assert_eq!(status, 400);
+        assert!(
+            body["detail"].as_str().unwrap().contains("\"2d\""),
+            "{body}"
+        );
     }
 
     #[tokio::test]
