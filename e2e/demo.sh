@@ -46,6 +46,8 @@ cat <<EOT
 eventflow demo is running in namespace $NS.
   export KUBECONFIG=$KUBECONFIG
   kubectl -n $NS get streams,eventbrokers,pods
+Dashboard (read-only; open http://127.0.0.1:8080/):
+  kubectl -n eventflow-system port-forward svc/eventflow-dashboard 8080:8080
 Web APIs (port-forward, then open http://127.0.0.1:<port>/v1/...):
   kubectl -n $NS port-forward svc/ecommerce-account-web 8081:8080     # /v1/accounts
   kubectl -n $NS port-forward svc/ecommerce-order-web 8082:8080       # /v1/orders

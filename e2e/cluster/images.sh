@@ -38,12 +38,12 @@ declare -A REFS=(
 INFRA=(pause coredns local-path-provisioner)
 WORKLOADS=(rabbitmq rabbitmq4 postgres smoke)
 
-# Images of our own Rust components: every operator/Dockerfile and
+# Images of our own Rust components: operator/Dockerfile, dashboard/Dockerfile and
 # apps/<app>/Dockerfile. Convention: the Dockerfile COPYs one host-built
 # release binary from the context root (`COPY <binary> /usr/local/bin/...`);
 # the crate in the same directory builds it. Image: eventflow/<dir>:<tag>.
 declare -A RUST_DIR=() RUST_PKG=() RUST_BIN=()
-for dockerfile in "$REPO_ROOT"/operator/Dockerfile "$REPO_ROOT"/apps/*/Dockerfile; do
+for dockerfile in "$REPO_ROOT"/operator/Dockerfile "$REPO_ROOT"/dashboard/Dockerfile "$REPO_ROOT"/apps/*/Dockerfile; do
   [ -f "$dockerfile" ] || continue
   dir=$(dirname "$dockerfile"); name=$(basename "$dir")
   RUST_DIR[$name]=$dir

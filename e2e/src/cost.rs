@@ -63,6 +63,9 @@ pub fn component_of(pod: &Pod) -> String {
     if label("app.kubernetes.io/name") == Some("postgres") {
         return "PostgreSQL".into();
     }
+    if label("app.kubernetes.io/name") == Some("eventflow-dashboard") {
+        return "dashboard".into();
+    }
     if namespace == OPERATOR_NS {
         return "operator".into();
     }

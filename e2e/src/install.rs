@@ -14,7 +14,7 @@ pub const EXAMPLES_NS: &str = "eventflow-demo";
 pub const OPERATOR_NS: &str = "eventflow-system";
 
 /// Installs (or upgrades) the operator from `charts/eventflow` into
-/// [`OPERATOR_NS`] and waits for its rollout. Idempotent.
+/// [`OPERATOR_NS`] and waits for its rollout and the dashboard's. Idempotent.
 pub fn install_operator() -> Result<()> {
     run_tool(
         "helm",
@@ -37,6 +37,18 @@ pub fn install_operator() -> Result<()> {
             "rollout",
             "status",
             "deploy/eventflow-operator",
+            "--timeout=300s",
+        ],
+        None,
+    )?;
+    run_tool(
+        "kubectl",
+        &[
+            "-n",
+            OPERATOR_NS,
+            "rollout",
+            "status",
+            "deploy/eventflow-dashboard",
             "--timeout=300s",
         ],
         None,

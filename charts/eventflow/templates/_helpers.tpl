@@ -63,3 +63,28 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+{{- define "eventflow.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: eventflow-dashboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "eventflow.dashboardLabels" -}}
+{{ include "eventflow.dashboardSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* The dashboard reads; it never writes and never sees a Secret. */}}
+{{- define "eventflow.dashboardRules" -}}
+- apiGroups: [eventflow.dev]
+  resources: [streams, eventbrokers, appregistrations, deadletterredrives]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods, events]
+  verbs: [get, list, watch]
+{{- end -}}
