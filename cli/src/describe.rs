@@ -55,15 +55,7 @@ pub struct DescribeArgs {
 }
 
 /// A condition that is worth telling.
-#[derive(Serialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ConditionView {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-}
+pub use eventflow_operator::api::ConditionView;
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -118,12 +110,8 @@ pub struct Description {
 pub fn describe(stream: &Stream, apps: &[App], images: &BTreeMap<String, String>) -> Description {
     let namespace = stream.namespace().unwrap_or_default();
     let status = stream.status.clone().unwrap_or_default();
-    let view = |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| ConditionView {
-        type_: c.type_.clone(),
-        status: c.status.clone(),
-        reason: c.reason.clone(),
-        message: c.message.clone(),
-    };
+    let view =
+        |c: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition| ConditionView::from(c);
     let suspended = status
         .conditions
         .iter()

@@ -2,32 +2,15 @@
 //! conditions (and their reasons), revision and creation time, and the
 //! recent Kubernetes Events of our objects and the workloads they own.
 
-use eventflow_operator::api::{BrokerPhase, EventBroker, Stream, StreamPhase};
+use eventflow_operator::api::{BrokerPhase, ConditionView, EventBroker, Stream, StreamPhase};
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::Serialize;
 
 use crate::graph::{self, Health};
 
-#[derive(Serialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct ConditionView {
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-}
-
 fn conditions(list: &[Condition]) -> Vec<ConditionView> {
-    list.iter()
-        .map(|c| ConditionView {
-            type_: c.type_.clone(),
-            status: c.status.clone(),
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-        })
-        .collect()
+    list.iter().map(ConditionView::from).collect()
 }
 
 /// RFC 3339, as the API server wrote it; the page computes ages.

@@ -50,6 +50,29 @@ pub fn set_condition(
     }
 }
 
+/// A condition as our clients show it (the CLI's `describe`, the
+/// dashboard): type, status, reason and message, without the bookkeeping.
+#[derive(serde::Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionView {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+impl From<&Condition> for ConditionView {
+    fn from(c: &Condition) -> Self {
+        ConditionView {
+            type_: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        }
+    }
+}
+
 /// Whether the condition of `type_` is `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions

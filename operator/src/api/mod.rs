@@ -21,7 +21,7 @@ pub use broker::{
     BrokerPhase, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus, ExternalBroker,
     ManagedBroker, Storage,
 };
-pub use condition::{conditions_schema, is_true, set_condition};
+pub use condition::{ConditionView, conditions_schema, is_true, set_condition};
 pub use redrive::{
     DEFAULT_INSPECT, DeadLetter, DeadLetterRedrive, DeadLetterRedriveSpec, DeadLetterRedriveStatus,
     MAX_INSPECT, MAX_ROUTING_KEYS, PREVIEW_BYTES, RedriveMode, RedrivePhase,
