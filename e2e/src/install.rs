@@ -29,30 +29,20 @@ pub fn install_operator() -> Result<()> {
         ],
         None,
     )?;
-    run_tool(
-        "kubectl",
-        &[
-            "-n",
-            OPERATOR_NS,
-            "rollout",
-            "status",
-            "deploy/eventflow-operator",
-            "--timeout=300s",
-        ],
-        None,
-    )?;
-    run_tool(
-        "kubectl",
-        &[
-            "-n",
-            OPERATOR_NS,
-            "rollout",
-            "status",
-            "deploy/eventflow-dashboard",
-            "--timeout=300s",
-        ],
-        None,
-    )?;
+    for deployment in ["deploy/eventflow-operator", "deploy/eventflow-dashboard"] {
+        run_tool(
+            "kubectl",
+            &[
+                "-n",
+                OPERATOR_NS,
+                "rollout",
+                "status",
+                deployment,
+                "--timeout=300s",
+            ],
+            None,
+        )?;
+    }
     Ok(())
 }
 
