@@ -39,13 +39,18 @@ pub struct StreamRow {
 
 /// The row of `stream` (effective); its health is its graph's.
 pub fn stream_row(stream: &Stream, all: &[Stream]) -> StreamRow {
+    stream_row_of(stream, graph::graph(stream, all).health)
+}
+
+/// The row of `stream` whose graph, already drawn, has `health`.
+pub fn stream_row_of(stream: &Stream, health: Health) -> StreamRow {
     let status = stream.status.clone().unwrap_or_default();
     StreamRow {
         namespace: stream.metadata.namespace.clone().unwrap_or_default(),
         name: stream.metadata.name.clone().unwrap_or_default(),
         broker: stream.spec.broker.clone(),
         phase: status.phase,
-        health: graph::graph(stream, all).health,
+        health,
         definition: stream.spec.definition.clone(),
         apps_ready: status.apps_ready,
         backlog: status.backlog,

@@ -93,9 +93,10 @@ impl Snapshot {
         .into_iter()
         .filter(|e| e.namespace == namespace)
         .collect();
+        let graph = graph::graph(stream, &self.streams);
         Some(StreamDetail {
-            row: overview::stream_row(stream, &self.streams),
-            graph: graph::graph(stream, &self.streams),
+            row: overview::stream_row_of(stream, graph.health),
+            graph,
             events,
         })
     }
