@@ -37,10 +37,11 @@ tools: deps ## Kubernetes, etcd, CoreDNS, local-path-provisioner, Helm (cached b
 fmt:
 	cargo fmt --all
 
-lint: deps ## deps installs shellcheck
+lint: deps ## shellcheck, fmt, clippy, and the dependency policy (deny.toml; builds cargo-deny once)
 	shellcheck $$(find e2e bench -name '*.sh' | sort)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	$(CLUSTER_DIR)/cargo-deny.sh
 
 services-up: deps
 	@$(CLUSTER_DIR)/services.sh up
@@ -89,10 +90,11 @@ demo: cluster-up images ## the example system on a real cluster, with load
 # web role, the relay, a worker's loop, each beside its ceiling (bare SQL,
 # PerfTest). HOTPATH_BENCH_ARGS="--commands N --clients N".
 .PHONY: bench
-bench: services-up ## benchmarks against the private RabbitMQ/PostgreSQL
+bench: services-up control-plane-up ## benchmarks against the private RabbitMQ/PostgreSQL (and the control plane)
 	@bench/build.sh
-	@eval "$$($(CLUSTER_DIR)/services.sh env)"; \
+	@eval "$$($(CLUSTER_DIR)/services.sh env)"; eval "$$($(CLUSTER_DIR)/control-plane.sh env)"; \
 	  cargo test --release -p eventflow-warehouse --test lookup_bench -- --ignored --nocapture; \
+	  cargo test --release -p eventflow-operator --all-features --test broker_users -- --ignored --nocapture _versus_; \
 	  cargo build --release -p eventflow-account --bin account --example spring-side-by-side; \
 	  "$(CARGO_TARGET_DIR)/release/examples/spring-side-by-side" $(SPRING_BENCH_ARGS); \
 	  cargo build --release -p eventflow-account --example hotpaths; \

@@ -15,9 +15,8 @@ use axum::{
     routing::get,
 };
 use futures::Stream as FuturesStream;
-use serde_json::json;
 
-use crate::snapshot::Snapshot;
+use crate::{problem::problem, snapshot::Snapshot};
 
 /// Where the API's answers come from: the live cache, or a fixed snapshot
 /// in tests.
@@ -44,9 +43,13 @@ const UPDATE_EVERY: Duration = Duration::from_millis(1_000);
 
 const INDEX: &str = include_str!("../ui/index.html");
 const SCRIPT: &str = include_str!("../ui/app.js");
+const APPS_SCRIPT: &str = include_str!("../ui/apps.js");
 const STYLE: &str = include_str!("../ui/style.css");
 
-pub fn router<S: Source>(source: S) -> Router {
+/// The page, its API and the passage to a Stream's counter and load
+/// simulator ([`crate::proxy`]).
+pub fn router<S: Source>(source: S, upstream: crate::proxy::Upstream) -> Router {
+    let apps = crate::proxy::routes(source.clone(), upstream);
     Router::new()
         .route(
             "/",
@@ -55,6 +58,10 @@ pub fn router<S: Source>(source: S) -> Router {
         .route(
             "/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/apps.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APPS_SCRIPT) }),
         )
         .route(
             "/style.css",
@@ -66,6 +73,7 @@ pub fn router<S: Source>(source: S) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready::<S>))
         .with_state(source)
+        .merge(apps)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -89,18 +97,10 @@ async fn stream<S: Source>(
 ) -> Response {
     match source.snapshot().stream(&namespace, &name) {
         Some(detail) => Json(detail).into_response(),
-        None => (
+        None => problem(
             StatusCode::NOT_FOUND,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            json!({
-                "type": "about:blank",
-                "title": "Not Found",
-                "status": 404,
-                "detail": format!("no Stream {namespace}/{name}"),
-            })
-            .to_string(),
-        )
-            .into_response(),
+            format!("no Stream {namespace}/{name}"),
+        ),
     }
 }
 
@@ -143,27 +143,15 @@ mod tests {
 
     use super::*;
 
-    #[derive(Clone)]
-    struct Fixed(Vec<Stream>, tokio::sync::watch::Sender<u64>);
-
-    impl Source for Fixed {
-        fn snapshot(&self) -> Snapshot {
-            Snapshot::new(self.0.clone(), vec![], &[], vec![])
-        }
-        fn ready(&self) -> bool {
-            true
-        }
-        fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
-            self.1.subscribe()
-        }
-    }
-
     fn app() -> Router {
         let shop: Stream = serde_yaml::from_str(include_str!(
             "../../operator/tests/fixtures/valid/stream-shop.yaml"
         ))
         .unwrap();
-        router(Fixed(vec![shop], tokio::sync::watch::channel(0).0))
+        router(
+            crate::testing::Fixed::new(vec![shop]),
+            crate::proxy::Upstream::new(crate::apps::service_url()),
+        )
     }
 
     async fn get(path: &str) -> (StatusCode, String, String) {
@@ -198,6 +186,11 @@ mod tests {
         let (_, content_type, script) = get("/app.js").await;
         assert!(content_type.starts_with("text/javascript"));
         assert!(script.contains("api/overview"));
+        let (status, content_type, apps) = get("/apps.js").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("text/javascript"));
+        assert!(apps.contains("v1/counts/series"));
+        assert!(page.contains(r#"<script src="apps.js">"#));
     }
 
     #[tokio::test]

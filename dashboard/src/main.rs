@@ -26,7 +26,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("no Kubernetes client configuration (in-cluster or KUBECONFIG)")?;
     let cache = eventflow_dashboard::cache::Cache::start(&client, namespace.as_deref());
-    let app = eventflow_dashboard::http::router(cache);
+    let app = eventflow_dashboard::http::router(
+        cache,
+        eventflow_dashboard::proxy::Upstream::new(eventflow_dashboard::apps::service_url()),
+    );
     let address = SocketAddr::from(([0, 0, 0, 0], port));
     let listener = tokio::net::TcpListener::bind(address)
         .await

@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Event;
 use serde::Serialize;
 
 use crate::{
+    apps,
     graph::{self, StreamGraph},
     overview::{self, BrokerRow, EventRow, StreamRow},
 };
@@ -96,6 +97,7 @@ impl Snapshot {
         let graph = graph::graph(stream, &self.streams);
         Some(StreamDetail {
             row: overview::stream_row_of(stream, graph.health),
+            companions: apps::companions(stream),
             graph,
             events,
         })
@@ -122,5 +124,7 @@ pub struct Overview {
 pub struct StreamDetail {
     pub row: StreamRow,
     pub graph: StreamGraph,
+    /// Its apps the page reads from or drives (counter, load simulator).
+    pub companions: Vec<apps::Companion>,
     pub events: Vec<EventRow>,
 }

@@ -1,7 +1,8 @@
 // The dashboard page: reads /api/overview and /api/streams/{ns}/{name},
 // draws tables and the selected Stream's graph (plain SVG, no library), and
 // reads again on each server-sent `changed` event — or every 5 s when the
-// event stream is down.
+// event stream is down. A Stream's counter and load simulator panels are
+// in apps.js.
 "use strict";
 
 const HEALTH_COLOURS = {
@@ -45,8 +46,8 @@ function conditions(list) {
   // Conditions that are not as they should be, with their reasons.
   const off = list.filter((c) => c.status !== "True");
   const shown = off.length ? off : list;
-  return el("span", { class: "cond" },
-    shown.map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ""}${c.message ? `: ${c.message}` : ""}`).join("; "));
+  const text = shown.map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason})` : ""}${c.message ? `: ${c.message}` : ""}`).join("; ");
+  return el("span", { class: "cond", title: text }, text);
 }
 
 function fill(tbody, rows) {
@@ -61,10 +62,12 @@ function rate(v) {
   return v === null || v === undefined ? "–" : v.toFixed(1);
 }
 
-async function json(url) {
-  const response = await fetch(url, { cache: "no-store" });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.json();
+// The JSON at `url`; an error carrying the problem's detail otherwise.
+async function json(url, init) {
+  const response = await fetch(url, { cache: "no-store", ...init });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(body?.detail ?? `${url}: ${response.status} ${response.statusText}`);
+  return body;
 }
 
 function renderOverview(o) {
@@ -96,15 +99,20 @@ function renderGraph(g) {
   g.destinations.forEach((d, i) => destY.set(d.id, 20 + i * (destH + gapY)));
   const height = 40 + Math.max(g.apps.length * (appH + gapY), g.destinations.length * (destH + gapY));
   const root = svg("svg", { viewBox: `0 0 ${right + boxW + 20} ${height}`, "data-graph": `${g.namespace}/${g.name}` });
-  const edges = svg("g");
+  const edges = svg("g"), labels = svg("g");
   root.append(edges);
   for (const a of g.apps) {
     const y = appY.get(a.id);
-    const roles = a.roles.map((r) => `${r.role} ${num(r.ready)}/${num(r.replicas)}`).join(" · ");
+    const roles = svg("text", { x: 10, y: 40 });
+    a.roles.forEach((r, i) => {
+      if (i) roles.append(" · ");
+      roles.append(svg("tspan", { "data-role": r.role, "data-ready": num(r.ready), "data-replicas": num(r.replicas) },
+        `${r.role} ${num(r.ready)}/${num(r.replicas)}`));
+    });
     root.append(svg("g", { class: "node app", "data-app": a.name, "data-health": a.health, transform: `translate(${left},${y})` },
       svg("rect", { width: boxW, height: appH, rx: 6, stroke: HEALTH_COLOURS[a.health] }),
       svg("text", { x: 10, y: 20, class: "title" }, `${a.name}${a.spring ? " (Spring)" : ""}`),
-      svg("text", { x: 10, y: 40 }, roles)));
+      roles));
   }
   for (const d of g.destinations) {
     const y = destY.get(d.id);
@@ -114,6 +122,7 @@ function renderGraph(g) {
       svg("text", { x: 14, y: 19, class: "title" }, `:${d.name}`),
       svg("text", { x: 14, y: 36 }, links)));
   }
+  const labelsOf = new Map(); // consuming edges labelled so far, per app
   g.edges.forEach((e, i) => {
     const publish = e.kind === "publishes";
     const app = publish ? e.from : e.to, dest = publish ? e.to : e.from;
@@ -122,13 +131,18 @@ function renderGraph(g) {
     const bend = publish ? 0 : 40 + (i % 4) * 12;
     const path = `M ${x1} ${ay} C ${(x1 + x2) / 2} ${ay + bend}, ${(x1 + x2) / 2} ${dy + bend}, ${x2} ${dy}`;
     edges.append(svg("path", { d: path, class: `edge ${publish ? "publishes" : "consumes"}${e.tap ? " tap" : ""}`,
-      stroke: publish ? "" : HEALTH_COLOURS[e.health], "data-edge": `${e.from}>${e.to}`, "data-health": e.health }));
+      style: publish ? "" : `stroke: ${HEALTH_COLOURS[e.health]}`, "data-edge": `${e.from}>${e.to}`, "data-health": e.health }));
     if (!publish) {
+      // Labels stack beside their app, where the edges leave it, so that
+      // the groups of one app never overlap.
+      const k = labelsOf.get(app) ?? 0;
+      labelsOf.set(app, k + 1);
       const r = e.readings;
-      const label = `${e.group}${e.tap ? " (tap)" : ""}${r ? ` · backlog ${num(r.backlog)}` : ""}`;
-      edges.append(svg("text", { x: (x1 + x2) / 2 - 60, y: (ay + dy) / 2 + bend * 0.75, class: "label" }, label));
+      const label = `${dest.replace("destination:", ":")} ${e.group}${e.tap ? " (tap)" : ""}${r ? ` · backlog ${num(r.backlog)}` : ""}`;
+      labels.append(svg("text", { x: x1 + 8, y: appY.get(app) + 12 + k * 13, class: "label", "data-label": `${dest}>${app}` }, label));
     }
   });
+  root.append(labels);
   return root;
 }
 
@@ -137,6 +151,7 @@ function renderDetail(d) {
   section.hidden = false;
   document.querySelector("#detail-title").replaceChildren(dot(d.graph.health), ` ${d.row.namespace}/${d.row.name} — ${d.row.phase}`);
   document.querySelector("#graph").replaceChildren(renderGraph(d.graph));
+  renderCompanions(`${d.row.namespace}/${d.row.name}`, d.companions);
   fill(document.querySelector("#groups tbody"), d.graph.edges.filter((e) => e.kind === "consumes").map((e) => {
     const r = e.readings ?? {};
     return el("tr", { "data-group": `${e.from.replace("destination:", "")}/${e.group}`, "data-health": e.health },
@@ -162,7 +177,7 @@ async function refresh() {
 function select(key) {
   selected = key;
   history.replaceState(null, "", `#${key}`);
-  refresh();
+  refresh().then(() => document.querySelector("#detail").scrollIntoView({ block: "start" }));
 }
 
 function live() {

@@ -11,6 +11,7 @@ packages=(
   python3-venv                                                      # schemathesis
   shellcheck                                                        # make lint
   maven openjdk-17-jdk-headless                                     # the Spring apps (make spring-apps)
+  chromium chromium-driver                                          # the dashboard's browser tests (WebDriver)
 )
 missing=()
 for p in "${packages[@]}"; do

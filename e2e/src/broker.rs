@@ -104,17 +104,30 @@ pub async fn management_get(
     Ok(r.json().await?)
 }
 
-/// An AMQP connection to the example broker, through a port-forward.
+/// An AMQP connection to the example broker as its administrator (the
+/// credentials Secret in its status), through a port-forward.
 pub async fn broker_connection(client: &Client) -> Connection {
     let broker = example_brokers(client).get(BROKER).await.unwrap();
     let secret = broker.data["status"]["credentialsSecret"]
         .as_str()
         .unwrap()
         .to_owned();
+    connect_as(client, &secret).await
+}
+
+/// An AMQP connection to the example broker as the broker user of one
+/// app, from its Secret `<stream>-<app>-broker` (through a port-forward).
+pub async fn app_broker_connection(client: &Client, stream: &str, app: &str) -> Connection {
+    connect_as(client, &format!("{stream}-{app}-broker")).await
+}
+
+/// Connects to the example broker's first node as the user of the
+/// examples' Secret `secret` (its keys `username` and `password`).
+async fn connect_as(client: &Client, secret: &str) -> Connection {
     let data = Api::<Secret>::namespaced(client.clone(), EXAMPLES_NS)
-        .get(&secret)
+        .get(secret)
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("Secret {secret}: {e}"))
         .data
         .unwrap();
     let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
@@ -132,7 +145,7 @@ pub async fn broker_connection(client: &Client) -> Connection {
     );
     Connection::connect(&uri, ConnectionProperties::default())
         .await
-        .unwrap()
+        .unwrap_or_else(|e| panic!("log in as {}: {e}", text("username")))
 }
 
 pub async fn queue_exists(conn: &Connection, name: &str) -> bool {

@@ -89,3 +89,37 @@ fn rand_u32() -> u32 {
     );
     h.finish() as u32
 }
+
+/// Runs `body`, then `cleanup` whether `body` passed or panicked, then fails
+/// as `body` did: a failing test leaves nothing behind on the shared node.
+pub async fn with_cleanup(body: impl std::future::Future<Output = ()>, cleanup: impl FnOnce()) {
+    use futures::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(body).catch_unwind().await;
+    cleanup();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Deletes the Streams of `namespace` (their finalizer removes their broker
+/// topology while the EventBroker and its Secret are still there), then the
+/// namespace, without waiting for it to go; says on stderr what happened.
+pub fn delete_streams_and_namespace(namespace: &str) {
+    let run = |args: &[&str]| {
+        crate::tools::run_tool("kubectl", args, None).unwrap_or_else(|e| format!("{e:#}"))
+    };
+    let streams = run(&[
+        "-n",
+        namespace,
+        "delete",
+        "streams.eventflow.dev",
+        "--all",
+        "--timeout=300s",
+    ]);
+    let ns = run(&["delete", "namespace", namespace, "--wait=false"]);
+    let deleted = streams.lines().filter(|l| l.contains(" deleted")).count();
+    eprintln!(
+        "cleanup of {namespace}: {deleted} Streams deleted; {}",
+        ns.trim()
+    );
+}

@@ -1,11 +1,10 @@
 //! The global event feeds (`GET /v1/events`) of the example system's
-//! bounded contexts: read whole, counted by routing key, and their oldest
-//! event.
+//! bounded contexts: read whole or from a position, and counted by routing
+//! key.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use serde_json::Value;
 
@@ -102,26 +101,6 @@ pub async fn context_feed_counts(
         by_context.insert(app.to_owned(), feed_counts_at(http, &base).await?);
     }
     Ok(by_context)
-}
-
-/// When the oldest event in any context's feed was appended (`None`: no
-/// event yet). Events older than the example Stream come from an earlier
-/// installation whose PostgreSQL data was kept.
-pub async fn oldest_event_time(client: &Client, http: &reqwest::Client) -> Result<Option<Time>> {
-    let mut oldest: Option<Time> = None;
-    for app in CONTEXTS {
-        let base =
-            forward_service(client, EXAMPLES_NS, &format!("ecommerce-{app}-web"), 8080).await?;
-        let doc = get_json(http, &format!("{base}/v1/events?after=0&limit=1")).await?;
-        if let Some(first) = doc["_embedded"]["events"].get(0) {
-            let at: Time = serde_json::from_value(first["createdAt"].clone())
-                .map_err(|e| anyhow!("createdAt of {first}: {e}"))?;
-            if oldest.as_ref().is_none_or(|o| at.0 < o.0) {
-                oldest = Some(at);
-            }
-        }
-    }
-    Ok(oldest)
 }
 
 /// Events of every context's global feed, counted by routing key.

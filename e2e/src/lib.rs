@@ -4,10 +4,14 @@
 //! path: `burst::burst`, `burst::timeline`).
 
 pub mod broker;
+pub mod browser;
 pub mod burst;
 pub mod chaos;
 pub mod cluster;
 pub mod cost;
+pub mod counter;
+pub mod dashboard;
+pub mod external;
 pub mod feeds;
 pub mod forward;
 pub mod http;
@@ -25,8 +29,12 @@ pub mod tools;
 pub mod wait;
 
 pub use broker::*;
+pub use browser::*;
 pub use chaos::*;
 pub use cluster::*;
+pub use counter::*;
+pub use dashboard::*;
+pub use external::*;
 pub use feeds::*;
 pub use forward::*;
 pub use http::*;

@@ -9,6 +9,9 @@ use crate::{api::EventBroker, naming};
 
 /// The AMQP port of a managed broker's client Service.
 pub const AMQP_PORT: i32 = 5672;
+/// [`BrokerWiring::mode`] of a broker the operator runs.
+pub const MANAGED: &str = "managed";
+
 /// Key of the AMQP URI in a credentials Secret (and the default for external ones).
 pub const URI_KEY: &str = "uri";
 
@@ -45,7 +48,7 @@ pub fn broker_wiring(broker: &EventBroker) -> BrokerWiring {
                 QueueType::Classic
             },
             endpoint: Some(format!("{name}.{namespace}.svc:{AMQP_PORT}")),
-            mode: "managed",
+            mode: MANAGED,
         },
         (None, external) => {
             let secret = external.as_ref().map(|e| &e.connection_secret);

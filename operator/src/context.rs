@@ -8,7 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Secret, Service},
+};
 use kube::{
     Client, Resource,
     core::DeserializeGuard,
@@ -100,6 +103,10 @@ pub struct Context {
     /// managedFields; Deployments without their pod template).
     pub deployments: OnceLock<Store<Deployment>>,
     pub services: OnceLock<Store<Service>>,
+    /// The Secrets of apps' broker users as the watch sees them.
+    pub secrets: OnceLock<Store<Secret>>,
+    /// What this process last wrote for each broker user.
+    pub users: crate::users::Granted,
     /// What this process last applied, to skip unchanged applies.
     pub applied: Record,
     /// What this process last declared on a broker, to skip fresh declares.
@@ -131,6 +138,8 @@ impl Context {
             registrations: OnceLock::new(),
             deployments: OnceLock::new(),
             services: OnceLock::new(),
+            secrets: OnceLock::new(),
+            users: Default::default(),
             applied: Record::default(),
             declarations: Declarations::default(),
             revisions: crate::revision::Recorded::default(),

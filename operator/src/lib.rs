@@ -33,6 +33,7 @@ pub mod run;
 pub mod status;
 pub mod suspend;
 pub mod topology;
+pub mod users;
 pub mod validate;
 
 /// Everything a reconcile can fail with. [`Error::reason`] is the short,
@@ -62,6 +63,9 @@ pub enum Error {
 
     #[error("EventBroker {0} is not Ready; its quorum queues are declared once every node is")]
     BrokerNotReady(String),
+
+    #[error("broker management API: {0}")]
+    Management(String),
 
     #[error("Secret {secret}: {problem}")]
     Secret { secret: String, problem: String },
@@ -100,6 +104,7 @@ impl Error {
             Error::BrokerNotFound(_) => "BrokerNotFound",
             Error::NodesNotReady { .. } => "NodesNotReady",
             Error::BrokerNotReady(_) => "BrokerNotReady",
+            Error::Management(_) => "ManagementApiError",
             Error::Secret { .. } => "SecretUnusable",
             Error::Malformed(_) => "MalformedObject",
             Error::Random(_) => "RandomFailed",

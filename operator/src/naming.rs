@@ -84,6 +84,31 @@ pub fn workload_selector(stream: &str, workload: &Workload) -> BTreeMap<String, 
     ])
 }
 
+/// Secret of an app's own broker user (`uri`, `username`, `password`,
+/// `host`, `port`, `vhost`): as long as a worker Deployment's name.
+pub fn app_broker_secret(stream: &str, app: &str) -> String {
+    format!("{stream}-{app}-broker")
+}
+
+/// The broker user of an app: `eventflow.<namespace>.<stream>.<app>`.
+/// Namespaces, Streams and apps are DNS labels (no dots), so the name is
+/// unambiguous and [`broker_user_app`] reads the app back.
+pub fn broker_user(namespace: &str, stream: &str, app: &str) -> String {
+    format!("{}{app}", broker_user_prefix(namespace, stream))
+}
+
+/// What every broker user of one Stream starts with.
+pub fn broker_user_prefix(namespace: &str, stream: &str) -> String {
+    format!("eventflow.{namespace}.{stream}.")
+}
+
+/// The app of a broker user of the Stream with `prefix`; `None` for
+/// another Stream's user (or anyone else).
+pub fn broker_user_app<'a>(user: &'a str, prefix: &str) -> Option<&'a str> {
+    user.strip_prefix(prefix)
+        .filter(|app| !app.is_empty() && !app.contains('.'))
+}
+
 /// Objects of a managed broker.
 pub struct BrokerNames {
     /// StatefulSet and client Service.

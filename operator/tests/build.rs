@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use eventflow_contract::{Bindings, QueueType};
 use eventflow_operator::{
     api::{EventBroker, Stream},
-    build::{StreamObjects, build_broker, build_stream},
-    connection::broker_wiring,
+    build::{StreamObjects, build_broker, build_stream, stream::CREDENTIALS_ANNOTATION},
+    connection::{BrokerSecret, broker_wiring},
+    users::{AppCredentials, Users},
     validate::validate,
 };
 use k8s_openapi::api::{
@@ -28,10 +29,14 @@ fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
 }
 
 fn shop() -> StreamObjects {
+    shop_with(&Users::Shared("no management API".into()))
+}
+
+fn shop_with(users: &Users) -> StreamObjects {
     let stream: Stream = fixture("stream-shop.yaml");
     let broker: EventBroker = fixture("broker-external.yaml");
     let wiring = broker_wiring(&broker);
-    build_stream(&validate(&stream).unwrap(), &wiring)
+    build_stream(&validate(&stream).unwrap(), &wiring, users)
 }
 
 fn deployment<'a>(objects: &'a StreamObjects, name: &str) -> &'a Deployment {
@@ -189,6 +194,54 @@ fn every_container_gets_the_whole_wiring_contract() {
 }
 
 #[test]
+fn an_app_with_its_own_broker_user_reads_its_own_secret_and_rolls_when_it_is_replaced() {
+    let own = AppCredentials {
+        secret: BrokerSecret {
+            name: "shop-account-broker".into(),
+            key: "uri".into(),
+        },
+        revision: "uid-1".into(),
+    };
+    let users = Users::PerApp {
+        apps: BTreeMap::from([("account".to_owned(), own)]),
+        written: Ok(()),
+    };
+    let objects = shop_with(&users);
+    for name in ["shop-account-web", "shop-account-worker"] {
+        let d = deployment(&objects, name);
+        let e = env(container(d));
+        assert_eq!(
+            e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["name"],
+            "shop-account-broker"
+        );
+        assert_eq!(
+            e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["key"],
+            "uri"
+        );
+        let template = d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
+        assert_eq!(
+            template.annotations.as_ref().unwrap()[CREDENTIALS_ANNOTATION],
+            "uid-1"
+        );
+    }
+    // An app without a user of its own keeps the connection Secret, unannotated.
+    let order = deployment(&objects, "shop-order-worker");
+    assert_eq!(
+        env(container(order))["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["name"],
+        "rabbit-uri"
+    );
+    let template = order
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap();
+    assert!(template.annotations.is_none());
+}
+
+#[test]
 fn the_stream_topology_declares_every_group_queue_with_retry_and_dead_letter() {
     let objects = shop();
     let queues: Vec<_> = objects.topology.queue_names().collect();
@@ -203,6 +256,9 @@ fn the_stream_topology_declares_every_group_queue_with_retry_and_dead_letter() {
         .map(|e| e.name.as_str())
         .collect();
     assert!(exchanges.contains(&"demo.account") && exchanges.contains(&"demo.order"));
+    // Workers send a failed message to the retry queue through an exchange
+    // of its own name, never the default exchange.
+    assert!(exchanges.contains(&"demo.order.order.retry"));
 }
 
 #[test]

@@ -219,6 +219,16 @@ async fn a_deleted_stream_with_retain_policy_keeps_its_topology_and_releases_the
     }));
     let reply = serde_json::to_value(&s).unwrap();
     let server = tokio::spawn(async move {
+        // The broker users go whatever the policy: no broker, none to delete.
+        let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"});
+        expect(
+            &mut handle,
+            "GET",
+            "/apis/eventflow.dev/v1alpha1/namespaces/demo/eventbrokers/rabbit",
+            &[],
+            not_found,
+        )
+        .await;
         let event = expect(
             &mut handle,
             "POST",

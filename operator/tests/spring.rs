@@ -12,9 +12,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Operator, eventually, queue_exists, spring::SpringApp};
+use common::{Operator, container, eventually, queue_exists, spring::SpringApp};
 use eventflow_operator::api::Stream;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Container};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::{Api, Client, api::PostParams};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
@@ -70,18 +70,6 @@ async fn deploy(client: &Client, ns: &str, stream: &Stream) {
         )
         .await;
     }
-}
-
-/// The (only) container of a Deployment's pod template.
-fn container(d: &Deployment) -> &Container {
-    &d.spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
 }
 
 fn spring_json(d: &Deployment) -> (Vec<(String, Option<String>)>, Value) {

@@ -6,12 +6,15 @@
 //! deterministic names of broker objects ([`names`]), the `EVENTFLOW_BINDINGS`
 //! JSON document ([`bindings`]) and the broker topology derived from it
 //! ([`topology`]), which the operator declares and a standalone app declares
-//! for itself (feature `amqp`).
+//! for itself (feature `amqp`), the broker permissions an app needs
+//! ([`permissions`]), and AMQP topic matching ([`topic`]).
 
 pub mod bindings;
 pub mod defaults;
 pub mod env;
 pub mod names;
+pub mod permissions;
+pub mod topic;
 pub mod topology;
 
 #[cfg(feature = "amqp")]

@@ -9,8 +9,14 @@
 //! | destination exchange (topic) | `<ns>.<destination>` |
 //! | group queue | `<ns>.<destination>.<group>` |
 //! | retry queue (TTL, dead-letters back to the group queue) | `<ns>.<destination>.<group>.retry` |
+//! | retry exchange (fanout, into the retry queue) | `<ns>.<destination>.<group>.retry` |
 //! | dead-letter exchange (fanout) | `<ns>.<destination>.<group>.dlx` |
 //! | dead-letter queue | `<ns>.<destination>.<group>.dlq` |
+//!
+//! A worker sends a failed message to its retry queue through the retry
+//! exchange of the same name, not through the default exchange: a broker
+//! user that may write to the default exchange may write into every queue
+//! of the vhost ([`crate::permissions`]).
 
 pub fn exchange(namespace: &str, destination: &str) -> String {
     format!("{namespace}.{destination}")
@@ -46,6 +52,12 @@ pub fn cloudevent_type(aggregate: &str, event_type: &str) -> String {
 /// first retry). Consumers increment it when they route a message through
 /// the retry queue and dead-letter it once it reaches `maxAttempts`.
 pub const ATTEMPT_HEADER: &str = "x-eventflow-attempt";
+
+/// Header carrying the routing key a message was first published with.
+/// A worker writes it when it first sends a message to the retry queue (the
+/// message comes back with the group queue's name as its routing key); a
+/// redrive writes it on every message it puts back.
+pub const ROUTING_KEY_HEADER: &str = "x-eventflow-routing-key";
 
 #[cfg(test)]
 mod tests {

@@ -89,8 +89,19 @@ impl Topology {
                 },
             });
             // A message waits out its backoff here, then expires back into
-            // the group queue through the default exchange.
+            // the group queue through the default exchange (the broker's
+            // own doing). The worker sends it here through the retry
+            // exchange of the same name.
             if s.redelivery == Redelivery::RetryQueue {
+                t.exchanges.push(Exchange {
+                    name: s.retry_queue.clone(),
+                    kind: ExchangeKind::Fanout,
+                });
+                t.bindings.push(Binding {
+                    exchange: s.retry_queue.clone(),
+                    queue: s.retry_queue.clone(),
+                    routing_key: String::new(),
+                });
                 t.queues.push(Queue {
                     name: s.retry_queue.clone(),
                     args: QueueArgs {
@@ -176,7 +187,7 @@ mod tests {
         );
         let t = Topology::of(&b);
         let names: Vec<_> = t.exchanges.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, ["ns.orders", "ns.orders.w.dlx"]);
+        assert_eq!(names, ["ns.orders", "ns.orders.w.dlx", "ns.orders.w.retry"]);
         assert_eq!(
             t.queue_names().collect::<Vec<_>>(),
             ["ns.orders.w", "ns.orders.w.dlq", "ns.orders.w.retry"]
@@ -192,7 +203,13 @@ mod tests {
             t.queues[0].args.dead_letter_exchange.as_deref(),
             Some("ns.orders.w.dlx")
         );
-        assert_eq!(t.bindings.len(), 3);
+        // Two routing keys, the DLQ's and the retry queue's.
+        assert_eq!(t.bindings.len(), 4);
+        assert!(t.bindings.contains(&Binding {
+            exchange: "ns.orders.w.retry".into(),
+            queue: "ns.orders.w.retry".into(),
+            routing_key: String::new(),
+        }));
     }
 
     #[test]
@@ -215,6 +232,8 @@ mod tests {
             t.queue_names().collect::<Vec<_>>(),
             ["ns.ticks.log", "ns.ticks.log.dlq"]
         );
+        let exchanges: Vec<_> = t.exchanges.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(exchanges, ["ns.ticks", "ns.ticks.log.dlx"]);
         // Rejected messages still dead-letter to the group's DLX.
         assert_eq!(
             t.queues[0].args.dead_letter_exchange.as_deref(),

@@ -1,11 +1,18 @@
-//! The counts: events by type since start and over sliding time windows,
-//! each event counted once however often the broker delivers it (the
-//! CloudEvent id is remembered for the last [`REMEMBERED_IDS`] events).
-//! Types are bounded ([`MAX_TYPES`]) so a flood of odd types cannot grow
-//! memory or Prometheus cardinality without limit.
+//! The counts: events by type and by destination since start and over
+//! sliding time windows, each event counted once however often it arrives
+//! (the broker redelivers; a feed being read again holds what the broker
+//! delivered). The CloudEvent id is remembered for the [`REMEMBERED_IDS`]
+//! most recent events — most recent by the event's own time, so a feed read
+//! oldest first never pushes out the ids the broker just delivered. Types
+//! and destinations are bounded ([`MAX_TYPES`], [`MAX_DESTINATIONS`]) so a
+//! flood of odd names cannot grow memory or Prometheus cardinality.
+//!
+//! Each event is placed at its own second (when it was recorded), which may
+//! be earlier than the last one counted: a feed read at start brings the
+//! past. Seconds are kept for the longest window only.
 
 use std::{
-    collections::{BTreeMap, HashSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -13,7 +20,9 @@ use serde_json::{Value, json};
 
 /// Distinct event types tracked; later ones are counted as `other`.
 pub const MAX_TYPES: usize = 500;
-/// Event ids remembered to drop redeliveries.
+/// Distinct destinations tracked; later ones are counted as `other`.
+pub const MAX_DESTINATIONS: usize = 100;
+/// Event ids remembered to drop repeats.
 pub const REMEMBERED_IDS: usize = 200_000;
 /// The windows reported, by name and length in seconds.
 pub const WINDOWS: &[(&str, u64)] = &[("1m", 60), ("5m", 300), ("15m", 900), ("1h", 3_600)];
@@ -21,25 +30,56 @@ const LONGEST_WINDOW: u64 = 3_600;
 /// Buckets of a [`Counts::series`].
 pub const SERIES_POINTS: u64 = 60;
 
-#[derive(Default)]
-struct Inner {
-    totals: BTreeMap<String, u64>,
-    /// Per second with events: (unix second, counts by type), oldest first.
-    seconds: VecDeque<(u64, BTreeMap<String, u64>)>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
-    duplicates: u64,
+/// One event to count.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    /// The destination it was tapped on (or whose feed held it).
+    pub destination: &'a str,
+    /// Its routing key, `<aggregate>.<EVENT>`.
+    pub event_type: &'a str,
+    /// The CloudEvent id (the stored event's `eventId`).
+    pub id: &'a str,
+    /// The unix second it was recorded.
+    pub at: u64,
 }
 
-/// Shared between the worker (records) and the web role (reads).
+/// Counts by type and by destination.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub(crate) by_type: BTreeMap<String, u64>,
+    pub(crate) by_destination: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, event_type: &str, destination: &str, n: u64) {
+        *self.by_type.entry(event_type.to_owned()).or_default() += n;
+        *self
+            .by_destination
+            .entry(destination.to_owned())
+            .or_default() += n;
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub(crate) totals: Tally,
+    /// Per unix second with events in the longest window.
+    pub(crate) seconds: BTreeMap<u64, Tally>,
+    seen: HashSet<String>,
+    /// The remembered ids by (event second, id): the oldest is forgotten first.
+    seen_order: BTreeSet<(u64, String)>,
+    pub(crate) duplicates: u64,
+}
+
+/// Shared between the workers and feed readers (record) and the web role (reads).
 #[derive(Clone, Default)]
 pub struct Counts {
     inner: Arc<Mutex<Inner>>,
 }
 
 /// `order.ORDER_CREATED` is kept; anything outside `[A-Za-z0-9._-]` is replaced.
-fn label(event_type: &str) -> String {
-    let clean: String = event_type
+fn label(name: &str) -> String {
+    let clean: String = name
         .chars()
         .take(120)
         .map(|c| {
@@ -57,64 +97,91 @@ fn label(event_type: &str) -> String {
     }
 }
 
+/// `name` as a key of `known`, or `other` once `max` keys are known.
+fn bounded(known: &BTreeMap<String, u64>, name: &str, max: usize) -> String {
+    let key = label(name);
+    if !known.contains_key(&key) && known.len() >= max {
+        "other".into()
+    } else {
+        key
+    }
+}
+
+impl Inner {
+    /// Counts by type and destination in the window of `length` seconds ending at `now`.
+    pub(crate) fn window(&self, now: u64, length: u64) -> Tally {
+        let mut out = Tally::default();
+        for counts in self.seconds.range((now + 1).saturating_sub(length)..=now) {
+            for (t, n) in &counts.1.by_type {
+                *out.by_type.entry(t.clone()).or_default() += n;
+            }
+            for (d, n) in &counts.1.by_destination {
+                *out.by_destination.entry(d.clone()).or_default() += n;
+            }
+        }
+        out
+    }
+
+    /// Forgets ids past [`REMEMBERED_IDS`], oldest event first.
+    fn remember(&mut self, id: &str, at: u64) {
+        self.seen.insert(id.to_owned());
+        self.seen_order.insert((at, id.to_owned()));
+        while self.seen_order.len() > REMEMBERED_IDS {
+            if let Some((_, old)) = self.seen_order.pop_first() {
+                self.seen.remove(&old);
+            }
+        }
+    }
+}
+
 impl Counts {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves counts that are still valid.
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts one event of `event_type` with id `id` at unix second `now`;
-    /// false when the id was already counted (a redelivery).
-    pub fn record(&self, event_type: &str, id: &str, now: u64) -> bool {
+    /// Counts `event` (at its own second, or `now` if that is later than
+    /// `now`: a skewed clock); false when its id was already counted.
+    /// Windows end at `now`: an event older than the longest reaches only
+    /// the totals.
+    pub fn record(&self, event: &Event<'_>, now: u64) -> bool {
+        let at = event.at.min(now);
         let mut inner = self.lock();
-        if !inner.seen.insert(id.to_owned()) {
+        if inner.seen.contains(event.id) {
             inner.duplicates += 1;
             return false;
         }
-        inner.seen_order.push_back(id.to_owned());
-        if inner.seen_order.len() > REMEMBERED_IDS
-            && let Some(old) = inner.seen_order.pop_front()
-        {
-            inner.seen.remove(&old);
+        inner.remember(event.id, at);
+        let event_type = bounded(&inner.totals.by_type, event.event_type, MAX_TYPES);
+        let destination = bounded(
+            &inner.totals.by_destination,
+            event.destination,
+            MAX_DESTINATIONS,
+        );
+        inner.totals.add(&event_type, &destination, 1);
+        let oldest = now.saturating_sub(LONGEST_WINDOW);
+        if at >= oldest {
+            inner
+                .seconds
+                .entry(at)
+                .or_default()
+                .add(&event_type, &destination, 1);
         }
-        let mut key = label(event_type);
-        if !inner.totals.contains_key(&key) && inner.totals.len() >= MAX_TYPES {
-            key = "other".into();
-        }
-        *inner.totals.entry(key.clone()).or_default() += 1;
-        match inner.seconds.back_mut() {
-            Some((second, counts)) if *second == now => *counts.entry(key).or_default() += 1,
-            _ => inner.seconds.push_back((now, BTreeMap::from([(key, 1)]))),
-        }
-        while inner
-            .seconds
-            .front()
-            .is_some_and(|(s, _)| s + LONGEST_WINDOW < now)
-        {
-            inner.seconds.pop_front();
+        while let Some(first) = inner.seconds.first_entry() {
+            if *first.key() >= oldest {
+                break;
+            }
+            first.remove();
         }
         true
     }
 
-    /// Counts by type in the window of `length` seconds ending at `now`.
-    fn window(inner: &Inner, now: u64, length: u64) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        for (second, counts) in &inner.seconds {
-            if second + length > now {
-                for (t, n) in counts {
-                    *out.entry(t.clone()).or_default() += n;
-                }
-            }
-        }
-        out
-    }
-
-    /// Events by type over the window of `length` seconds ending at `now`,
-    /// in [`SERIES_POINTS`] buckets of `length / SERIES_POINTS` seconds,
-    /// oldest first — a chart's points. Types without an event in the
-    /// window are left out.
+    /// Events by type and by destination over the window of `length`
+    /// seconds ending at `now`, in [`SERIES_POINTS`] buckets of
+    /// `length / SERIES_POINTS` seconds, oldest first — a chart's points.
+    /// Names without an event in the window are left out.
     pub fn series(&self, now: u64, length: u64) -> Value {
         let step = (length / SERIES_POINTS).max(1);
         let points = length.div_ceil(step) as usize;
@@ -122,13 +189,14 @@ impl Counts {
         let start = (now + 1).saturating_sub(step * points as u64);
         let inner = self.lock();
         let mut by_type: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for (second, counts) in &inner.seconds {
-            if *second < start || *second > now {
-                continue;
-            }
+        let mut by_destination: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for (second, counts) in inner.seconds.range(start..=now) {
             let bucket = ((second - start) / step) as usize;
-            for (t, n) in counts {
+            for (t, n) in &counts.by_type {
                 by_type.entry(t).or_insert_with(|| vec![0; points])[bucket] += n;
+            }
+            for (d, n) in &counts.by_destination {
+                by_destination.entry(d).or_insert_with(|| vec![0; points])[bucket] += n;
             }
         }
         json!({
@@ -136,156 +204,30 @@ impl Counts {
             "step": step,
             "points": points,
             "byType": by_type,
+            "byDestination": by_destination,
         })
     }
 
-    /// The JSON the web role serves.
+    /// The JSON the web role serves (without the feeds' states).
     pub fn to_json(&self, now: u64) -> Value {
         let inner = self.lock();
-        let windows: serde_json::Map<String, Value> = WINDOWS
-            .iter()
-            .map(|(name, length)| {
-                (
-                    (*name).to_owned(),
-                    json!(Self::window(&inner, now, *length)),
-                )
-            })
-            .collect();
+        let mut windows = serde_json::Map::new();
+        let mut windows_by_destination = serde_json::Map::new();
+        for (name, length) in WINDOWS {
+            let tally = inner.window(now, *length);
+            windows.insert((*name).to_owned(), json!(tally.by_type));
+            windows_by_destination.insert((*name).to_owned(), json!(tally.by_destination));
+        }
         json!({
-            "total": inner.totals.values().sum::<u64>(),
-            "byType": inner.totals,
+            "total": inner.totals.by_type.values().sum::<u64>(),
+            "byType": inner.totals.by_type,
+            "byDestination": inner.totals.by_destination,
             "windows": windows,
+            "windowsByDestination": windows_by_destination,
             "duplicatesIgnored": inner.duplicates,
         })
-    }
-
-    /// The Prometheus text exposition of the counts.
-    pub fn to_prometheus(&self, now: u64) -> String {
-        let inner = self.lock();
-        let mut out = String::from(
-            "# HELP eventflow_counter_events_total Events counted by type since the counter started.\n\
-             # TYPE eventflow_counter_events_total counter\n",
-        );
-        for (t, n) in &inner.totals {
-            out.push_str(&format!(
-                "eventflow_counter_events_total{{type=\"{t}\"}} {n}\n"
-            ));
-        }
-        out.push_str(
-            "# HELP eventflow_counter_window_events Events counted by type in the last window.\n\
-             # TYPE eventflow_counter_window_events gauge\n",
-        );
-        for (name, length) in WINDOWS {
-            for (t, n) in Self::window(&inner, now, *length) {
-                out.push_str(&format!(
-                    "eventflow_counter_window_events{{type=\"{t}\",window=\"{name}\"}} {n}\n"
-                ));
-            }
-        }
-        out.push_str(&format!(
-            "# HELP eventflow_counter_duplicates_total Redelivered events not counted again.\n\
-             # TYPE eventflow_counter_duplicates_total counter\n\
-             eventflow_counter_duplicates_total {}\n",
-            inner.duplicates
-        ));
-        out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_are_counted_by_type_once_each() {
-        let c = Counts::default();
-        assert!(c.record("order.ORDER_CREATED", "e1", 100));
-        assert!(c.record("order.ORDER_CREATED", "e2", 100));
-        assert!(c.record("payment.PAYMENT_CREATED", "e3", 101));
-        assert!(
-            !c.record("order.ORDER_CREATED", "e1", 102),
-            "a redelivery is not counted"
-        );
-        let j = c.to_json(102);
-        assert_eq!(j["total"], 3);
-        assert_eq!(j["byType"]["order.ORDER_CREATED"], 2);
-        assert_eq!(j["duplicatesIgnored"], 1);
-    }
-
-    #[test]
-    fn windows_only_hold_recent_events() {
-        let c = Counts::default();
-        c.record("a.X", "1", 1_000);
-        c.record("a.X", "2", 1_200);
-        c.record("a.X", "3", 1_290);
-        let j = c.to_json(1_300);
-        assert_eq!(j["windows"]["1m"]["a.X"], 1);
-        assert_eq!(j["windows"]["5m"]["a.X"], 2);
-        assert_eq!(j["windows"]["15m"]["a.X"], 3);
-        assert_eq!(j["byType"]["a.X"], 3);
-        // An hour later the windows are empty but the total stays.
-        let j = c.to_json(10_000);
-        assert_eq!(j["windows"]["1h"], json!({}));
-        assert_eq!(j["total"], 3);
-    }
-
-    #[test]
-    fn prometheus_text_carries_totals_and_windows_with_safe_labels() {
-        let c = Counts::default();
-        c.record("order.ORDER_CREATED", "1", 5);
-        c.record("bad\"type{}", "2", 5);
-        let text = c.to_prometheus(5);
-        assert!(
-            text.contains("eventflow_counter_events_total{type=\"order.ORDER_CREATED\"} 1\n"),
-            "{text}"
-        );
-        assert!(text.contains(
-            "eventflow_counter_window_events{type=\"order.ORDER_CREATED\",window=\"1m\"} 1\n"
-        ));
-        assert!(text.contains("type=\"bad_type__\""), "{text}");
-    }
-
-    #[test]
-    fn a_series_puts_each_event_in_its_bucket_oldest_first() {
-        let c = Counts::default();
-        c.record("a.X", "1", 1_000); // before the 1 m window ending at 1_100
-        c.record("a.X", "2", 1_041); // first bucket of it
-        c.record("a.X", "3", 1_100); // last bucket
-        c.record("b.Y", "4", 1_100);
-        c.record("b.Y", "5", 1_100);
-        let j = c.series(1_100, 60);
-        assert_eq!(
-            (j["from"].as_u64(), j["step"].as_u64()),
-            (Some(1_041), Some(1))
-        );
-        let x = j["byType"]["a.X"].as_array().unwrap();
-        assert_eq!(x.len(), 60);
-        assert_eq!((x[0].as_u64(), x[59].as_u64()), (Some(1), Some(1)));
-        assert_eq!(x.iter().filter_map(Value::as_u64).sum::<u64>(), 2);
-        assert_eq!(j["byType"]["b.Y"][59], 2);
-        // The hour in minutes holds all three of a.X.
-        let j = c.series(1_100, 3_600);
-        assert_eq!(j["step"], 60);
-        assert_eq!(
-            j["byType"]["a.X"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(Value::as_u64)
-                .sum::<u64>(),
-            3
-        );
-        assert_eq!(c.series(99_999, 60)["byType"], json!({}));
-    }
-
-    #[test]
-    fn the_number_of_types_is_bounded() {
-        let c = Counts::default();
-        for i in 0..MAX_TYPES + 10 {
-            c.record(&format!("t.E{i}"), &i.to_string(), 1);
-        }
-        let j = c.to_json(1);
-        assert_eq!(j["byType"].as_object().unwrap().len(), MAX_TYPES + 1);
-        assert_eq!(j["byType"]["other"], 10);
-    }
-}
+mod tests;

@@ -1,11 +1,16 @@
 //! The counter (DOMAIN.md, "Load simulator and counters"): its worker taps
 //! one or more destinations with its own consumer group and counts events
-//! by type over time windows ([`counts`]); its web role serves the counts as
-//! JSON (`GET /v1/counts`) and Prometheus text (`GET /metrics`). The counts
-//! live in memory, so the counter runs Combined (role `all`): one process
-//! both counts and serves.
+//! by type and by destination over time windows ([`counts`]); at start it
+//! reads the contexts' feeds named by `COUNTER_FEEDS` ([`feeds`],
+//! [`rebuild`]) so its totals include what happened before it ran; its web
+//! role serves the counts as JSON (`GET /v1/counts`) and Prometheus text
+//! (`GET /metrics`). The counts live in memory, so the counter runs
+//! Combined (role `all`): one process both counts and serves.
 
 pub mod counts;
+pub mod feeds;
+mod prometheus;
+pub mod rebuild;
 pub mod run;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -16,9 +21,11 @@ use eventflow_runtime::{
     cloudevent::CloudEvent,
     config::Standalone,
     consumer::{Handled, Handler},
+    problem::Problem,
 };
 
 pub use counts::Counts;
+pub use feeds::FeedStates;
 
 pub const APP: &str = "counter";
 pub const GROUP: &str = "counter";
@@ -49,13 +56,34 @@ pub fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-/// The worker's handler: counts the event under its routing key
-/// (`<aggregate>.<EVENT>`, as the original's `payload.type`).
-pub fn handler(counts: Counts) -> Handler {
+/// The unix second of an RFC 3339 time (`2026-01-01T00:00:00.000Z`);
+/// `None` when it is not one (0 for a time before 1970).
+pub fn unix_seconds(rfc3339: &str) -> Option<u64> {
+    let at = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    Some(u64::try_from(at.unix_timestamp()).unwrap_or_default())
+}
+
+/// The handler of the consumer of `destination`: counts the event under its
+/// routing key (`<aggregate>.<EVENT>`, as the original's `payload.type`) and
+/// its destination, at the time it was recorded (its CloudEvent `time`; now
+/// when it has none).
+pub fn handler(counts: Counts, destination: &str) -> Handler {
+    let destination: std::sync::Arc<str> = destination.into();
     std::sync::Arc::new(move |event: CloudEvent| {
-        let counts = counts.clone();
+        let (counts, destination) = (counts.clone(), destination.clone());
         Box::pin(async move {
-            counts.record(&event.routing_key(), &event.id, unix_now());
+            let now = unix_now();
+            let at = event.time.as_deref().and_then(unix_seconds).unwrap_or(now);
+            counts.record(
+                &counts::Event {
+                    destination: &destination,
+                    event_type: &event.routing_key(),
+                    id: &event.id,
+                    at,
+                },
+                now,
+            );
             Ok(Handled::Done)
         })
     })
@@ -65,53 +93,63 @@ pub fn handler(counts: Counts) -> Handler {
 /// events by type in 60 buckets, for charts; 400 problem+json naming the
 /// window when it is not one of [`counts::WINDOWS`].
 async fn series(
-    State(c): State<Counts>,
+    State(Served { counts: c, .. }): State<Served>,
     axum::extract::Query(query): axum::extract::Query<std::collections::BTreeMap<String, String>>,
 ) -> axum::response::Response {
     let name = query.get("window").map(String::as_str).unwrap_or("5m");
     match counts::WINDOWS.iter().find(|(n, _)| *n == name) {
         Some((_, length)) => Json(c.series(unix_now(), *length)).into_response(),
-        None => (
-            axum::http::StatusCode::BAD_REQUEST,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            serde_json::json!({
-                "type": "about:blank",
-                "title": "Bad Request",
-                "status": 400,
-                "detail": format!(
-                    "window {name:?} is not one of {}",
-                    counts::WINDOWS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                ),
-            })
-            .to_string(),
+        None => Problem::bad_request(
+            "window",
+            format!(
+                "window {name:?} is not one of {}",
+                counts::WINDOWS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
-            .into_response(),
+        .into_response(),
     }
+}
+
+/// What the web role serves: the counts and the feeds' states.
+#[derive(Clone)]
+struct Served {
+    counts: Counts,
+    feeds: FeedStates,
+}
+
+/// `GET /v1/counts`: the counts with the state of each feed being read.
+async fn counts_json(State(s): State<Served>) -> Json<serde_json::Value> {
+    let mut body = s.counts.to_json(unix_now());
+    body["feeds"] = s.feeds.to_json();
+    Json(body)
 }
 
 /// The web role: `GET /v1/counts` (JSON), `GET /v1/counts/series` (chart
 /// points) and `GET /metrics` (Prometheus).
-pub fn router(counts: Counts) -> Router {
+pub fn router(counts: Counts, feeds: FeedStates) -> Router {
     Router::new()
-        .route(
-            "/v1/counts",
-            get(|State(c): State<Counts>| async move { Json(c.to_json(unix_now())) }),
-        )
+        .route("/v1/counts", get(counts_json))
         .route("/v1/counts/series", get(series))
         .route(
             "/metrics",
-            get(|State(c): State<Counts>| async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    c.to_prometheus(unix_now()),
-                )
-                    .into_response()
-            }),
+            get(
+                |State(Served { counts: c, .. }): State<Served>| async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        c.to_prometheus(unix_now()),
+                    )
+                        .into_response()
+                },
+            ),
         )
-        .with_state(counts)
+        .with_state(Served { counts, feeds })
 }
 
 #[cfg(test)]
@@ -134,8 +172,10 @@ mod tests {
     #[tokio::test]
     async fn series_answer_a_known_window_and_refuse_another_naming_it() {
         let counts = Counts::default();
-        counts.record("order.ORDER_CREATED", "1", unix_now());
-        let app = router(counts);
+        handler(counts.clone(), "order")(event("1", "order.ORDER_CREATED"))
+            .await
+            .unwrap();
+        let app = router(counts, FeedStates::default());
         let get = |uri: &'static str| {
             let app = app.clone();
             async move {
@@ -162,6 +202,8 @@ mod tests {
             "{body}"
         );
         assert_eq!(points.len(), 60);
+        let points = body["byDestination"]["order"].as_array().unwrap();
+        assert_eq!(points.iter().filter_map(Value::as_u64).sum::<u64>(), 1);
         let (status, body) = get("/v1/counts/series").await;
         assert_eq!((status.as_u16(), body["step"].as_u64()), (200, Some(5)));
         let (status, body) = get("/v1/counts/series?window=2d").await;
@@ -175,12 +217,23 @@ mod tests {
     #[tokio::test]
     async fn the_web_role_serves_what_the_worker_counted() {
         let counts = Counts::default();
-        let handle = handler(counts.clone());
-        handle(event("1", "order.ORDER_CREATED")).await.unwrap();
-        handle(event("2", "order.ORDER_CREATED")).await.unwrap();
-        handle(event("2", "order.ORDER_CREATED")).await.unwrap();
-        handle(event("3", "payment.PAYMENT_FAILED")).await.unwrap();
-        let app = router(counts);
+        let order = handler(counts.clone(), "order");
+        order(event("1", "order.ORDER_CREATED")).await.unwrap();
+        order(event("2", "order.ORDER_CREATED")).await.unwrap();
+        order(event("2", "order.ORDER_CREATED")).await.unwrap();
+        handler(counts.clone(), "payment")(event("3", "payment.PAYMENT_FAILED"))
+            .await
+            .unwrap();
+        let mut old = event("4", "order.ORDER_SUCCEEDED");
+        old.time = Some("2026-01-01T00:00:00.000Z".into());
+        order(old).await.unwrap();
+        let feeds = FeedStates::default();
+        feeds.start(&feeds::Feed {
+            destination: "order".into(),
+            url: "http://o/v1/events".into(),
+            routing_keys: vec!["#".into()],
+        });
+        let app = router(counts, feeds);
         let response = app
             .clone()
             .oneshot(
@@ -195,9 +248,22 @@ mod tests {
                 .unwrap();
         assert_eq!(
             body["byType"],
-            json!({ "order.ORDER_CREATED": 2, "payment.PAYMENT_FAILED": 1 })
+            json!({ "order.ORDER_CREATED": 2, "order.ORDER_SUCCEEDED": 1, "payment.PAYMENT_FAILED": 1 })
         );
-        assert_eq!(body["windows"]["1m"]["order.ORDER_CREATED"], 2);
+        assert_eq!(body["byDestination"], json!({ "order": 3, "payment": 1 }));
+        assert_eq!(
+            body["windows"]["1m"],
+            json!({ "order.ORDER_CREATED": 2, "payment.PAYMENT_FAILED": 1 }),
+            "an event is placed at its own time: long ago is in no window"
+        );
+        assert_eq!(
+            body["windowsByDestination"]["1m"],
+            json!({ "order": 2, "payment": 1 })
+        );
+        assert_eq!(
+            body["feeds"]["order"],
+            json!({ "state": "reading", "events": 0, "url": "http://o/v1/events" })
+        );
         let response = app
             .oneshot(
                 axum::http::Request::get("/metrics")
@@ -218,6 +284,10 @@ mod tests {
         .unwrap();
         assert!(
             text.contains("eventflow_counter_events_total{type=\"payment.PAYMENT_FAILED\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eventflow_counter_destination_events_total{destination=\"order\"} 3"),
             "{text}"
         );
     }

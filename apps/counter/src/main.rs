@@ -1,4 +1,4 @@
-//! `counter [all|web|worker]` — counts events by type on the destinations
+//! `counter [all|web|worker]` — counts events by type and destination on the destinations
 //! of `EVENTFLOW_BINDINGS` (standalone: account, order, payment, warehouse)
 //! and serves the counts; every role runs both halves (Combined).
 

@@ -1,5 +1,6 @@
-//! Runs the counter: the admin endpoints, the web role and one consumer per
-//! tapped destination in one process, until SIGTERM/SIGINT. A lost broker
+//! Runs the counter: the admin endpoints, the web role, one consumer per
+//! tapped destination and one reader per feed of `COUNTER_FEEDS` in one
+//! process, until SIGTERM/SIGINT. A lost broker
 //! connection does not end it: the runtime's broker link reconnects and the
 //! consumers resume (the counts live on in memory). `POST /drain` on the
 //! admin port (a suspended Stream) stops the consumers only: the web API
@@ -19,7 +20,7 @@ use eventflow_runtime::{
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{Counts, handler, router};
+use crate::{Counts, FeedStates, feeds, handler, rebuild::rebuild, router};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CounterError {
@@ -44,6 +45,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if config.role == Role::Functions {
         return Err(CounterError::FunctionsRole.into());
     }
+    // A malformed COUNTER_FEEDS stops the start, naming its entry.
+    let feeds = feeds::parse(
+        &std::env::var(feeds::VAR).unwrap_or_default(),
+        &config.bindings.subscribes,
+    )?;
     let cancel = CancellationToken::new();
     tokio::spawn(app::shutdown_signal(cancel.clone()));
     let metrics = Metrics::default();
@@ -55,6 +61,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ..Readiness::default()
     };
     let counts = Counts::default();
+    let feed_states = FeedStates::default();
+    for feed in &feeds {
+        feed_states.start(feed);
+    }
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     // Drained like a worker: its consumers stop and settle what they hold.
     let consume_stop = cancel.child_token();
@@ -74,7 +84,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let http = TcpListener::bind(config.http_addr).await?;
     tracing::info!(addr = %config.http_addr, "counts served");
-    tasks.spawn(serve(http, router(counts.clone()), cancel.clone()));
+    tasks.spawn(serve(
+        http,
+        router(counts.clone(), feed_states.clone()),
+        cancel.clone(),
+    ));
 
     let target = Target {
         uri: config.broker_uri.clone(),
@@ -90,7 +104,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(destination = %subscription.destination, queue = %subscription.queue, "tapping");
         let consumer = Consumer {
             subscription: subscription.clone(),
-            handler: handler(counts.clone()),
+            handler: handler(counts.clone(), &subscription.destination),
             prefetch: config.prefetch,
             concurrency: config.concurrency,
             metrics: metrics.clone(),
@@ -100,6 +114,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tasks.spawn(consumers.track_future(async move { Ok(consumer.run(link, stop).await?) }));
     }
     consumers.close();
+    // The past, from the contexts' feeds, while the consumers count the
+    // present; readiness does not wait for it (`/v1/counts` tells).
+    let client = eventflow_runtime::hypermedia::HalClient::new();
+    for feed in feeds {
+        tracing::info!(destination = %feed.destination, url = %feed.url, "reading the feed");
+        let task = rebuild(
+            feed,
+            counts.clone(),
+            feed_states.clone(),
+            client.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            task.await;
+            Ok(())
+        });
+    }
     let _ = readiness.started.set(());
     tracing::info!("ready");
     let mut result = Ok(());

@@ -289,7 +289,7 @@ async fn a_reservation_outcome_whose_report_was_dead_lettered_is_still_collected
     let _serial = SERIAL.lock().await;
     // Workers give up after 2 attempts; no order worker yet.
     let mut saga =
-        Saga::start_giving_up_after(Store::Sqlite, 2, &["payment", "warehouse"], 2).await;
+        Saga::start_giving_up_after([Store::Sqlite; 3], 2, &["payment", "warehouse"], 2).await;
     let warehouse = saga.warehouse_with(&[("apple", 2)]).await;
     let url = saga.order(&[("apple", 2)], "CARD").await;
     let order = get(&url).await;

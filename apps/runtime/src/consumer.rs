@@ -30,7 +30,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use eventflow_contract::{Subscription, names::ATTEMPT_HEADER};
+use eventflow_contract::{
+    Subscription,
+    names::{ATTEMPT_HEADER, ROUTING_KEY_HEADER},
+};
 use futures_lite::StreamExt;
 use lapin::{
     BasicProperties, Channel, Connection,
@@ -496,11 +499,25 @@ impl Consumer {
             ShortString::from(ATTEMPT_HEADER),
             AMQPValue::LongUInt(attempt),
         );
+        // Back from the retry queue, the message has the group queue's name
+        // as its routing key: the one it was published with goes along.
+        let routing_key = match headers.inner().get(ROUTING_KEY_HEADER) {
+            Some(AMQPValue::LongString(k)) => k.to_string(),
+            _ => {
+                let k = delivery.routing_key.to_string();
+                headers.insert(
+                    ShortString::from(ROUTING_KEY_HEADER),
+                    AMQPValue::LongString(k.clone().into()),
+                );
+                k
+            }
+        };
         let props = delivery.properties.clone().with_headers(headers);
         let confirmed = channel
             .basic_publish(
-                "".into(),
+                // The retry exchange (fanout) of the same name as the queue.
                 self.subscription.retry_queue.as_str().into(),
+                routing_key.as_str().into(),
                 BasicPublishOptions::default(),
                 &delivery.data,
                 props,

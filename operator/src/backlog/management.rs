@@ -65,6 +65,13 @@ impl Management {
         }
     }
 
+    /// A request to `path` of the API (`/api/...`), with the credentials.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&self.user, Some(&self.password))
+    }
+
     /// The figures of queue `name` in `vhost`; `Ok(None)` when it does not exist.
     pub async fn queue(
         &self,
@@ -145,7 +152,7 @@ pub fn parse_queue(body: &[u8]) -> Result<QueueFigures, String> {
 }
 
 /// Percent-encodes a path segment (a vhost `/` is `%2F`).
-fn encode(segment: &str) -> String {
+pub fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {

@@ -262,13 +262,13 @@ async fn from_management(
 
 /// The broker's management API: a managed broker's on its client Service,
 /// an external one's from its connection Secret (none without the key).
-async fn management_api(
+pub async fn management_api(
     ctx: &Context,
     namespace: &str,
     wiring: &BrokerWiring,
     amqp: &lapin::uri::AMQPUri,
 ) -> Result<Option<Management>, String> {
-    if wiring.mode == "managed" {
+    if wiring.mode == crate::connection::MANAGED {
         return Ok(Some(Management::of_managed(amqp)));
     }
     let uri = management_uri(ctx, namespace, wiring)
@@ -349,6 +349,7 @@ mod tests {
             destinations: vec![],
             apply_error: None,
             revision: None,
+            users: None,
         };
         for o in [observed(None), observed(Some("spec.apps: bad".into()))] {
             let s = stream_status(Some(&previous), o, &at);

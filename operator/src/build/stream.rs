@@ -15,6 +15,7 @@ use crate::{
     api::{App, Packaging, Stream},
     connection::BrokerWiring,
     naming::{self, Workload},
+    users::Users,
     validate::ValidStream,
 };
 use eventflow_contract::{Bindings, QueueType, Topology, env};
@@ -71,26 +72,46 @@ pub fn stream_topology(stream: &Stream, namespace: &str, queue_type: QueueType) 
     )
 }
 
-/// Builds every object of a validated Stream, wired to `broker`.
-pub fn build_stream(stream: &ValidStream<'_>, broker: &BrokerWiring) -> StreamObjects {
+/// Pod template annotation: the uid of the Secret an app's broker
+/// credentials come from, so a rotated password (a new Secret) rolls its pods.
+pub const CREDENTIALS_ANNOTATION: &str = "eventflow.dev/broker-credentials";
+
+/// Builds every object of a validated Stream, wired to `broker`, each app
+/// with its own broker user when `users` has one for it.
+pub fn build_stream(
+    stream: &ValidStream<'_>,
+    broker: &BrokerWiring,
+    users: &Users,
+) -> StreamObjects {
     let (name, namespace, owner) = (stream.name, stream.namespace, &stream.owner);
     let mut out = StreamObjects::default();
     for app in &stream.spec().apps {
         let bindings = app_bindings(namespace, app, broker.queue_type);
+        let credentials = users.credentials(&app.name);
+        let secret = credentials.map_or(&broker.secret, |c| &c.secret);
         for workload in naming::workloads(name, app) {
             let env = match &app.spring {
-                Some(s) => spring::container_env(app, s, &broker.secret, &bindings),
+                Some(s) => spring::container_env(app, s, secret, &bindings),
                 None => container_env(
                     stream.stream,
                     namespace,
                     app,
                     workload.role,
-                    &broker.secret,
+                    secret,
                     &bindings,
                 ),
             };
-            out.deployments
-                .push(deployment(name, namespace, app, &workload, env, owner));
+            let mut d = deployment(name, namespace, app, &workload, env, owner);
+            if let Some(c) = credentials {
+                let template = d.spec.as_mut().and_then(|s| s.template.metadata.as_mut());
+                if let Some(meta) = template {
+                    meta.annotations = Some(BTreeMap::from([(
+                        CREDENTIALS_ANNOTATION.to_owned(),
+                        c.revision.clone(),
+                    )]));
+                }
+            }
+            out.deployments.push(d);
             if workload.role != "worker" && app.web.is_some() {
                 out.services
                     .push(service(name, namespace, app, &workload, owner));

@@ -1,6 +1,6 @@
 //! The Stream finalizer `eventflow.dev/topology`: added before anything is
-//! declared on the broker, removed once the deleted Stream's topology is
-//! gone (never what another Stream still uses), kept (`Retain`), or left
+//! declared on the broker, removed once the deleted Stream's broker users
+//! and topology are gone (never what another Stream still uses), kept (`Retain`), or left
 //! behind with a Warning when the broker stays unreachable for
 //! `cleanup_give_up`. A Stream is never stuck.
 //!
@@ -28,6 +28,7 @@ use crate::{
     resolve::{self, Broker},
     status::report::patch_status,
     topology::{describe, plan},
+    users,
 };
 
 pub fn has_finalizer(stream: &Stream) -> bool {
@@ -73,7 +74,19 @@ async fn release(ctx: &Context, stream: &Stream, namespace: &str) -> Result<Acti
     Ok(Action::await_change())
 }
 
-/// The deletion of a Stream: its topology removed per `deletionPolicy`.
+/// Deletes the broker users of a deleted Stream's apps.
+async fn remove_users(ctx: &Context, stream: &Stream, namespace: &str) -> Result<()> {
+    match resolve::stream_broker(ctx, namespace, &stream.spec.broker).await? {
+        Broker::Missing => Ok(()),
+        Broker::Found(broker) => {
+            let uri = broker.uri?;
+            users::remove_all(ctx, namespace, &stream.name_any(), &broker.wiring, &uri).await
+        }
+    }
+}
+
+/// The deletion of a Stream: its broker users removed, its topology per
+/// `deletionPolicy`.
 pub async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<Action> {
     if !has_finalizer(stream) {
         return Ok(Action::await_change());
@@ -94,6 +107,16 @@ pub async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<
     let stream = expanded.as_ref();
     let mine = stream_topology(stream, namespace, eventflow_contract::QueueType::Classic);
     if stream.spec.deletion_policy == DeletionPolicy::Retain {
+        // The topology stays; the users of apps that are gone do not.
+        if let Err(e) = remove_users(ctx, stream, namespace).await {
+            ctx.event(
+                stream,
+                true,
+                "BrokerUsersLeftBehind",
+                format!("the apps' broker users could not be deleted: {e}"),
+            )
+            .await;
+        }
         ctx.event(
             stream,
             false,
@@ -110,7 +133,13 @@ pub async fn cleanup(stream: &Stream, namespace: &str, ctx: &Context) -> Result<
     let result = match resolve::stream_broker(ctx, namespace, &stream.spec.broker).await? {
         Broker::Missing => Err(Error::BrokerNotFound(stream.spec.broker.clone())),
         Broker::Found(broker) => match broker.uri {
-            Ok(uri) => ctx.amqp.delete(&uri, &doomed).await,
+            Ok(uri) => {
+                let name = stream.name_any();
+                match users::remove_all(ctx, namespace, &name, &broker.wiring, &uri).await {
+                    Ok(()) => ctx.amqp.delete(&uri, &doomed).await,
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => Err(e),
         },
     };

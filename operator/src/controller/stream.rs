@@ -5,6 +5,7 @@
 //!    AppRegistrations); one that cannot goes `Failed`, nothing is deployed;
 //! 3. validate (pure) — an invalid spec goes `Failed`, nothing is deployed;
 //! 4. resolve — the EventBroker, its wiring and URI, read once;
+//!    then users — each app's broker user and its Secret ([`users`]);
 //! 5. build (pure) — Deployments, Services, bindings and topology;
 //!    then the effective spec is recorded as the newest revision;
 //! 6. apply — server-side apply of what changed (autoscaled workers' replicas
@@ -37,6 +38,7 @@ use crate::{
     status::{self, BrokerState, Observed, report::report},
     suspend,
     topology::{self, destinations::to_destinations},
+    users,
     validate::{self, Invalid},
 };
 
@@ -80,6 +82,7 @@ fn observed(stream: &Stream) -> Observed {
         destinations: vec![],
         apply_error: None,
         revision: None,
+        users: None,
     }
 }
 
@@ -138,8 +141,18 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
         );
     }
 
+    tracing::debug!(object = key, "step: users");
+    let broker_users = match &uri {
+        Ok(uri) => match users::converge(ctx, &valid, &wiring, uri, &version).await {
+            Ok(users) => users,
+            Err(e) => users::from_cache(ctx, &valid, &wiring, &e),
+        },
+        Err(e) => users::from_cache(ctx, &valid, &wiring, e),
+    };
+    observed.users = Some(broker_users.clone());
+
     tracing::debug!(object = key, "step: build");
-    let mut objects = build::build_stream(&valid, &wiring);
+    let mut objects = build::build_stream(&valid, &wiring, &broker_users);
     // Autoscaled workers: their replicas are the autoscaler's (or KEDA's).
     autoscale::hand_over(ctx, stream, &stream.spec.apps, &mut objects);
     // Suspended: drain, and hold what is drained at zero replicas.

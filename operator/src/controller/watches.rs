@@ -10,7 +10,10 @@
 use std::sync::Arc;
 
 use futures::{Stream as Watch, TryStreamExt, future::ready};
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Secret, Service},
+};
 use kube::{
     Resource, ResourceExt,
     core::DeserializeGuard,
@@ -25,7 +28,7 @@ use super::api;
 use crate::{
     api::{AppRegistration, EventBroker, Stream},
     context::Context,
-    naming::{LABEL_MANAGED_BY, MANAGER},
+    naming::{LABEL_APP, LABEL_MANAGED_BY, MANAGER},
 };
 
 /// Objects carrying our `managed-by` label.
@@ -121,6 +124,32 @@ pub fn owned_services(
         .reflect(writer)
         .touched_objects()
         .try_filter(move |s| ready(!echo.applied.is_own_write("Service", s.meta())))
+}
+
+/// The Secrets of apps' broker users (ours, with an app label): a deleted
+/// or edited one wakes its Stream, which makes it again (a deleted one with
+/// a new password); the echo of our own write does not.
+pub fn owned_secrets(
+    ctx: &Arc<Context>,
+    ns: Option<&str>,
+) -> impl Watch<Item = Result<Secret, watcher::Error>> + Send + 'static {
+    let (reader, writer) = reflector::store();
+    let _ = ctx.secrets.set(reader);
+    let echo = ctx.clone();
+    let config =
+        watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGER},{LABEL_APP}"));
+    watcher(api::<Secret>(&ctx.client, ns), config)
+        .default_backoff()
+        .modify(|s: &mut Secret| s.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .try_filter(move |s| {
+            ready(
+                !echo
+                    .applied
+                    .is_own_write(crate::users::secret::KIND, s.meta()),
+            )
+        })
 }
 
 /// AppRegistrations (a change or a deletion wakes the namespace's Streams

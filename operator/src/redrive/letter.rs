@@ -3,16 +3,18 @@
 //!
 //! How messages reach a group's DLQ (apps/runtime `consumer.rs`): the
 //! worker republishes a failed message to the group's retry queue through
-//! the default exchange (routing key = the retry queue's name) with
-//! `x-eventflow-attempt` incremented; the retry queue's TTL dead-letters it
-//! back into the group queue through the default exchange (routing key =
-//! the group queue's name); the attempt that reaches `maxAttempts` is
-//! rejected and the group queue dead-letters it to the group's DLX, keeping
-//! the routing key it had. So a message that was retried no longer carries
-//! the routing key it was published with; this module recovers it, in this
-//! order:
+//! the group's retry exchange (a fanout of the queue's name) with
+//! `x-eventflow-attempt` incremented and, the first time,
+//! `x-eventflow-routing-key` set to the routing key it was delivered with;
+//! the retry queue's TTL dead-letters it back into the group queue through
+//! the default exchange (routing key = the group queue's name); the attempt
+//! that reaches `maxAttempts` is rejected and the group queue dead-letters
+//! it to the group's DLX, keeping the routing key it had. So a message that
+//! was retried no longer carries the routing key it was published with;
+//! this module recovers it, in this order:
 //!
-//! 1. `x-eventflow-routing-key` (written by an earlier redrive);
+//! 1. `x-eventflow-routing-key` (written by the worker's first retry, or by
+//!    an earlier redrive; older workers retried without it);
 //! 2. the oldest `x-death` entry from a named exchange (the destination's
 //!    topic exchange): its first routing key — a message dead-lettered on its
 //!    first failure, and every Spring Cloud Stream consumer's message (they
@@ -23,7 +25,7 @@
 //!    as `<aggregate>.<EVENT>` — how eventflow apps route their events;
 //! 5. the group queue's name (nothing better is known).
 
-use eventflow_contract::names::ATTEMPT_HEADER;
+use eventflow_contract::names::{ATTEMPT_HEADER, ROUTING_KEY_HEADER};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use lapin::{
     BasicProperties,
@@ -32,8 +34,6 @@ use lapin::{
 
 use crate::api::{DeadLetter, PREVIEW_BYTES};
 
-/// The original routing key, recorded by a redrive.
-pub const ROUTING_KEY_HEADER: &str = "x-eventflow-routing-key";
 /// How many times redrives put the message back.
 pub const REDRIVES_HEADER: &str = "x-eventflow-redrives";
 /// The uid of the last DeadLetterRedrive that put the message back.

@@ -7,41 +7,19 @@
 /// The routing-key patterns of one redrive.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Selector {
-    patterns: Vec<Vec<String>>,
+    patterns: Vec<String>,
 }
 
 impl Selector {
     pub fn new(patterns: &[String]) -> Self {
         Self {
-            patterns: patterns
-                .iter()
-                .map(|p| p.split('.').map(str::to_owned).collect())
-                .collect(),
+            patterns: patterns.to_vec(),
         }
     }
 
     /// Whether the message with `routing_key` is selected.
     pub fn selects(&self, routing_key: &str) -> bool {
-        if self.patterns.is_empty() {
-            return true;
-        }
-        let words: Vec<&str> = routing_key.split('.').collect();
-        self.patterns.iter().any(|p| matches(p, &words))
-    }
-}
-
-/// Topic matching of `pattern` (words) against `key` (words).
-fn matches(pattern: &[String], key: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => key.is_empty(),
-        Some((first, rest)) if first == "#" => {
-            // `#` takes zero or more words: try every split.
-            (0..=key.len()).any(|n| matches(rest, &key[n..]))
-        }
-        Some((first, rest)) => match key.split_first() {
-            Some((word, key_rest)) => (first == "*" || first == word) && matches(rest, key_rest),
-            None => false,
-        },
+        self.patterns.is_empty() || eventflow_contract::topic::any(&self.patterns, routing_key)
     }
 }
 

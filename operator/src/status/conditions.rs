@@ -45,6 +45,30 @@ pub fn topology(declared: Option<&Result<(), (&'static str, String)>>) -> Verdic
     }
 }
 
+pub fn users(users: &crate::users::Users) -> Verdict {
+    use crate::users::Users;
+    match users {
+        Users::PerApp {
+            apps,
+            written: Ok(()),
+        } => Verdict::yes(
+            "PerApp",
+            format!(
+                "each app connects as its own broker user ({} users)",
+                apps.len()
+            ),
+        ),
+        Users::PerApp {
+            written: Err((reason, msg)),
+            ..
+        } => Verdict::no(
+            reason,
+            format!("the apps' broker users could not be written: {msg}"),
+        ),
+        Users::Shared(why) => Verdict::no("SharedUser", why.clone()),
+    }
+}
+
 /// Workloads every pod of which is ready and runs the applied template, and all workloads.
 pub fn ready_workloads(workloads: &[WorkloadStatus]) -> (usize, usize) {
     let ready = workloads

@@ -20,6 +20,9 @@ use crate::{
 pub const BROKER_READY: &str = "BrokerReady";
 pub const TOPOLOGY_READY: &str = "TopologyReady";
 pub const APPS_READY: &str = "AppsReady";
+/// Whether each app connects as its own broker user (informational: not
+/// part of Ready; an app that cannot connect shows in AppsReady).
+pub const BROKER_USERS: &str = "BrokerUsers";
 pub const READY: &str = "Ready";
 /// Set while `spec.suspend` is: reason `Draining`, `Drained` or `DrainTimedOut`.
 pub const SUSPENDED: &str = "Suspended";
@@ -47,6 +50,8 @@ pub struct Observed {
     pub apply_error: Option<(&'static str, String)>,
     /// The revision of the spec applied (`None`: nothing applied, the last one stays).
     pub revision: Option<i64>,
+    /// How the apps connect to the broker (`None`: not decided this time).
+    pub users: Option<crate::users::Users>,
 }
 
 /// Replica counts of an applied Deployment. Until the Deployment controller
@@ -123,6 +128,9 @@ pub fn stream_status(
     set(TOPOLOGY_READY, topology);
     set(APPS_READY, apps);
     set(READY, all);
+    if let Some(users) = &observed.users {
+        set(BROKER_USERS, conditions::users(users));
+    }
     StreamStatus {
         phase,
         observed_generation: g,
@@ -165,6 +173,7 @@ mod tests {
             destinations: vec![],
             apply_error: None,
             revision: None,
+            users: None,
         }
     }
 

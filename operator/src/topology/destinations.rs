@@ -10,14 +10,15 @@ use eventflow_contract::{
 
 use crate::api::DestinationStatus;
 
-/// Destination -> exchange and queues, for status (dead-letter exchanges
-/// are implied by their `.dlq`).
+/// Destination -> exchange and queues, for status (a destination's
+/// exchange is a topic; the fanouts — dead-letter and retry exchanges — are
+/// implied by their `.dlq` and `.retry` queues).
 pub fn to_destinations(topology: &Topology, namespace: &str) -> Vec<DestinationStatus> {
     let prefix = format!("{namespace}.");
     topology
         .exchanges
         .iter()
-        .filter(|e| !e.name.ends_with(".dlx"))
+        .filter(|e| e.kind == ExchangeKind::Topic)
         .map(|e| {
             let queue_prefix = format!("{}.", e.name);
             DestinationStatus {
@@ -34,7 +35,8 @@ pub fn to_destinations(topology: &Topology, namespace: &str) -> Vec<DestinationS
 }
 
 /// The topology a Stream declared, as recorded in its status: destination
-/// exchanges and queues, and the dead-letter exchange of every `.dlq`.
+/// exchanges and queues, the dead-letter exchange of every `.dlq` and the
+/// retry exchange of every `.retry` (of the queue's name).
 /// Arguments are not recorded; this is only good for deleting by name.
 pub fn from_destinations(destinations: &[DestinationStatus]) -> Topology {
     let mut t = Topology::default();
@@ -51,6 +53,12 @@ pub fn from_destinations(destinations: &[DestinationStatus]) -> Topology {
             if let Some(group) = q.strip_suffix(".dlq") {
                 t.exchanges.push(Exchange {
                     name: format!("{group}.dlx"),
+                    kind: ExchangeKind::Fanout,
+                });
+            }
+            if q.ends_with(".retry") {
+                t.exchanges.push(Exchange {
+                    name: q.clone(),
                     kind: ExchangeKind::Fanout,
                 });
             }
@@ -78,7 +86,10 @@ mod tests {
         };
         let t = from_destinations(&[d]);
         let exchanges: Vec<_> = t.exchanges.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(exchanges, ["ns.orders", "ns.orders.w.dlx"]);
+        assert_eq!(
+            exchanges,
+            ["ns.orders", "ns.orders.w.dlx", "ns.orders.w.retry"]
+        );
         assert_eq!(t.queue_names().count(), 3);
     }
 

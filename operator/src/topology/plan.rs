@@ -92,7 +92,7 @@ mod tests {
         let exchanges: Vec<_> = left.exchanges.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             exchanges,
-            ["ns.orders.billing.dlx"],
+            ["ns.orders.billing.dlx", "ns.orders.billing.retry"],
             "the shared destination exchange stays"
         );
         assert_eq!(

@@ -16,7 +16,10 @@ use eventflow_operator::{
     run::{Config, run},
 };
 use k8s_openapi::{
-    api::core::v1::{Namespace, Secret},
+    api::{
+        apps::v1::Deployment,
+        core::v1::{Container, Namespace, Secret},
+    },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -350,4 +353,16 @@ pub async fn teardown(client: &Client, ns: &str) {
         .delete(ns, &DeleteParams::default())
         .await
         .unwrap();
+}
+
+/// The (only) container of a Deployment's pod template.
+pub fn container(d: &Deployment) -> &Container {
+    &d.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
 }

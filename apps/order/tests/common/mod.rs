@@ -115,7 +115,7 @@ impl Saga {
 
     /// Like [`Saga::start`], with workers only for the contexts named.
     pub async fn start_with(kind: Store, workers: usize, with_workers: &[&str]) -> Self {
-        Self::start_full(kind, workers, with_workers, false, 100, None).await
+        Self::start_full([kind; 3], workers, with_workers, false, 100, None).await
     }
 
     /// Like [`Saga::start_with`], with every web role re-driving a saga
@@ -126,28 +126,29 @@ impl Saga {
         with_workers: &[&str],
         secs: u32,
     ) -> Self {
-        Self::start_full(kind, workers, with_workers, false, 100, Some(secs)).await
+        Self::start_full([kind; 3], workers, with_workers, false, 100, Some(secs)).await
     }
 
-    /// Like [`Saga::start_with`], with every worker giving up on an event
+    /// Like [`Saga::start_with`], with order, payment and warehouse on the
+    /// `stores` named in that order, and every worker giving up on an event
     /// (dead-lettering it) after `max_attempts`.
     pub async fn start_giving_up_after(
-        kind: Store,
+        stores: [Store; 3],
         workers: usize,
         with_workers: &[&str],
         max_attempts: u32,
     ) -> Self {
-        Self::start_full(kind, workers, with_workers, false, max_attempts, None).await
+        Self::start_full(stores, workers, with_workers, false, max_attempts, None).await
     }
 
     /// Like [`Saga::start`], with payment as one `all` process (Combined
     /// packaging: web and worker in one) and no separate payment worker.
     pub async fn start_with_combined_payment(kind: Store, workers: usize) -> Self {
-        Self::start_full(kind, workers, &["order", "warehouse"], true, 100, None).await
+        Self::start_full([kind; 3], workers, &["order", "warehouse"], true, 100, None).await
     }
 
     async fn start_full(
-        kind: Store,
+        stores: [Store; 3],
         workers: usize,
         with_workers: &[&str],
         combined_payment: bool,
@@ -156,7 +157,7 @@ impl Saga {
     ) -> Self {
         let namespace = unique_namespace();
         let mut envs = Vec::new();
-        for app in ["order", "payment", "warehouse"] {
+        for (app, kind) in ["order", "payment", "warehouse"].into_iter().zip(stores) {
             let bindings =
                 Bindings::standalone(&namespace, &[app], &[subscription(app, max_attempts)]);
             declare_bindings(&bindings).await;

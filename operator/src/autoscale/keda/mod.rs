@@ -45,8 +45,8 @@ pub async fn wanted(
     if workers.is_empty() || stream.spec().suspend {
         return Ok(Vec::new());
     }
-    let management =
-        wiring.mode == "managed" || has_management_uri(ctx, stream.namespace, wiring).await?;
+    let management = wiring.mode == crate::connection::MANAGED
+        || has_management_uri(ctx, stream.namespace, wiring).await?;
     let vhost = uri
         .and_then(|u| u.parse::<lapin::uri::AMQPUri>().ok())
         .map(|u| u.vhost);

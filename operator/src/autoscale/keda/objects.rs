@@ -90,7 +90,7 @@ pub fn keda_broker(
     vhost: Option<&str>,
 ) -> KedaBroker {
     let secret = wiring.secret.name.clone();
-    let (protocol, key, note) = if wiring.mode == "managed" || has_management_uri {
+    let (protocol, key, note) = if wiring.mode == crate::connection::MANAGED || has_management_uri {
         (
             Protocol::Http,
             MANAGEMENT_URI_KEY.to_owned(),
