@@ -21,6 +21,8 @@ EPMD_PORT=${EVENTFLOW_TEST_EPMD_PORT:-28369}
 DIST_PORT=${EVENTFLOW_TEST_DIST_PORT:-$((AMQP_PORT + 1))}
 # The management HTTP API (plugin rabbitmq_management) one port further.
 MGMT_PORT=${EVENTFLOW_TEST_MANAGEMENT_PORT:-$((AMQP_PORT + 2))}
+# AMQPS (TLS, a certificate for 127.0.0.1 from a CA of our own) one further.
+AMQPS_PORT=${EVENTFLOW_TEST_AMQPS_PORT:-$((AMQP_PORT + 3))}
 PG_PORT=${EVENTFLOW_TEST_PG_PORT:-28432}
 SVC=$EVENTFLOW_STATE/services
 RMQ=$SVC/rabbitmq
@@ -33,6 +35,9 @@ FAULT_PG=$SVC/postgres-fault
 exports() {
   echo "export EVENTFLOW_TEST_AMQP_URI=amqp://eventflow:eventflow@127.0.0.1:$AMQP_PORT/%2f"
   echo "export EVENTFLOW_TEST_MANAGEMENT_URI=http://eventflow:eventflow@127.0.0.1:$MGMT_PORT"
+  echo "export EVENTFLOW_TEST_AMQPS_URI=amqps://eventflow:eventflow@127.0.0.1:$AMQPS_PORT/%2f"
+  echo "export EVENTFLOW_TEST_BROKER_CA_FILE=$RMQ/tls/ca.crt"
+  echo "export EVENTFLOW_TEST_OTHER_CA_FILE=$RMQ/tls/other-ca.crt"
   echo "export EVENTFLOW_TEST_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$PG_PORT/eventflow"
   fault_broker_exports
   echo "export EVENTFLOW_TEST_FAULT_DATABASE_URL=postgres://eventflow:eventflow@127.0.0.1:$FAULT_PG_PORT/eventflow"
@@ -67,12 +72,12 @@ rmq_node_env() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT
 # foreground, so that its PID is ours to stop. The management plugin serves
 # its HTTP API on 127.0.0.1:MGMT_PORT (queue figures for the operator's
 # status.groups tests).
-rmq_node_start() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT LOG_NAME fresh|keep
-  local dir=$1 node=$2 amqp=$3 dist=$4 epmd=$5 mgmt=$6 name=$7
+rmq_node_start() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT LOG_NAME fresh|keep [AMQPS_PORT]
+  local dir=$1 node=$2 amqp=$3 dist=$4 epmd=$5 mgmt=$6 name=$7 amqps=${9:-}
   if alive "$dir/server.pid"; then rmq_management_on "$@"; return 0; fi
   mkdir -p "$dir/mnesia" "$dir/log" "$LOG_DIR"
   if [ "$8" = fresh ]; then rm -rf "$dir/mnesia"/*; fi
-  rmq_node_config "$dir" "$amqp" "$mgmt"
+  rmq_node_config "$dir" "$amqp" "$mgmt" "$amqps"
   [ -f "$dir/.erlang.cookie" ] || { head -c 24 /dev/urandom | base64 | tr -dc A-Za-z0-9 > "$dir/.erlang.cookie"; }
   chmod 600 "$dir/.erlang.cookie"
   chown -R rabbitmq:rabbitmq "$dir"
@@ -89,10 +94,35 @@ rmq_node_start() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT LOG_NAME f
   )
   wait_port "$amqp" 90 "RabbitMQ $node"
   wait_port "$mgmt" 60 "the management API of RabbitMQ $node"
-  log "RabbitMQ $node on 127.0.0.1:$amqp (management API on 127.0.0.1:$mgmt)"
+  if [ -n "$amqps" ]; then wait_port "$amqps" 30 "the AMQPS listener of RabbitMQ $node"; fi
+  log "RabbitMQ $node on 127.0.0.1:$amqp${amqps:+ (AMQPS on 127.0.0.1:$amqps)} (management API on 127.0.0.1:$mgmt)"
 }
 
-rmq_node_config() { # DIR AMQP_PORT MGMT_PORT
+# The TLS files of a node's AMQPS listener, made once in DIR/tls: a CA of
+# our own, a server certificate it signs for IP 127.0.0.1 only (so a client
+# that asks for another name, such as localhost, must refuse it), and an
+# unrelated CA (a client trusting only that one must refuse the server).
+rmq_tls_files() { # DIR
+  local d=$1/tls
+  if [ -f "$d/server.crt" ] && [ -f "$d/other-ca.crt" ]; then return 0; fi
+  mkdir -p "$d"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  local ca_ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+  {
+    openssl req -x509 "${ec[@]}" -days 3650 -subj "/O=eventflow/CN=eventflow test CA" "${ca_ext[@]}" \
+      -keyout "$d/ca.key" -out "$d/ca.crt"
+    openssl req -x509 "${ec[@]}" -days 3650 -subj "/O=eventflow/CN=another CA" "${ca_ext[@]}" \
+      -keyout "$d/other-ca.key" -out "$d/other-ca.crt"
+    openssl req "${ec[@]}" -subj "/O=eventflow/CN=127.0.0.1" -keyout "$d/server.key" -out "$d/server.csr"
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n' \
+      > "$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 3650 \
+      -extfile "$d/server.ext" -out "$d/server.crt"
+  } >>"$LOG_DIR/rabbitmq-tls.log" 2>&1 || die "could not make the test broker's certificates (log: $LOG_DIR/rabbitmq-tls.log)"
+  chmod 644 "$d"/*.crt
+}
+
+rmq_node_config() { # DIR AMQP_PORT MGMT_PORT [AMQPS_PORT]
   cat > "$1/rabbitmq.conf" <<CONF
 listeners.tcp.default = 127.0.0.1:$2
 management.tcp.ip = 127.0.0.1
@@ -101,6 +131,17 @@ default_user = eventflow
 default_pass = eventflow
 loopback_users = none
 CONF
+  if [ -n "${4:-}" ]; then
+    rmq_tls_files "$1"
+    cat >> "$1/rabbitmq.conf" <<CONF
+listeners.ssl.default = 127.0.0.1:$4
+ssl_options.cacertfile = $1/tls/ca.crt
+ssl_options.certfile = $1/tls/server.crt
+ssl_options.keyfile = $1/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+  fi
   echo "[rabbitmq_management]." > "$1/enabled_plugins"
 }
 
@@ -111,8 +152,9 @@ CONF
 rmq_management_on() { # DIR NODE AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT ...
   local dir=$1 mgmt=$6
   if (exec 3<>"/dev/tcp/127.0.0.1/$mgmt") 2>/dev/null; then return 0; fi
-  rmq_node_config "$dir" "$3" "$mgmt"
+  rmq_node_config "$dir" "$3" "$mgmt" "${9:-}"
   chown rabbitmq:rabbitmq "$dir/rabbitmq.conf" "$dir/enabled_plugins"
+  if [ -d "$dir/tls" ]; then chown -R rabbitmq:rabbitmq "$dir/tls"; fi
   (
     rmq_node_env "$dir" "$2" "$3" "$4" "$5"
     export RABBITMQ_ENABLED_PLUGINS="" # rabbitmq-plugins then edits the enabled_plugins file
@@ -144,7 +186,7 @@ rmq_node_stop() { # DIR [all]
 }
 
 # The shared broker: a fresh node every start, so test queues never pile up.
-rabbit_up() { rmq_node_start "$RMQ" eventflow-test "$AMQP_PORT" "$DIST_PORT" "$EPMD_PORT" "$MGMT_PORT" rabbitmq fresh; }
+rabbit_up() { rmq_node_start "$RMQ" eventflow-test "$AMQP_PORT" "$DIST_PORT" "$EPMD_PORT" "$MGMT_PORT" rabbitmq fresh "$AMQPS_PORT"; }
 rabbit_down() { rmq_node_stop "$RMQ" all; }
 
 pg_up() {

@@ -30,6 +30,9 @@ pub struct BrokerWiring {
     /// `host:port` for status (no credentials).
     pub endpoint: Option<String>,
     pub mode: &'static str,
+    /// A managed broker serving AMQPS only: Spring apps turn SSL on (ours
+    /// follow the URI's scheme).
+    pub tls: bool,
 }
 
 /// The wiring of any EventBroker, managed or external, from its spec alone.
@@ -37,19 +40,27 @@ pub fn broker_wiring(broker: &EventBroker) -> BrokerWiring {
     let name = broker.metadata.name.as_deref().unwrap_or_default();
     let namespace = broker.metadata.namespace.as_deref().unwrap_or_default();
     match (&broker.spec.managed, &broker.spec.external) {
-        (Some(managed), _) => BrokerWiring {
-            secret: BrokerSecret {
-                name: naming::broker(name).credentials,
-                key: URI_KEY.into(),
-            },
-            queue_type: if managed.replicas.unwrap_or(1) >= 3 {
-                QueueType::Quorum
+        (Some(managed), _) => {
+            let port = if managed.tls.is_some() {
+                crate::build::broker::tls::AMQPS_PORT
             } else {
-                QueueType::Classic
-            },
-            endpoint: Some(format!("{name}.{namespace}.svc:{AMQP_PORT}")),
-            mode: MANAGED,
-        },
+                AMQP_PORT
+            };
+            BrokerWiring {
+                secret: BrokerSecret {
+                    name: naming::broker(name).credentials,
+                    key: URI_KEY.into(),
+                },
+                queue_type: if managed.replicas.unwrap_or(1) >= 3 {
+                    QueueType::Quorum
+                } else {
+                    QueueType::Classic
+                },
+                endpoint: Some(format!("{name}.{namespace}.svc:{port}")),
+                mode: MANAGED,
+                tls: managed.tls.is_some(),
+            }
+        }
         (None, external) => {
             let secret = external.as_ref().map(|e| &e.connection_secret);
             BrokerWiring {
@@ -62,6 +73,7 @@ pub fn broker_wiring(broker: &EventBroker) -> BrokerWiring {
                 queue_type: QueueType::Classic,
                 endpoint: None,
                 mode: "external",
+                tls: false,
             }
         }
     }

@@ -76,6 +76,9 @@ pub enum Error {
     #[error("could not generate a secret value: {0}")]
     Random(String),
 
+    #[error(transparent)]
+    Certificate(#[from] crate::build::broker::tls::CertError),
+
     #[error("broker topology of this Stream is still on the broker: {0}")]
     CleanupPending(String),
 
@@ -108,6 +111,7 @@ impl Error {
             Error::Secret { .. } => "SecretUnusable",
             Error::Malformed(_) => "MalformedObject",
             Error::Random(_) => "RandomFailed",
+            Error::Certificate(_) => "CertificateFailed",
             Error::CleanupPending(_) => "CleanupPending",
             Error::Revision(_) => "RevisionNotRecorded",
             Error::ReconcileTimeout(_) => "ReconcileTimeout",

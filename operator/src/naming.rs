@@ -118,6 +118,10 @@ pub struct BrokerNames {
     pub credentials: String,
     pub erlang_cookie: String,
     pub config: String,
+    /// The generated CA of a TLS broker (certificate and key).
+    pub ca: String,
+    /// The generated server certificate of a TLS broker.
+    pub tls: String,
 }
 
 pub fn broker(name: &str) -> BrokerNames {
@@ -127,6 +131,8 @@ pub fn broker(name: &str) -> BrokerNames {
         credentials: format!("{name}-credentials"),
         erlang_cookie: format!("{name}-erlang-cookie"),
         config: format!("{name}-config"),
+        ca: format!("{name}-ca"),
+        tls: format!("{name}-tls"),
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use eventflow_contract::{env, tls};
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -182,7 +183,7 @@ pub async fn cached_broker_uri(
     if let Some(uri) = ctx.cached_uri(&key) {
         return Ok(uri);
     }
-    let uri = broker_uri(&ctx.client, namespace, wiring).await?;
+    let uri = broker_uri(ctx, namespace, wiring).await?;
     ctx.cache_uri(key, &uri);
     Ok(uri)
 }
@@ -201,14 +202,20 @@ pub async fn secret_value(
     name: &str,
     key: &str,
 ) -> Result<String> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    secret_key(secret.as_ref(), name, key)
+}
+
+/// The value of `key` in `secret` (read as Secret `name`); a missing
+/// Secret or key is an [`Error::Secret`].
+fn secret_key(secret: Option<&Secret>, name: &str, key: &str) -> Result<String> {
     let problem = |problem: String| Error::Secret {
         secret: name.to_owned(),
         problem,
     };
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| problem("does not exist".into()))?;
+    let secret = secret.ok_or_else(|| problem("does not exist".into()))?;
     let bytes = secret
         .data
         .as_ref()
@@ -217,9 +224,27 @@ pub async fn secret_value(
     String::from_utf8(bytes.0.clone()).map_err(|_| problem(format!("key {key} is not UTF-8")))
 }
 
-/// The AMQP URI Streams of this broker use.
-pub async fn broker_uri(client: &Client, namespace: &str, wiring: &BrokerWiring) -> Result<String> {
-    secret_value(client, namespace, &wiring.secret.name, &wiring.secret.key).await
+/// The AMQP URI Streams of this broker use. The CA beside it in the same
+/// Secret (key `ca.crt`, optional) is what the operator's connections to
+/// that URI verify an `amqps` broker with ([`crate::topology::Amqp::trust`]).
+pub async fn broker_uri(ctx: &Context, namespace: &str, wiring: &BrokerWiring) -> Result<String> {
+    let name = &wiring.secret.name;
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    let uri = secret_key(secret.as_ref(), name, &wiring.secret.key)?;
+    let ca = match secret_key(secret.as_ref(), name, env::BROKER_CA_KEY) {
+        Ok(ca) => {
+            tls::check_ca(&ca).map_err(|problem| Error::Secret {
+                secret: name.clone(),
+                problem: format!("key {}: {problem}", env::BROKER_CA_KEY),
+            })?;
+            Some(ca)
+        }
+        Err(_) => None,
+    };
+    ctx.amqp.trust(&uri, ca);
+    Ok(uri)
 }
 
 #[cfg(test)]

@@ -103,6 +103,7 @@ fn reserved(name: &str, apps: &[crate::api::App]) -> bool {
         env::STREAM,
         env::POD_NAMESPACE,
         env::BROKER_URI,
+        env::BROKER_CA,
         env::BINDINGS,
         env::SELF_URL,
         env::HTTP_ADDR,

@@ -16,6 +16,7 @@ use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Container, PodSpec},
 };
+use serde_json::json;
 
 /// The crate's directory, read when the test runs: a target directory shared
 /// between clones may hold a binary built in another checkout.
@@ -217,6 +218,16 @@ fn an_app_with_its_own_broker_user_reads_its_own_secret_and_rolls_when_it_is_rep
         assert_eq!(
             e["EVENTFLOW_BROKER_URI"]["valueFrom"]["secretKeyRef"]["key"],
             "uri"
+        );
+        // The CA of a TLS broker comes from the same Secret, when it has one.
+        let ca = &e["EVENTFLOW_BROKER_CA"]["valueFrom"]["secretKeyRef"];
+        assert_eq!(
+            (&ca["name"], &ca["key"], &ca["optional"]),
+            (
+                &json!("shop-account-broker"),
+                &json!("ca.crt"),
+                &json!(true)
+            )
         );
         let template = d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap();
         assert_eq!(
@@ -428,6 +439,98 @@ fn a_single_node_broker_runs_the_overridden_image_without_cluster_formation() {
         .map(|p| p.port)
         .collect();
     assert_eq!(ports, [5672, 15672, 15692]);
+}
+
+#[test]
+fn a_tls_broker_serves_amqps_only_with_its_certificate_and_streams_connect_on_5671() {
+    let mut broker: EventBroker = fixture("broker-managed-tls.yaml");
+    let wiring = broker_wiring(&broker);
+    assert!(wiring.tls);
+    assert_eq!(wiring.endpoint.as_deref(), Some("rabbit.demo.svc:5671"));
+    let objects = build_broker(&broker).unwrap();
+    let conf = &objects.config.data.as_ref().unwrap()["rabbitmq.conf"];
+    assert!(
+        conf.contains("listeners.tcp = none\n"),
+        "no plaintext AMQP: {conf}"
+    );
+    assert!(conf.contains("listeners.ssl.default = 5671\n"), "{conf}");
+    let ports = |svc: &k8s_openapi::api::core::v1::Service| -> Vec<(String, i32)> {
+        svc.spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| (p.name.clone().unwrap(), p.port))
+            .collect()
+    };
+    assert_eq!(
+        ports(&objects.client_service),
+        [
+            ("amqps".to_owned(), 5671),
+            ("management".into(), 15672),
+            ("prometheus".into(), 15692)
+        ]
+    );
+    assert!(ports(&objects.headless_service).contains(&("amqps".to_owned(), 5671)));
+    let pod = objects
+        .stateful_set
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .clone()
+        .unwrap();
+    let volume = |pod: &k8s_openapi::api::core::v1::PodSpec| {
+        pod.volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "tls")
+            .unwrap()
+            .secret
+            .clone()
+            .unwrap()
+            .secret_name
+            .unwrap()
+    };
+    assert_eq!(volume(&pod), "rabbit-tls", "the generated certificate");
+    let c = &pod.containers[0];
+    assert!(
+        c.volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|m| m.name == "tls" && m.mount_path == "/etc/rabbitmq-tls")
+    );
+    let probe_port = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .tcp_socket
+            .as_ref()
+            .unwrap()
+            .port
+            .clone()
+    };
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    assert_eq!(probe_port(&c.readiness_probe), IntOrString::Int(5671));
+    assert_eq!(probe_port(&c.liveness_probe), IntOrString::Int(5671));
+
+    // A certificate of the user's (cert-manager) is mounted instead.
+    broker
+        .spec
+        .managed
+        .as_mut()
+        .unwrap()
+        .tls
+        .as_mut()
+        .unwrap()
+        .secret_name = Some("rabbit-cert".into());
+    let objects = build_broker(&broker).unwrap();
+    let pod = objects.stateful_set.spec.unwrap().template.spec.unwrap();
+    assert_eq!(volume(&pod), "rabbit-cert");
 }
 
 #[test]

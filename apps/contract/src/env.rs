@@ -11,6 +11,11 @@ pub const STREAM: &str = "EVENTFLOW_STREAM";
 pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
 /// AMQP URI of the broker, always from the broker's credentials Secret.
 pub const BROKER_URI: &str = "EVENTFLOW_BROKER_URI";
+/// PEM certificate(s) an `amqps` broker URI is verified with, from the key
+/// [`BROKER_CA_KEY`] of the same Secret as the URI (unset: the public roots).
+pub const BROKER_CA: &str = "EVENTFLOW_BROKER_CA";
+/// The key of a broker Secret holding the CA of its TLS listener.
+pub const BROKER_CA_KEY: &str = "ca.crt";
 /// JSON document of [`crate::Bindings`].
 pub const BINDINGS: &str = "EVENTFLOW_BINDINGS";
 /// The app's own web URL (absolute links in events are built from it).

@@ -19,6 +19,8 @@ pub mod topology;
 
 #[cfg(feature = "amqp")]
 pub mod declare;
+#[cfg(feature = "amqp")]
+pub mod tls;
 
 pub use bindings::{Bindings, Publication, QueueType, Redelivery, Subscription};
 pub use topology::Topology;

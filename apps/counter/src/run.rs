@@ -92,6 +92,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let target = Target {
         uri: config.broker_uri.clone(),
+        ca: config.broker_ca.clone(),
         name: "counter-all".into(),
         bindings: config.bindings.clone(),
         passive: config.bindings_from_operator,

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use eventflow_contract::{Bindings, Topology, declare::declare};
+use eventflow_contract::{Bindings, Topology, declare::declare, tls};
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -80,6 +80,8 @@ impl Backoff {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub uri: String,
+    /// The CA an `amqps` broker is verified with (PEM).
+    pub ca: Option<String>,
     /// The connection name the broker shows (`<app>-<role>`).
     pub name: String,
     pub bindings: Bindings,
@@ -159,7 +161,7 @@ impl BrokerLink {
                 ConnectionProperties::default().with_connection_name(target.name.clone().into());
             let attempt = tokio::select! {
                 () = cancel.cancelled() => return Ok(()),
-                c = Connection::connect(&target.uri, props) => c,
+                c = tls::connect(&target.uri, target.ca.as_deref(), props) => c,
             };
             let connection = match attempt {
                 Ok(c) => Arc::new(c),

@@ -72,6 +72,8 @@ pub enum ConfigError {
         value: usize,
         max: u32,
     },
+    #[error("{var} {problem}")]
+    Certificate { var: &'static str, problem: String },
     #[error(transparent)]
     Bindings(#[from] eventflow_contract::bindings::BindingsError),
 }
@@ -90,6 +92,8 @@ pub struct Config {
     pub role: Role,
     pub app: String,
     pub broker_uri: String,
+    /// The CA an `amqps` broker is verified with (`EVENTFLOW_BROKER_CA`, PEM).
+    pub broker_ca: Option<String>,
     pub bindings: Bindings,
     /// True when the operator wrote the bindings: the topology is then only
     /// checked (passive declare), never created by the app.
@@ -182,10 +186,18 @@ impl Config {
                 max: defaults::MAX_TRANSIENT_RETRY_SECONDS,
             });
         }
+        let broker_ca = var(env::BROKER_CA);
+        if let Some(pem) = &broker_ca {
+            eventflow_contract::tls::check_ca(pem).map_err(|problem| ConfigError::Certificate {
+                var: env::BROKER_CA,
+                problem,
+            })?;
+        }
         Ok(Self {
             role,
             app: var(env::APP).unwrap_or_else(|| app.to_owned()),
             broker_uri: var(env::BROKER_URI).unwrap_or_else(|| DEFAULT_BROKER_URI.to_owned()),
+            broker_ca,
             bindings,
             bindings_from_operator,
             self_url: var(env::SELF_URL)
@@ -323,6 +335,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("EVENTFLOW_PREFETCH"), "{e}");
+        let e = config(&[(env::BROKER_CA, "/etc/ca.crt")], None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("EVENTFLOW_BROKER_CA") && e.contains("no PEM certificate"),
+            "a path where the PEM belongs is named: {e}"
+        );
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let c = config(&[(env::BROKER_CA, pem)], None).unwrap();
+        assert_eq!(c.broker_ca.as_deref(), Some(pem));
     }
 
     #[test]

@@ -93,6 +93,7 @@ async fn a_consumer_rides_out_a_broker_restart_with_messages_in_hand() {
     );
     let target = Target {
         uri: uri.clone(),
+        ca: None,
         name: "broker-restart-test".into(),
         bindings: bindings.clone(),
         passive: false,

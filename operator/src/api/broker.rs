@@ -72,6 +72,26 @@ pub struct ManagedBroker {
     /// Compute resources of each broker node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Serve AMQP over TLS only (AMQPS, port 5671; no plaintext listener).
+    /// Streams and the operator connect with `amqps` and verify the
+    /// broker's certificate against its CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BrokerTls>,
+}
+
+/// The TLS listener of a managed broker.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrokerTls {
+    /// A Secret of this namespace with `tls.crt`, `tls.key` and `ca.crt`
+    /// (a `kubernetes.io/tls` Secret, as cert-manager writes them), valid
+    /// for `<broker>.<namespace>.svc`. Without it the operator generates a
+    /// CA (Secret `<broker>-ca`) and a server certificate signed by it
+    /// (Secret `<broker>-tls`); deleting either makes new ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
 }
 
 /// A PersistentVolumeClaim per broker node, deleted with the EventBroker

@@ -18,8 +18,8 @@ pub use autoscale::{
     ScalingRule,
 };
 pub use broker::{
-    BrokerPhase, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus, ExternalBroker,
-    ManagedBroker, Storage,
+    BrokerPhase, BrokerTls, ConnectionSecret, EventBroker, EventBrokerSpec, EventBrokerStatus,
+    ExternalBroker, ManagedBroker, Storage,
 };
 pub use condition::{ConditionView, conditions_schema, is_true, set_condition};
 pub use redrive::{

@@ -135,38 +135,35 @@ pub async fn create_secret_once(
     }
 }
 
-/// Adds to the existing Secret `name` the keys `missing` derives from its
-/// data (UTF-8 values only) and that it lacks; never changes a key it has,
-/// nor creates the Secret. Returns the keys added.
-pub async fn complete_secret(
+/// Brings the keys of the existing Secret `name` that `derive` computes
+/// from its data (UTF-8 values only) to their values: a key derived as
+/// `None` is removed. Keys not derived are never touched (a generated
+/// password stays), nor is a missing Secret created. Returns the keys
+/// changed.
+pub async fn sync_secret(
     client: &Client,
     namespace: &str,
     name: &str,
-    missing: impl FnOnce(&BTreeMap<String, String>) -> BTreeMap<String, String>,
+    derive: impl FnOnce(&BTreeMap<String, String>) -> BTreeMap<String, Option<String>>,
 ) -> Result<Vec<String>> {
     let api = Api::<Secret>::namespaced(client.clone(), namespace);
     let Some(secret) = api.get_opt(name).await? else {
         return Ok(Vec::new());
     };
-    let data: BTreeMap<String, String> = secret
-        .data
-        .unwrap_or_default()
+    let data = secret_text(&secret);
+    let changed: BTreeMap<String, Option<ByteString>> = derive(&data)
         .into_iter()
-        .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
+        .filter(|(k, v)| data.get(k) != v.as_ref())
+        .map(|(k, v)| (k, v.map(|v| ByteString(v.into_bytes()))))
         .collect();
-    let added: BTreeMap<String, ByteString> = missing(&data)
-        .into_iter()
-        .filter(|(k, _)| !data.contains_key(k))
-        .map(|(k, v)| (k, ByteString(v.into_bytes())))
-        .collect();
-    if added.is_empty() {
+    if changed.is_empty() {
         return Ok(Vec::new());
     }
-    // A merge patch touches only the keys added; the resourceVersion makes
-    // it fail rather than overwrite a concurrent change.
+    // A merge patch touches only the keys changed (null removes one); the
+    // resourceVersion makes it fail rather than overwrite a concurrent change.
     let patch = serde_json::json!({
         "metadata": {"resourceVersion": secret.metadata.resource_version},
-        "data": added,
+        "data": changed,
     });
     api.patch(
         name,
@@ -177,7 +174,17 @@ pub async fn complete_secret(
         &Patch::Merge(&patch),
     )
     .await?;
-    Ok(added.into_keys().collect())
+    Ok(changed.into_keys().collect())
+}
+
+/// The UTF-8 values of a Secret's data, by key (others are left out).
+pub fn secret_text(secret: &Secret) -> BTreeMap<String, String> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| String::from_utf8(v.0.clone()).ok().map(|v| (k.clone(), v)))
+        .collect()
 }
 
 /// A random alphanumeric string of `len` characters (passwords, Erlang cookies).

@@ -37,6 +37,16 @@ pub const BROKER_VARS: [(&str, &str, bool); 5] = [
     ("SPRING_RABBITMQ_VIRTUAL_HOST", "vhost", true),
 ];
 
+/// The SSL bundle a Spring app verifies a TLS broker with: its name, and the
+/// variables that turn SSL on and fill the bundle's trust store from the
+/// Secret's CA (Spring Boot reads PEM content as well as a location).
+pub const TLS_BUNDLE: &str = "eventflowbroker";
+pub const TLS_VARS: [&str; 3] = [
+    "SPRING_RABBITMQ_SSL_ENABLED",
+    "SPRING_RABBITMQ_SSL_BUNDLE",
+    "SPRING_SSL_BUNDLE_PEM_EVENTFLOWBROKER_TRUSTSTORE_CERTIFICATE",
+];
+
 /// Actuator paths of the probes, on the admin port.
 pub const LIVENESS_PATH: &str = "/actuator/health/liveness";
 pub const READINESS_PATH: &str = "/actuator/health/readiness";
@@ -151,15 +161,19 @@ pub fn reserved_property(key: &str, operator: &BTreeMap<String, String>) -> bool
 
 /// Whether an environment variable of the app would shadow the operator's.
 pub fn reserved_var(name: &str) -> bool {
-    name == APPLICATION_JSON || BROKER_VARS.iter().any(|(var, _, _)| *var == name)
+    name == APPLICATION_JSON
+        || BROKER_VARS.iter().any(|(var, _, _)| *var == name)
+        || TLS_VARS.contains(&name)
 }
 
-/// The full environment of a Spring app's container.
+/// The full environment of a Spring app's container; with `tls` it
+/// connects with SSL, verifying the broker with the Secret's CA.
 pub fn container_env(
     app: &App,
     spring: &SpringApp,
     broker: &BrokerSecret,
     bindings: &Bindings,
+    tls: bool,
 ) -> Vec<EnvVar> {
     let mut vars: Vec<EnvVar> = BROKER_VARS
         .iter()
@@ -176,6 +190,28 @@ pub fn container_env(
             ..Default::default()
         })
         .collect();
+    if tls {
+        let [enabled, bundle, trust] = TLS_VARS;
+        let plain = |name: &str, value: &str| EnvVar {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            ..Default::default()
+        };
+        vars.push(plain(enabled, "true"));
+        vars.push(plain(bundle, TLS_BUNDLE));
+        vars.push(EnvVar {
+            name: trust.to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: broker.name.clone(),
+                    key: env::BROKER_CA_KEY.to_owned(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     vars.push(EnvVar {
         name: APPLICATION_JSON.to_owned(),
         // A map of strings always serializes.
@@ -247,6 +283,40 @@ mod tests {
     }
 
     #[test]
+    fn on_a_tls_broker_ssl_is_on_and_the_bundle_trusts_the_secrets_ca() {
+        let app = app(PROCESSOR);
+        let spring = app.spring.clone().unwrap();
+        let bindings = app_bindings("ns", &app, QueueType::Classic);
+        let secret = BrokerSecret {
+            name: "s-transform-broker".into(),
+            key: "uri".into(),
+        };
+        let vars = container_env(&app, &spring, &secret, &bindings, true);
+        let var = |name: &str| vars.iter().find(|v| v.name == name).unwrap();
+        assert_eq!(
+            var("SPRING_RABBITMQ_SSL_ENABLED").value.as_deref(),
+            Some("true")
+        );
+        // The bundle's name, as Spring binds the variable's map key.
+        assert_eq!(
+            var("SPRING_RABBITMQ_SSL_BUNDLE").value.as_deref(),
+            Some("eventflowbroker")
+        );
+        let ca = var("SPRING_SSL_BUNDLE_PEM_EVENTFLOWBROKER_TRUSTSTORE_CERTIFICATE")
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (ca.name.as_str(), ca.key.as_str()),
+            ("s-transform-broker", "ca.crt")
+        );
+        assert!(reserved_var("SPRING_RABBITMQ_SSL_ENABLED"));
+    }
+
+    #[test]
     fn credentials_come_from_the_secret_and_never_as_literals() {
         let app = app(PROCESSOR);
         let spring = app.spring.clone().unwrap();
@@ -255,7 +325,7 @@ mod tests {
             name: "rabbit-credentials".into(),
             key: "uri".into(),
         };
-        let vars = container_env(&app, &spring, &secret, &bindings);
+        let vars = container_env(&app, &spring, &secret, &bindings, false);
         let names: Vec<_> = vars.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(
             names,

@@ -91,7 +91,7 @@ pub fn build_stream(
         let secret = credentials.map_or(&broker.secret, |c| &c.secret);
         for workload in naming::workloads(name, app) {
             let env = match &app.spring {
-                Some(s) => spring::container_env(app, s, secret, &bindings),
+                Some(s) => spring::container_env(app, s, secret, &bindings, broker.tls),
                 None => container_env(
                     stream.stream,
                     namespace,

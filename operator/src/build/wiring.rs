@@ -111,6 +111,19 @@ pub fn container_env(
             }),
             ..Default::default()
         },
+        // The CA an `amqps` broker is verified with, when its Secret has one.
+        EnvVar {
+            name: env::BROKER_CA.to_owned(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: broker.name.clone(),
+                    key: env::BROKER_CA_KEY.to_owned(),
+                    optional: Some(true),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
         plain(env::BINDINGS, bindings.to_json()),
         plain(env::HTTP_ADDR, format!("0.0.0.0:{}", web_port(app))),
         plain(env::ADMIN_ADDR, env::DEFAULT_ADMIN_ADDR),

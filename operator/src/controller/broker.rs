@@ -13,17 +13,20 @@ use kube::{
 };
 use serde_json::json;
 
+use eventflow_contract::{env::BROKER_CA_KEY, tls::check_ca};
+use k8s_openapi::api::core::v1::Secret;
+
 use crate::{
-    Result,
+    Error, Result,
     api::{BrokerPhase, EventBroker, EventBrokerStatus, set_condition},
     apply,
     build::{
         self,
-        broker::{cookie_data, credentials_data, missing_credentials, secret_meta},
+        broker::{cookie_data, credentials_data, derived_credentials, secret_meta, tls},
     },
     connection::{BrokerWiring, broker_wiring},
     context::Context,
-    naming::{self, MANAGER},
+    naming::{self, BrokerNames, MANAGER},
     resolve,
     status::READY,
     topology::redact,
@@ -36,7 +39,7 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
     let namespace = broker.namespace().unwrap_or_default();
     let wiring = broker_wiring(&broker);
     apply_managed(&broker, &ctx).await?;
-    let check = match resolve::broker_uri(&ctx.client, &namespace, &wiring).await {
+    let check = match resolve::broker_uri(&ctx, &namespace, &wiring).await {
         Ok(uri) => ctx.amqp.check(&uri).await.map(|()| uri),
         Err(e) => Err(e),
     };
@@ -51,16 +54,19 @@ pub async fn reconcile(broker: Arc<EventBroker>, ctx: Arc<Context>) -> Result<Ac
     Ok(Action::requeue(ctx.settings.broker_check))
 }
 
-/// A managed broker's Secrets (created once), ConfigMap, Services and StatefulSet.
+/// A managed broker's Secrets (created once; the credentials' derived keys
+/// follow its TLS), ConfigMap, Services and StatefulSet.
 async fn apply_managed(broker: &Arc<EventBroker>, ctx: &Context) -> Result<()> {
     let Some(objects) = build::build_broker(broker) else {
         return Ok(());
     };
     let names = naming::broker(&broker.name_any());
+    let namespace = broker.namespace().unwrap_or_default();
+    let ca = listener_ca(broker, ctx, &names, &namespace).await?;
     let password = apply::random_token(32)?;
     if let Some(meta) = secret_meta(broker, &names.credentials) {
-        if apply::create_secret_once(&ctx.client, meta, credentials_data(broker, &password)).await?
-        {
+        let data = credentials_data(broker, &password, ca.as_deref());
+        if apply::create_secret_once(&ctx.client, meta, data).await? {
             ctx.event(
                 broker.as_ref(),
                 false,
@@ -69,22 +75,21 @@ async fn apply_managed(broker: &Arc<EventBroker>, ctx: &Context) -> Result<()> {
             )
             .await;
         } else {
-            // A Secret written by an older operator gets the keys added since.
-            let added = apply::complete_secret(
-                &ctx.client,
-                &broker.namespace().unwrap_or_default(),
-                &names.credentials,
-                missing_credentials,
-            )
+            // The password stays; the URI, port, CA and management URI
+            // follow the spec (TLS turned on or off, a Secret written by an
+            // older operator).
+            let changed = apply::sync_secret(&ctx.client, &namespace, &names.credentials, |data| {
+                derived_credentials(data, ca.as_deref())
+            })
             .await?;
-            if !added.is_empty() {
+            if !changed.is_empty() {
                 ctx.event(
                     broker.as_ref(),
                     false,
-                    "CredentialsCompleted",
+                    "CredentialsUpdated",
                     format!(
-                        "added key(s) {} to Secret {}",
-                        added.join(", "),
+                        "updated key(s) {} of Secret {}",
+                        changed.join(", "),
                         names.credentials
                     ),
                 )
@@ -100,6 +105,88 @@ async fn apply_managed(broker: &Arc<EventBroker>, ctx: &Context) -> Result<()> {
     apply::apply(&ctx.client, &objects.headless_service).await?;
     apply::apply(&ctx.client, &objects.client_service).await?;
     apply::apply(&ctx.client, &objects.stateful_set).await?;
+    Ok(())
+}
+
+/// The CA of a managed broker's TLS listener (`None` without `tls`): from
+/// the Secret the user names, else from the certificates the operator
+/// generates.
+async fn listener_ca(
+    broker: &EventBroker,
+    ctx: &Context,
+    names: &BrokerNames,
+    namespace: &str,
+) -> Result<Option<String>> {
+    let Some(spec) = broker.spec.managed.as_ref().and_then(|m| m.tls.as_ref()) else {
+        return Ok(None);
+    };
+    let secret = match &spec.secret_name {
+        Some(given) => given.clone(),
+        None => {
+            generate_certificates(broker, ctx, names, namespace).await?;
+            names.tls.clone()
+        }
+    };
+    let ca = resolve::secret_value(&ctx.client, namespace, &secret, BROKER_CA_KEY).await?;
+    check_ca(&ca).map_err(|problem| Error::Secret {
+        secret: secret.clone(),
+        problem: format!("key {BROKER_CA_KEY}: {problem}"),
+    })?;
+    Ok(Some(ca))
+}
+
+/// Makes the generated CA exist (once) and a server certificate signed by
+/// it: issued when missing, and again when the CA is not the one it
+/// carries (the CA Secret was deleted: a rotation).
+async fn generate_certificates(
+    broker: &EventBroker,
+    ctx: &Context,
+    names: &BrokerNames,
+    namespace: &str,
+) -> Result<()> {
+    let name = broker.name_any();
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
+    if let Some(meta) = secret_meta(broker, &names.ca)
+        && apply::create_secret_once(&ctx.client, meta, tls::generate_ca(&name, namespace)?).await?
+    {
+        ctx.event(
+            broker,
+            false,
+            "CertificateAuthorityGenerated",
+            format!("created Secret {}", names.ca),
+        )
+        .await;
+    }
+    let ca = apply::secret_text(&api.get(&names.ca).await?);
+    let server = api.get_opt(&names.tls).await?;
+    let current = server.as_ref().map(apply::secret_text);
+    let carries_the_ca = current.as_ref().is_some_and(|d| {
+        d.get(BROKER_CA_KEY) == ca.get(BROKER_CA_KEY)
+            && d.contains_key(tls::CERT_KEY)
+            && d.contains_key(tls::KEY_KEY)
+    });
+    if carries_the_ca {
+        return Ok(());
+    }
+    let issued = tls::issue_server(&name, namespace, &ca)?;
+    if server.is_some() {
+        apply::sync_secret(&ctx.client, namespace, &names.tls, |_| {
+            issued.into_iter().map(|(k, v)| (k, Some(v))).collect()
+        })
+        .await?;
+    } else if let Some(meta) = secret_meta(broker, &names.tls) {
+        apply::create_secret_once(&ctx.client, meta, issued).await?;
+    }
+    ctx.event(
+        broker,
+        false,
+        "CertificateIssued",
+        format!(
+            "issued the broker's server certificate into Secret {}",
+            names.tls
+        ),
+    )
+    .await;
     Ok(())
 }
 

@@ -195,7 +195,8 @@ async fn run(
         status.in_doubt += status.committing;
         status.committing = 0;
     }
-    let connection = match redrive::connect(&uri, ctx.settings.amqp_timeout).await {
+    let ca = ctx.amqp.ca(&uri);
+    let connection = match redrive::connect(&uri, ca.as_deref(), ctx.settings.amqp_timeout).await {
         Ok(c) => c,
         Err(e) if !started => {
             return Err(fail(

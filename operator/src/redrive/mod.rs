@@ -100,9 +100,14 @@ pub struct PassOutcome {
 
 /// Opens a connection of the redrive's own (so what it holds unacked is the
 /// redrive's alone, and ends with it).
-pub async fn connect(uri: &str, timeout: std::time::Duration) -> crate::Result<Connection> {
+pub async fn connect(
+    uri: &str,
+    ca: Option<&str>,
+    timeout: std::time::Duration,
+) -> crate::Result<Connection> {
     let props = ConnectionProperties::default().with_connection_name("eventflow-redrive".into());
-    match tokio::time::timeout(timeout, Connection::connect(uri, props)).await {
+    let connect = eventflow_contract::tls::connect(uri, ca, props);
+    match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(source)) => Err(crate::Error::Amqp {
             uri_host: crate::topology::redact(uri),

@@ -9,7 +9,7 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use eventflow_contract::{Topology, declare::declare};
+use eventflow_contract::{Topology, declare::declare, tls};
 use futures::future::try_join_all;
 use lapin::{
     Channel, Connection, ConnectionProperties,
@@ -48,6 +48,9 @@ fn outcome(
 
 pub struct Amqp {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
+    /// The CA each `amqps` URI is verified with, as read with the URI
+    /// from its Secret (see [`Amqp::trust`]).
+    cas: std::sync::Mutex<HashMap<String, String>>,
     timeout: Duration,
     permits: Semaphore,
 }
@@ -56,15 +59,40 @@ impl Amqp {
     pub fn new(timeout: Duration) -> Self {
         Self {
             connections: Mutex::new(HashMap::new()),
+            cas: std::sync::Mutex::new(HashMap::new()),
             timeout,
             permits: Semaphore::new(MAX_CONCURRENT_OPERATIONS),
         }
     }
 
+    /// Remembers the CA (PEM, the `ca.crt` beside the URI in its Secret)
+    /// that connections to `uri` verify the broker with; `None` forgets it.
+    pub fn trust(&self, uri: &str, ca: Option<String>) {
+        let mut cas = self
+            .cas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match ca {
+            Some(ca) => cas.insert(uri.to_owned(), ca),
+            None => cas.remove(uri),
+        };
+    }
+
+    /// The CA connections to `uri` verify the broker with, if any.
+    pub fn ca(&self, uri: &str) -> Option<String> {
+        self.cas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(uri)
+            .cloned()
+    }
+
     async fn connect(&self, uri: &str) -> Result<Connection> {
         let props =
             ConnectionProperties::default().with_connection_name("eventflow-operator".into());
-        match tokio::time::timeout(self.timeout, Connection::connect(uri, props)).await {
+        let ca = self.ca(uri);
+        let connect = tls::connect(uri, ca.as_deref(), props);
+        match tokio::time::timeout(self.timeout, connect).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(source)) => Err(Error::Amqp {
                 uri_host: redact(uri),

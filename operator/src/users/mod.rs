@@ -49,7 +49,8 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppCredentials {
     pub secret: BrokerSecret,
-    /// The Secret's uid, on the pod template: a rotated password rolls the pods.
+    /// The Secret's [`secret::revision`], on the pod template: a rotated
+    /// password or broker CA rolls the pods.
     pub revision: String,
 }
 
@@ -176,7 +177,7 @@ pub async fn converge(
                     name: secret.name,
                     key: URI_KEY.into(),
                 },
-                revision: secret.uid,
+                revision: secret.revision,
             },
         );
     }
@@ -204,7 +205,7 @@ pub fn from_cache(
     for app in &stream.spec().apps {
         let name = naming::app_broker_secret(stream.name, &app.name);
         let revision = match cached_secret(ctx, stream.namespace, &name) {
-            Some(Some(secret)) => kube::ResourceExt::uid(&secret).unwrap_or_default(),
+            Some(Some(secret)) => secret::stored_revision(&secret),
             _ if wiring.mode == MANAGED => String::new(),
             _ => return Users::Shared(why),
         };

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use eventflow_contract::env;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api, ResourceExt,
@@ -19,6 +20,7 @@ use crate::{
     Error, Result,
     apply::random_token,
     context::Context,
+    fingerprint,
     naming::{self, MANAGER},
     validate::ValidStream,
 };
@@ -34,13 +36,33 @@ const PASSWORD_LENGTH: usize = 32;
 pub struct AppSecret {
     pub name: String,
     pub password: String,
-    /// The Secret's uid: a new one means a new password.
-    pub uid: String,
+    /// [`revision`] of the Secret: a new one means a new password or CA.
+    pub revision: String,
+}
+
+/// What the app's pods must restart for: the Secret's uid (a new one is a
+/// new password) and, when the broker has a CA, that CA's fingerprint.
+pub fn revision(uid: &str, data: &BTreeMap<String, String>) -> String {
+    match data.get(env::BROKER_CA_KEY) {
+        Some(ca) => format!("{uid}/ca-{:016x}", fingerprint::of_bytes(ca.as_bytes())),
+        None => uid.to_owned(),
+    }
+}
+
+/// [`revision`] of a stored Secret.
+pub fn stored_revision(secret: &Secret) -> String {
+    revision(&secret.uid().unwrap_or_default(), &text(secret))
 }
 
 /// The Secret's data for `user`/`password` on the broker of `admin_uri`
-/// (its scheme, host, port, vhost and query kept).
-pub fn data(admin_uri: &str, user: &str, password: &str) -> Result<BTreeMap<String, String>> {
+/// (its scheme, host, port, vhost and query kept), with the CA the broker
+/// is verified with when it has one (`ca.crt`).
+pub fn data(
+    admin_uri: &str,
+    ca: Option<&str>,
+    user: &str,
+    password: &str,
+) -> Result<BTreeMap<String, String>> {
     let bad = |problem: String| Error::Secret {
         secret: "broker URI".into(),
         problem,
@@ -53,25 +75,21 @@ pub fn data(admin_uri: &str, user: &str, password: &str) -> Result<BTreeMap<Stri
     url.set_username(user)
         .and_then(|()| url.set_password(Some(password)))
         .map_err(|()| bad("the broker URI cannot carry credentials".into()))?;
-    Ok(BTreeMap::from([
+    let mut data = BTreeMap::from([
         ("uri".to_owned(), url.to_string()),
         ("username".to_owned(), user.to_owned()),
         ("password".to_owned(), password.to_owned()),
         ("host".to_owned(), amqp.authority.host.clone()),
         ("port".to_owned(), amqp.authority.port.to_string()),
         ("vhost".to_owned(), amqp.vhost.clone()),
-    ]))
+    ]);
+    if let Some(ca) = ca {
+        data.insert(env::BROKER_CA_KEY.to_owned(), ca.to_owned());
+    }
+    Ok(data)
 }
 
-fn text(secret: &Secret) -> BTreeMap<String, String> {
-    secret
-        .data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
-        .collect()
-}
+use crate::apply::secret_text as text;
 
 fn bytes(data: &BTreeMap<String, String>) -> BTreeMap<String, ByteString> {
     data.iter()
@@ -102,12 +120,26 @@ pub async fn ensure(
         Some(p) if !p.is_empty() => p.clone(),
         _ => random_token(PASSWORD_LENGTH)?,
     };
-    let wanted = data(admin_uri, user, &password)?;
+    let wanted = data(
+        admin_uri,
+        ctx.amqp.ca(admin_uri).as_deref(),
+        user,
+        &password,
+    )?;
     if let Some(secret) = existing.filter(|s| s.metadata.deletion_timestamp.is_none()) {
         if found.as_ref() != Some(&wanted) {
+            // A merge patch: keys no longer wanted (a CA the broker dropped) are nulled.
+            let mut changes = serde_json::to_value(bytes(&wanted)).unwrap_or_default();
+            for gone in found
+                .iter()
+                .flat_map(|f| f.keys())
+                .filter(|k| !wanted.contains_key(*k))
+            {
+                changes[gone] = serde_json::Value::Null;
+            }
             let patch = serde_json::json!({
                 "metadata": {"resourceVersion": secret.metadata.resource_version},
-                "data": bytes(&wanted),
+                "data": changes,
             });
             let stored = api
                 .patch(
@@ -125,7 +157,7 @@ pub async fn ensure(
         return Ok(AppSecret {
             name,
             password,
-            uid: secret.uid().unwrap_or_default(),
+            revision: revision(&secret.uid().unwrap_or_default(), &wanted),
         });
     }
     let mut labels = naming::stream_labels(stream.name);
@@ -162,7 +194,7 @@ pub async fn ensure(
     Ok(AppSecret {
         name,
         password,
-        uid: created.uid().unwrap_or_default(),
+        revision: revision(&created.uid().unwrap_or_default(), &wanted),
     })
 }
 
@@ -174,6 +206,7 @@ mod tests {
     fn the_data_is_the_brokers_uri_with_the_apps_credentials() {
         let d = data(
             "amqp://admin:secret@demo.shop.svc:5672/%2f?heartbeat=10",
+            None,
             "eventflow.shop.ecommerce.order",
             "pw",
         )
@@ -187,9 +220,14 @@ mod tests {
         assert_eq!(d["host"], "demo.shop.svc");
         assert_eq!(d["port"], "5672");
         assert_eq!(d["vhost"], "/");
-        let tls = data("amqps://a:b@h/v", "u", "p").unwrap();
+        assert!(!d.contains_key("ca.crt"));
+        let tls = data("amqps://a:b@h/v", Some("PEM"), "u", "p").unwrap();
         assert_eq!(tls["uri"], "amqps://u:p@h/v");
         assert_eq!(tls["port"], "5671");
-        assert!(data("not a uri", "u", "p").is_err());
+        assert_eq!(
+            tls["ca.crt"], "PEM",
+            "the app verifies the broker with its CA"
+        );
+        assert!(data("not a uri", None, "u", "p").is_err());
     }
 }

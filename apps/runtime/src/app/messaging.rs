@@ -94,6 +94,7 @@ impl BrokerPart {
         };
         let target = Target {
             uri: c.broker_uri.clone(),
+            ca: c.broker_ca.clone(),
             name: format!("{}-{}", self.spec.name, c.role.as_str()),
             bindings: c.bindings.clone(),
             passive: c.bindings_from_operator,

@@ -7,12 +7,14 @@
 //!
 //! One file per object: [`config`] (the ConfigMap), [`services`] (client
 //! and headless Services), [`stateful_set`] (the pods); [`erlang`] derives
-//! the VM's scheduler count from the broker's CPU.
+//! the VM's scheduler count from the broker's CPU; [`tls`] its AMQPS
+//! listener and generated certificates.
 
 mod config;
 mod erlang;
 mod services;
 mod stateful_set;
+pub mod tls;
 
 use std::collections::BTreeMap;
 
@@ -30,6 +32,8 @@ use crate::{
     api::{EventBroker, ManagedBroker},
     naming::{self, BrokerNames},
 };
+use eventflow_contract::env::BROKER_CA_KEY;
+
 pub use crate::{
     backlog::MANAGEMENT_URI_KEY,
     connection::{AMQP_PORT, URI_KEY},
@@ -52,23 +56,55 @@ pub struct BrokerObjects {
     pub stateful_set: StatefulSet,
 }
 
-/// The string data of a managed broker's credentials Secret, from a fresh password.
-pub fn credentials_data(broker: &EventBroker, password: &str) -> BTreeMap<String, String> {
+/// The string data of a managed broker's credentials Secret, from a fresh
+/// password; with `ca` (the CA of its TLS listener) the URI is `amqps`.
+pub fn credentials_data(
+    broker: &EventBroker,
+    password: &str,
+    ca: Option<&str>,
+) -> BTreeMap<String, String> {
     let name = broker.metadata.name.as_deref().unwrap_or_default();
     let namespace = broker.metadata.namespace.as_deref().unwrap_or_default();
     let host = format!("{name}.{namespace}.svc");
-    BTreeMap::from([
+    let mut data = BTreeMap::from([
         ("username".into(), USERNAME.into()),
         ("password".into(), password.into()),
-        ("host".into(), host.clone()),
-        ("port".into(), AMQP_PORT.to_string()),
+        ("host".into(), host),
+    ]);
+    data.extend(
+        derived_credentials(&data, ca)
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?))),
+    );
+    data
+}
+
+/// The keys of a credentials Secret that follow from its user, password
+/// and host and from the broker's TLS (`ca`): `port`, `uri`, `ca.crt` and
+/// the management URI. `None` is a key to remove (the CA of a broker that
+/// no longer serves TLS). Empty when `data` lacks the password or host.
+pub fn derived_credentials(
+    data: &BTreeMap<String, String>,
+    ca: Option<&str>,
+) -> BTreeMap<String, Option<String>> {
+    let (Some(host), Some(password)) = (data.get("host"), data.get("password")) else {
+        return BTreeMap::new();
+    };
+    let user = data.get("username").map_or(USERNAME, String::as_str);
+    let (scheme, port) = match ca {
+        Some(_) => ("amqps", tls::AMQPS_PORT),
+        None => ("amqp", AMQP_PORT),
+    };
+    BTreeMap::from([
+        ("port".into(), Some(port.to_string())),
         (
             URI_KEY.into(),
-            format!("amqp://{USERNAME}:{password}@{host}:{AMQP_PORT}/%2f"),
+            Some(format!("{scheme}://{user}:{password}@{host}:{port}/%2f")),
         ),
+        (BROKER_CA_KEY.into(), ca.map(str::to_owned)),
         (
             MANAGEMENT_URI_KEY.into(),
-            management_uri(&host, USERNAME, password),
+            Some(management_uri(host, user, password)),
         ),
     ])
 }
@@ -79,22 +115,6 @@ pub fn credentials_data(broker: &EventBroker, password: &str) -> BTreeMap<String
 /// segment for the vhost, the backlog step for an API prefix.
 fn management_uri(host: &str, user: &str, password: &str) -> String {
     format!("http://{user}:{password}@{host}:{MANAGEMENT_PORT}")
-}
-
-/// The keys a credentials Secret written before they existed lacks, derived
-/// from the keys it has (its password is kept): today [`MANAGEMENT_URI_KEY`].
-pub fn missing_credentials(data: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    let mut missing = BTreeMap::new();
-    if !data.contains_key(MANAGEMENT_URI_KEY)
-        && let (Some(host), Some(password)) = (data.get("host"), data.get("password"))
-    {
-        let user = data.get("username").map_or(USERNAME, String::as_str);
-        missing.insert(
-            MANAGEMENT_URI_KEY.to_owned(),
-            management_uri(host, user, password),
-        );
-    }
-    missing
 }
 
 /// The string data of the Erlang cookie Secret.
@@ -133,6 +153,31 @@ struct Managed<'a> {
 }
 
 impl Managed<'_> {
+    /// Whether the broker serves AMQPS (and no plain AMQP).
+    fn tls(&self) -> bool {
+        self.spec.tls.is_some()
+    }
+
+    /// The port clients connect to: AMQPS with TLS, else AMQP.
+    fn client_port(&self) -> (&'static str, i32) {
+        if self.tls() {
+            ("amqps", tls::AMQPS_PORT)
+        } else {
+            ("amqp", AMQP_PORT)
+        }
+    }
+
+    /// The Secret holding the TLS listener's certificate: the user's, else
+    /// the generated one.
+    fn tls_secret(&self) -> Option<String> {
+        let spec = self.spec.tls.as_ref()?;
+        Some(
+            spec.secret_name
+                .clone()
+                .unwrap_or_else(|| self.names.tls.clone()),
+        )
+    }
+
     /// Metadata of one of the broker's objects called `object`.
     fn meta(&self, object: &str) -> ObjectMeta {
         meta(object, self.namespace, self.name, &self.owner)
@@ -174,11 +219,13 @@ mod tests {
 
     #[test]
     fn credentials_carry_the_management_uri_of_the_amqp_host() {
-        let data = credentials_data(&broker(), "s3cret");
+        let data = credentials_data(&broker(), "s3cret", None);
         assert_eq!(
             data[URI_KEY],
             "amqp://eventflow:s3cret@rabbit.demo.svc:5672/%2f"
         );
+        assert_eq!(data["port"], "5672");
+        assert!(!data.contains_key(BROKER_CA_KEY));
         assert_eq!(
             data[MANAGEMENT_URI_KEY],
             "http://eventflow:s3cret@rabbit.demo.svc:15672"
@@ -189,23 +236,37 @@ mod tests {
         let parsed =
             crate::backlog::management::Management::parse(&data[MANAGEMENT_URI_KEY]).unwrap();
         assert_eq!(parsed, derived);
-        assert!(missing_credentials(&data).is_empty());
+    }
+
+    #[test]
+    fn a_tls_broker_is_reached_by_amqps_on_5671_and_verified_with_its_ca() {
+        let data = credentials_data(&broker(), "s3cret", Some("PEM"));
+        assert_eq!(
+            data[URI_KEY],
+            "amqps://eventflow:s3cret@rabbit.demo.svc:5671/%2f"
+        );
+        assert_eq!(data["port"], "5671");
+        assert_eq!(data[BROKER_CA_KEY], "PEM");
+        // Turning TLS off again: the same password, plain AMQP, the CA removed.
+        let off = derived_credentials(&data, None);
+        assert_eq!(
+            off[URI_KEY].as_deref(),
+            Some("amqp://eventflow:s3cret@rabbit.demo.svc:5672/%2f")
+        );
+        assert_eq!(off[BROKER_CA_KEY], None);
     }
 
     #[test]
     fn an_older_secret_gets_the_management_uri_from_its_own_password() {
-        let mut old = credentials_data(&broker(), "kept");
+        let mut old = credentials_data(&broker(), "kept", None);
         old.remove(MANAGEMENT_URI_KEY);
         assert_eq!(
-            missing_credentials(&old),
-            BTreeMap::from([(
-                MANAGEMENT_URI_KEY.to_owned(),
-                "http://eventflow:kept@rabbit.demo.svc:15672".to_owned()
-            )])
+            derived_credentials(&old, None)[MANAGEMENT_URI_KEY].as_deref(),
+            Some("http://eventflow:kept@rabbit.demo.svc:15672")
         );
         old.remove("password");
         assert!(
-            missing_credentials(&old).is_empty(),
+            derived_credentials(&old, None).is_empty(),
             "nothing derived without a password"
         );
     }

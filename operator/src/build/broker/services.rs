@@ -1,5 +1,5 @@
 //! The broker's two Services: the client Service Streams and users connect
-//! to (AMQP, management, prometheus) and the headless Service that gives
+//! to (AMQP or, with TLS, AMQPS; management, prometheus) and the headless Service that gives
 //! each node the stable DNS name peer discovery needs.
 
 use k8s_openapi::{
@@ -7,7 +7,7 @@ use k8s_openapi::{
     apimachinery::pkg::util::intstr::IntOrString,
 };
 
-use super::{AMQP_PORT, MANAGEMENT_PORT, Managed, PROMETHEUS_PORT};
+use super::{MANAGEMENT_PORT, Managed, PROMETHEUS_PORT};
 use crate::naming;
 
 /// Erlang port mapper and distribution ports, for clustering.
@@ -24,12 +24,13 @@ fn port(name: &str, port: i32) -> ServicePort {
 }
 
 pub(super) fn client_service(broker: &Managed<'_>) -> Service {
+    let (client_port, client_number) = broker.client_port();
     Service {
         metadata: broker.meta(&broker.names.name),
         spec: Some(ServiceSpec {
             selector: Some(naming::broker_selector(broker.name)),
             ports: Some(vec![
-                port("amqp", AMQP_PORT),
+                port(client_port, client_number),
                 port("management", MANAGEMENT_PORT),
                 port("prometheus", PROMETHEUS_PORT),
             ]),
@@ -40,6 +41,7 @@ pub(super) fn client_service(broker: &Managed<'_>) -> Service {
 }
 
 pub(super) fn headless_service(broker: &Managed<'_>) -> Service {
+    let (client_port, client_number) = broker.client_port();
     Service {
         metadata: broker.meta(&broker.names.headless),
         spec: Some(ServiceSpec {
@@ -48,7 +50,7 @@ pub(super) fn headless_service(broker: &Managed<'_>) -> Service {
             selector: Some(naming::broker_selector(broker.name)),
             ports: Some(vec![
                 port("epmd", EPMD_PORT),
-                port("amqp", AMQP_PORT),
+                port(client_port, client_number),
                 port("dist", DIST_PORT),
             ]),
             ..Default::default()

@@ -23,8 +23,9 @@ use k8s_openapi::{
 };
 
 use super::{
-    AMQP_PORT, DEFAULT_IMAGE, MANAGEMENT_PORT, Managed, PROMETHEUS_PORT, erlang,
+    DEFAULT_IMAGE, MANAGEMENT_PORT, Managed, PROMETHEUS_PORT, erlang,
     services::{DIST_PORT, EPMD_PORT},
+    tls,
 };
 use crate::{
     build::{
@@ -59,10 +60,10 @@ fn secret_env(var: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-fn tcp_probe(period: i32, initial: i32) -> Probe {
+fn tcp_probe(port: i32, period: i32, initial: i32) -> Probe {
     Probe {
         tcp_socket: Some(TCPSocketAction {
-            port: IntOrString::Int(AMQP_PORT),
+            port: IntOrString::Int(port),
             ..Default::default()
         }),
         period_seconds: Some(period),
@@ -141,28 +142,33 @@ fn rabbitmq_container(broker: &Managed<'_>) -> Container {
     if let Some(args) = erlang::args(broker.spec.resources.as_ref()) {
         env.push(plain(erlang::ARGS_VAR, args));
     }
+    let (client_port, client_number) = broker.client_port();
+    let mut mounts = vec![
+        mount("data", DATA_DIR),
+        mount("config", "/etc/rabbitmq"),
+        mount("logs", "/var/log/rabbitmq"),
+        mount("tmp", "/tmp"),
+    ];
+    if broker.tls() {
+        mounts.push(mount("tls", tls::MOUNT_DIR));
+    }
     Container {
         name: "rabbitmq".into(),
         image: Some(image(broker)),
         image_pull_policy: Some("IfNotPresent".into()),
         env: Some(env),
         ports: Some(vec![
-            container_port("amqp", AMQP_PORT),
+            container_port(client_port, client_number),
             container_port("management", MANAGEMENT_PORT),
             container_port("prometheus", PROMETHEUS_PORT),
             container_port("epmd", EPMD_PORT),
             container_port("dist", DIST_PORT),
         ]),
-        readiness_probe: Some(tcp_probe(10, 10)),
-        liveness_probe: Some(tcp_probe(30, 60)),
+        readiness_probe: Some(tcp_probe(client_number, 10, 10)),
+        liveness_probe: Some(tcp_probe(client_number, 30, 60)),
         resources: broker.spec.resources.clone(),
         security_context: Some(container_security(RABBITMQ_UID)),
-        volume_mounts: Some(vec![
-            mount("data", DATA_DIR),
-            mount("config", "/etc/rabbitmq"),
-            mount("logs", "/var/log/rabbitmq"),
-            mount("tmp", "/tmp"),
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     }
 }
@@ -194,6 +200,18 @@ fn volumes(
         empty_dir("logs"),
         empty_dir("tmp"),
     ];
+    if let Some(secret) = broker.tls_secret() {
+        // Group-readable: the pod's fsGroup is RabbitMQ's group.
+        volumes.push(Volume {
+            name: "tls".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                default_mode: Some(0o440),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
     let claims = match &broker.spec.storage {
         Some(storage) => Some(vec![PersistentVolumeClaim {
             metadata: ObjectMeta {
