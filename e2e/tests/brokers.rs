@@ -3,7 +3,8 @@
 //! operator's default image is from, built from Debian trixie's package)
 //! with one node and classic queues, and a three-node 4.0 cluster with
 //! quorum queues that loses a node — deleted, then killed — in the middle
-//! of a run.
+//! of a run; and a 3.10 broker serving AMQPS only, with a Spring Cloud
+//! Stream consumer beside our app.
 //!
 //! Each deploys the Stream `bank`: the account app (web and worker in one
 //! pod on SQLite; its worker drives every new account to ACTIVE through
@@ -22,7 +23,7 @@ use std::{
 
 use anyhow::{Result, anyhow, bail};
 use eventflow_e2e::*;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::{
     Api, Client,
     api::{DeleteParams, ListParams},
@@ -443,6 +444,167 @@ async fn rabbitmq_4_0_runs_a_stream_declares_its_topology_and_dead_letters_poiso
 }
 
 /// The management API of a Ready node other than `avoid`.
+/// The Spring Cloud Stream consumer of the examples, reading the `account`
+/// destination with a group of its own; `/actuator/events` counts what it got.
+fn spring_consumer() -> Value {
+    json!({
+        "name": "account-events",
+        "image": "docker.io/eventflow/spring-event-consumer:dev",
+        "worker": {},
+        "spring": {},
+        "subscribes": [{"destination": "account", "group": "spring-audit"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
+    })
+}
+
+/// `/actuator/events` of the Spring consumer's pod in `namespace`.
+async fn spring_events(client: &Client, namespace: &str) -> Result<Value> {
+    let selector = format!("eventflow.dev/stream={STREAM},eventflow.dev/app=account-events");
+    let pods = ready_pods(client, namespace, &selector).await?;
+    let pod = pods
+        .first()
+        .ok_or_else(|| anyhow!("no Ready pod of account-events"))?;
+    let addr = port_forward(Api::namespaced(client.clone(), namespace), pod, 9090).await?;
+    get_json(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/actuator/events"),
+    )
+    .await
+}
+
+/// A broker serving AMQPS only (`managed.tls`, with the CA and server
+/// certificate the operator generates): the Stream runs on it. The account
+/// app and a Spring Cloud Stream consumer connect with `amqps` as their own
+/// users and verify the certificate; the operator declares the topology and
+/// checks the broker over TLS too; and no plain AMQP listener is left.
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn a_tls_broker_runs_the_stream_over_amqps_only() {
+    let client = client().await;
+    operator();
+    let ns = TestNamespace::create(&client, "tls").await.unwrap();
+    let mut broker = broker_manifest(&ns.name, RABBITMQ_IMAGE, 1);
+    broker["spec"]["managed"]["tls"] = json!({});
+    apply_json(&broker).unwrap();
+    let mut stream = stream_manifest(&ns.name);
+    stream["spec"]["apps"]
+        .as_array_mut()
+        .unwrap()
+        .push(spring_consumer());
+    apply_json(&stream).unwrap();
+    if let Err(e) = wait_broker_ready(&client, &ns.name, Duration::from_secs(300)).await {
+        let pods = kubectl(&["-n", &ns.name, "get", "pods,eventbrokers", "-o", "wide"]);
+        panic!("{e:#}\n{pods}");
+    }
+    kubectl(&[
+        "-n",
+        &ns.name,
+        "wait",
+        "--for=condition=Ready",
+        &format!("stream/{STREAM}"),
+        "--timeout=300s",
+    ]);
+
+    // The certificates and what the apps are given.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
+    let text =
+        |s: &Secret, k: &str| String::from_utf8(s.data.as_ref().unwrap()[k].0.clone()).unwrap();
+    let ca = text(&secrets.get("rabbit-ca").await.unwrap(), "ca.crt");
+    let server = secrets.get("rabbit-tls").await.unwrap();
+    assert_eq!(text(&server, "ca.crt"), ca, "the server certificate's CA");
+    let credentials = secrets.get("rabbit-credentials").await.unwrap();
+    let uri = text(&credentials, "uri");
+    assert!(
+        uri.starts_with("amqps://") && uri.ends_with(&format!("@rabbit.{}.svc:5671/%2f", ns.name)),
+        "the operator's URI: amqps on 5671 ({})",
+        uri.split('@').next_back().unwrap_or_default()
+    );
+    for app in ["account", "account-events"] {
+        let own = secrets
+            .get(&format!("{STREAM}-{app}-broker"))
+            .await
+            .unwrap();
+        assert!(text(&own, "uri").starts_with("amqps://"), "{app}'s URI");
+        assert_eq!(
+            text(&own, "ca.crt"),
+            ca,
+            "{app} verifies with the broker's CA"
+        );
+    }
+
+    // Accounts go through the broker: the worker drives each to ACTIVE.
+    let http = reqwest::Client::new();
+    let base = forward_service(&client, &ns.name, "bank-account", 8080)
+        .await
+        .unwrap();
+    let tag = ns.name.clone();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(create_account(&http, &base, &tag, n).await.unwrap());
+    }
+    let events = assert_every_account_active(&http, &base, &ids, Duration::from_secs(90)).await;
+    // The Spring consumer got every one of them, over its own TLS connection.
+    let last = Mutex::new(Value::Null);
+    wait_for(
+        Duration::from_secs(120),
+        "the Spring consumer to receive every account event",
+        || async {
+            let got = spring_events(&client, &ns.name).await?;
+            let distinct = got["distinct"].as_u64().unwrap_or(0);
+            *last.lock().unwrap() = got;
+            Ok(distinct == events.len() as u64)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: {}", last.lock().unwrap()));
+
+    // What the broker says: AMQPS its only AMQP listener, and every
+    // connection TLS — the apps' as their own users.
+    let managed = ManagedBroker::open(&client, &ns.name).await.unwrap();
+    let mgmt = managed.management("rabbit-0").await.unwrap();
+    let overview = mgmt.get("overview").await.unwrap();
+    let listeners: BTreeSet<String> = overview["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| format!("{}:{}", l["protocol"].as_str().unwrap(), l["port"]))
+        .filter(|l| l.starts_with("amqp"))
+        .collect();
+    assert_eq!(
+        listeners,
+        BTreeSet::from(["amqp/ssl:5671".to_owned()]),
+        "no plain AMQP listener"
+    );
+    let app_users = [
+        format!("eventflow.{}.{STREAM}.account", ns.name),
+        format!("eventflow.{}.{STREAM}.account-events", ns.name),
+    ];
+    let seen = Mutex::new(Value::Null);
+    wait_for(
+        Duration::from_secs(60),
+        "the broker to list the apps' connections",
+        || async {
+            let connections = mgmt.get("connections").await?;
+            let users: BTreeSet<&str> = connections
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["user"].as_str())
+                .collect();
+            let all = app_users.iter().all(|u| users.contains(u.as_str()));
+            *seen.lock().unwrap() = connections.clone();
+            Ok(all)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}: {}", seen.lock().unwrap()));
+    let connections = seen.into_inner().unwrap();
+    for c in connections.as_array().unwrap() {
+        assert_eq!(c["ssl"], true, "{} connects in plain text: {c}", c["user"]);
+    }
+    ns.delete().await.unwrap();
+}
+
 async fn management_avoiding(broker: &ManagedBroker, avoid: &str) -> Result<Management> {
     let nodes = broker.ready_nodes().await?;
     let pod = nodes
