@@ -146,18 +146,25 @@ async fn generate_certificates(
 ) -> Result<()> {
     let name = broker.name_any();
     let api = Api::<Secret>::namespaced(ctx.client.clone(), namespace);
-    if let Some(meta) = secret_meta(broker, &names.ca)
-        && apply::create_secret_once(&ctx.client, meta, tls::generate_ca(&name, namespace)?).await?
-    {
-        ctx.event(
-            broker,
-            false,
-            "CertificateAuthorityGenerated",
-            format!("created Secret {}", names.ca),
-        )
-        .await;
-    }
-    let ca = apply::secret_text(&api.get(&names.ca).await?);
+    let ca = match api.get_opt(&names.ca).await? {
+        Some(stored) => apply::secret_text(&stored),
+        None => {
+            let generated = tls::generate_ca(&name, namespace)?;
+            if let Some(meta) = secret_meta(broker, &names.ca)
+                && apply::create_secret_once(&ctx.client, meta, generated).await?
+            {
+                ctx.event(
+                    broker,
+                    false,
+                    "CertificateAuthorityGenerated",
+                    format!("created Secret {}", names.ca),
+                )
+                .await;
+            }
+            // What was stored (ours, or a concurrent writer's).
+            apply::secret_text(&api.get(&names.ca).await?)
+        }
+    };
     let server = api.get_opt(&names.tls).await?;
     let current = server.as_ref().map(apply::secret_text);
     let carries_the_ca = current.as_ref().is_some_and(|d| {
