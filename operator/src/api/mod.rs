@@ -7,6 +7,7 @@
 mod autoscale;
 mod broker;
 mod condition;
+mod network;
 mod redrive;
 mod registration;
 mod spring;
@@ -22,6 +23,7 @@ pub use broker::{
     ExternalBroker, ManagedBroker, Storage,
 };
 pub use condition::{ConditionView, conditions_schema, is_true, set_condition};
+pub use network::StreamNetwork;
 pub use redrive::{
     DEFAULT_INSPECT, DeadLetter, DeadLetterRedrive, DeadLetterRedriveSpec, DeadLetterRedriveStatus,
     MAX_INSPECT, MAX_ROUTING_KEYS, PREVIEW_BYTES, RedriveMode, RedrivePhase,

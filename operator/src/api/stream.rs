@@ -90,6 +90,11 @@ pub struct StreamSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub revision_history_limit: Option<i32>,
+
+    /// Who may reach the Stream's pods and what they may reach: the operator writes a
+    /// NetworkPolicy for them unless `isolate` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<super::StreamNetwork>,
 }
 
 /// Default of [`StreamSpec::drain_timeout_seconds`].

@@ -6,6 +6,7 @@
 //! [`crate::connection::BrokerWiring`].
 
 pub mod broker;
+pub mod network;
 pub mod pod;
 pub mod security;
 pub mod spring;
