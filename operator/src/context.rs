@@ -11,6 +11,7 @@ use std::{
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Secret, Service},
+    networking::v1::NetworkPolicy,
 };
 use kube::{
     Client, Resource,
@@ -63,6 +64,9 @@ pub struct Settings {
     /// How often the autoscaler looks at the backlog of autoscaled workers
     /// (a role at zero wakes within this of a message arriving).
     pub autoscale_interval: Duration,
+    /// The namespace the operator and the dashboard run in: every Stream's
+    /// NetworkPolicy admits its pods (`None`: it admits no namespace).
+    pub operator_namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -78,6 +82,7 @@ impl Default for Settings {
             redrive_batch: 100,
             redrive_slice: Duration::from_secs(10),
             autoscale_interval: Duration::from_secs(2),
+            operator_namespace: None,
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct Context {
     /// managedFields; Deployments without their pod template).
     pub deployments: OnceLock<Store<Deployment>>,
     pub services: OnceLock<Store<Service>>,
+    /// Our Streams' NetworkPolicies as the watch sees them.
+    pub network_policies: OnceLock<Store<NetworkPolicy>>,
     /// The Secrets of apps' broker users as the watch sees them.
     pub secrets: OnceLock<Store<Secret>>,
     /// What this process last wrote for each broker user.
@@ -138,6 +145,7 @@ impl Context {
             registrations: OnceLock::new(),
             deployments: OnceLock::new(),
             services: OnceLock::new(),
+            network_policies: OnceLock::new(),
             secrets: OnceLock::new(),
             users: Default::default(),
             applied: Record::default(),

@@ -96,6 +96,8 @@ impl Config {
                     format!("EVENTFLOW_OPERATOR_REDRIVE_BATCH={v} is not a positive number")
                 })?,
             },
+            // The pods of the operator's namespace (it, the dashboard) may reach Streams' pods.
+            operator_namespace: var("POD_NAMESPACE"),
             ..defaults
         };
         let admin_addr =

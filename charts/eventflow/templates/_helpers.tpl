@@ -52,6 +52,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [keda.sh]
   resources: [scaledobjects, triggerauthentications]
   verbs: [get, list, watch, create, patch, update, delete]
+# Each Stream's NetworkPolicy (spec.network).
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch, update, delete]
 # A suspended Stream's pods are asked to drain (POST /drain on their admin port).
 - apiGroups: [""]
   resources: [pods]

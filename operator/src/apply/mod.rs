@@ -3,8 +3,10 @@
 //! deleted object is recreated), removal of objects that carry our labels
 //! but are no longer desired, and create-once Secrets (generated passwords
 //! must never be regenerated). [`stream`] applies a Stream's objects,
-//! skipping what [`record`] shows unchanged since our last write.
+//! skipping what [`record`] shows unchanged since our last write;
+//! [`network`] its NetworkPolicy.
 
+pub mod network;
 pub mod record;
 pub mod stream;
 

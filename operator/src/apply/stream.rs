@@ -78,7 +78,7 @@ fn covers(cached: &ObjectMeta, desired: &ObjectMeta) -> bool {
 
 /// Server-side applies `desired` unless the cache shows it unchanged since
 /// our last apply of the same content; returns the stored object.
-async fn apply_owned<K>(
+pub(super) async fn apply_owned<K>(
     ctx: &Context,
     kind: &'static str,
     desired: &K,
@@ -139,7 +139,7 @@ async fn remove_stream_orphans(
 }
 
 /// Deletes the objects of kind `K` with the Stream's label not in `keep`.
-async fn orphans<K>(
+pub(super) async fn orphans<K>(
     ctx: &Context,
     kind: &'static str,
     stream: &ValidStream<'_>,

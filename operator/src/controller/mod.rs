@@ -126,6 +126,7 @@ pub async fn run(
         .with_config(config.clone())
         .owns_stream(watches::owned_deployments(&ctx, ns))
         .owns_stream(watches::owned_services(&ctx, ns))
+        .owns_stream(watches::owned_network_policies(&ctx, ns))
         .owns_stream(watches::owned_secrets(&ctx, ns))
         .watches_stream(broker_watch, move |broker| {
             let name = broker.meta().name.clone().unwrap_or_default();

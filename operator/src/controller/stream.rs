@@ -217,8 +217,9 @@ async fn deploy(stream: &Stream, ctx: &Context, key: &str) -> Result<Action> {
     })
 }
 
-/// Applies the Stream's objects, then the KEDA objects of its workers with
-/// engine KEDA (after a spec change, the unwanted ones removed).
+/// Applies the Stream's objects and its NetworkPolicy, then the KEDA
+/// objects of its workers with engine KEDA (after a spec change, the
+/// unwanted ones removed).
 async fn apply_all(
     ctx: &Context,
     valid: &validate::ValidStream<'_>,
@@ -228,6 +229,7 @@ async fn apply_all(
     spec_changed: bool,
 ) -> Result<Vec<crate::api::WorkloadStatus>> {
     let workloads = apply_stream(ctx, valid, objects, spec_changed).await?;
+    crate::apply::network::converge(ctx, valid, wiring, uri).await?;
     let keda = autoscale::keda::wanted(ctx, valid, wiring, uri).await?;
     autoscale::keda::converge(ctx, valid, &keda, spec_changed).await?;
     Ok(workloads)

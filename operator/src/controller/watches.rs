@@ -13,6 +13,7 @@ use futures::{Stream as Watch, TryStreamExt, future::ready};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Secret, Service},
+    networking::v1::NetworkPolicy,
 };
 use kube::{
     Resource, ResourceExt,
@@ -124,6 +125,23 @@ pub fn owned_services(
         .reflect(writer)
         .touched_objects()
         .try_filter(move |s| ready(!echo.applied.is_own_write("Service", s.meta())))
+}
+
+/// Our Streams' NetworkPolicies: a deleted or edited one wakes its Stream,
+/// which writes it again; the echo of our own write does not.
+pub fn owned_network_policies(
+    ctx: &Arc<Context>,
+    ns: Option<&str>,
+) -> impl Watch<Item = Result<NetworkPolicy, watcher::Error>> + Send + 'static {
+    let (reader, writer) = reflector::store();
+    let _ = ctx.network_policies.set(reader);
+    let echo = ctx.clone();
+    watcher(api::<NetworkPolicy>(&ctx.client, ns), owned())
+        .default_backoff()
+        .modify(|p: &mut NetworkPolicy| p.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects()
+        .try_filter(move |p| ready(!echo.applied.is_own_write("NetworkPolicy", p.meta())))
 }
 
 /// The Secrets of apps' broker users (ours, with an app label): a deleted
