@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes components and etcd as one multi-call binary from the
-# Go module proxy (see kube/main.go), plus CoreDNS, local-path-provisioner and
-# Helm, into the cache. A warm run only checks that the outputs exist.
+# Go module proxy (see kube/main.go), plus CoreDNS, local-path-provisioner,
+# Helm, crictl and kube-router (NetworkPolicy), into the cache. A warm run only checks that the outputs exist.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -40,6 +40,7 @@ go_tool coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_tool local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_VERSION"
 go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 go_tool crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
+go_tool kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router "$KUBE_ROUTER_VERSION"
 if [ "${CLUSTER:-local}" = kind ]; then
   go_tool kind sigs.k8s.io/kind "$KIND_VERSION"
 fi

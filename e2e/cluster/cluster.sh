@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real single-node Kubernetes without Docker: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy and
-# CoreDNS + local-path-provisioner as pods.
+# kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy,
+# kube-router (NetworkPolicy only: the bridge CNI enforces none) and CoreDNS +
+# local-path-provisioner as pods.
 #   cluster.sh up           start (idempotent; recovers from a killed cluster)
 #   cluster.sh down         remove pods through the CRI, stop what `up` started, clean the host
 #   cluster.sh env          print `export KUBECONFIG=...`
@@ -21,7 +22,7 @@ CONTAINERD_SOCK=$RUN/containerd/containerd.sock
 # Images and their layers survive `down` (a cache, like the Go build cache);
 # containers, sandboxes and their snapshots do not.
 CONTAINERD_ROOT=$EVENTFLOW_CACHE/containerd-root
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy kube-router)
 
 kc() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 crictl() { "$TOOLS/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" --image-endpoint "unix://$CONTAINERD_SOCK" "$@"; }
@@ -70,11 +71,12 @@ write_configs() {
   gen_cert "$PKI" controller-manager "/CN=system:kube-controller-manager"
   gen_cert "$PKI" scheduler "/CN=system:kube-scheduler"
   gen_cert "$PKI" proxy "/CN=system:kube-proxy"
+  gen_cert "$PKI" kube-router "/CN=eventflow:kube-router"
   gen_cert "$PKI" kubelet "/CN=system:node:$NODE_NAME/O=system:nodes" "DNS:$NODE_NAME,IP:$NODE_IP"
   gen_cert "$PKI" apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client/O=system:masters"
   local server="https://$NODE_IP:$API_PORT" id
   write_kubeconfig "$KUBECONFIG_FILE" "$server" "$PKI/ca.crt" "$PKI/admin.crt" "$PKI/admin.key" eventflow-local
-  for id in controller-manager scheduler proxy kubelet; do
+  for id in controller-manager scheduler proxy kubelet kube-router; do
     write_kubeconfig "$ST/$id.kubeconfig" "$server" "$PKI/ca.crt" "$PKI/$id.crt" "$PKI/$id.key" eventflow-local
   done
 
@@ -231,6 +233,24 @@ addons_up() {
   wait_for 120 local-path-provisioner kc -n local-path-storage rollout status deploy/local-path-provisioner --timeout=1s
 }
 
+# NetworkPolicy enforcement: kube-router's firewall alone, beside the bridge
+# CNI and kube-proxy, once its RBAC (addons.yaml) exists. It admits traffic
+# from the node's own IP to local pods (kubelet probes), so the host reaches
+# the pod range from the node IP rather than from the bridge's gateway.
+network_policy_up() {
+  ip route replace "$POD_CIDR" dev "$BRIDGE_IF" proto kernel scope link src "$NODE_IP"
+  start kube-router "$TOOLS/kube-router" --kubeconfig "$ST/kube-router.kubeconfig" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
+    --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
+    --health-port 20244 --metrics-port 0
+  wait_for 60 kube-router curl -fsS http://127.0.0.1:20244/healthz
+}
+
+# ipsets kube-router made (its NetworkPolicy sets, and its own).
+our_ipsets() {
+  { ipset list -n 2>/dev/null || true; } | grep -E '^(KUBE-|kube-router)' || true
+}
+
 healthy() {
   local c
   for c in "${COMPONENTS[@]}"; do alive "$ST/pids/$c.pid" || return 1; done
@@ -248,6 +268,7 @@ up() {
   start_control_plane
   start_node
   addons_up
+  network_policy_up
   log "node $NODE_NAME Ready, DNS and storage up in $((SECONDS - start)) s"
 }
 
@@ -362,7 +383,9 @@ down() {
   ip route del blackhole "$WHOLE_RANGE" 2>/dev/null || true
   if ip link show "$NODE_IF" >/dev/null 2>&1; then ip link delete "$NODE_IF" 2>/dev/null || true; fi
   "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  if [ -x "$TOOLS/kube-router" ]; then "$TOOLS/kube-router" --cleanup-config >/dev/null 2>&1 || true; fi
   cleanup_iptables
+  for m in $(our_ipsets); do ipset destroy "$m" 2>/dev/null || true; done
   for c in $(our_cgroups); do
     find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
@@ -388,10 +411,11 @@ check_clean() {
       log "left behind: $c chains"; bad=1
     fi
   done
+  if [ -n "$(our_ipsets)" ]; then log "left behind: ipsets $(our_ipsets | tr '\n' ' ')"; bad=1; fi
   if [ -n "$(our_cgroups)" ]; then log "left behind: cgroups $(our_cgroups | tr '\n' ' ')"; bad=1; fi
   if [ -n "$(leftover_pids)" ]; then log "left behind: container processes or shims $(leftover_pids | tr '\n' ' ')"; bad=1; fi
   [ "$bad" -eq 0 ] || die "the host is not clean"
-  log "host clean: no process, mount, netns, interface, route, iptables chain or cgroup of ours left"
+  log "host clean: no process, mount, netns, interface, route, iptables chain, ipset or cgroup of ours left"
 }
 
 print_env() {

@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(
   containerd runc containernetworking-plugins buildah debootstrap   # node + images
-  iptables conntrack iproute2 ethtool kmod socat util-linux openssl  # node networking, certs
+  iptables conntrack iproute2 ethtool kmod socat util-linux openssl curl  # node networking, certs
+  ipset                                                             # kube-router's NetworkPolicy sets
   rabbitmq-server postgresql postgresql-client                       # private test services
   python3-venv                                                      # schemathesis
   shellcheck                                                        # make lint
