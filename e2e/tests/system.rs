@@ -405,3 +405,93 @@ fn every_condition_true(s: &kube::api::DynamicObject) -> bool {
             .all(|c| c["status"] == "True" && c["observedGeneration"].as_i64() == generation)
     })
 }
+
+/// A one-shot pod in `namespace` (the account image: Debian's bash) that
+/// tries three times to open a TCP connection to `host:port`; whether it could.
+async fn can_connect(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    host: &str,
+    port: u16,
+) -> bool {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let _ = pods.delete(pod, &Default::default()).await;
+    wait_for(
+        Duration::from_secs(60),
+        "the previous probe pod to go",
+        || async { Ok(pods.get_opt(pod).await?.is_none()) },
+    )
+    .await
+    .unwrap();
+    let script = format!(
+        "for i in 1 2 3; do if timeout 3 bash -c 'exec 3<>/dev/tcp/{host}/{port}'; then echo OPEN; exit 0; fi; sleep 1; done; echo CLOSED; exit 1"
+    );
+    let probe: Pod = serde_json::from_value(json!({
+        "metadata": {"name": pod, "labels": {"app.kubernetes.io/name": "network-probe"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{
+                "name": "probe",
+                "image": image("account"),
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["bash", "-c", script],
+                "securityContext": restricted_container_security(),
+            }]
+        }
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &probe).await.unwrap();
+    let (phase, log) = wait_pod_finished(&pods, pod, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let _ = pods.delete(pod, &Default::default()).await;
+    assert!(
+        log.contains("OPEN") || log.contains("CLOSED"),
+        "probe {namespace}/{pod} ended {phase} without a verdict: {log}"
+    );
+    phase == "Succeeded"
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn a_pod_outside_the_stream_cannot_reach_its_web_role_and_the_operators_namespace_can() {
+    let client = client().await;
+    example_system();
+    // The Stream's NetworkPolicy, as the operator wrote it.
+    let policy = kubectl(&[
+        "-n",
+        NS,
+        "get",
+        "networkpolicy",
+        "ecommerce",
+        "-o",
+        "jsonpath={.spec.podSelector.matchLabels}",
+    ]);
+    assert!(
+        policy.contains("\"eventflow.dev/stream\":\"ecommerce\""),
+        "{policy}"
+    );
+    let web = format!("ecommerce-account-web.{NS}.svc");
+    assert!(
+        !can_connect(&client, NS, "outsider", &web, 8080).await,
+        "a pod of the namespace that belongs to no Stream reached the account web role"
+    );
+    assert!(
+        can_connect(&client, SYSTEM_NS, "operator-side", &web, 8080).await,
+        "the operator's namespace (the dashboard's passage) must reach it"
+    );
+    // A Stream that names the web role in its environment (the load
+    // simulator) is let in: its runs complete (the other tests), and the
+    // policy lists it.
+    let from = kubectl(&[
+        "-n",
+        NS,
+        "get",
+        "networkpolicy",
+        "ecommerce",
+        "-o",
+        "jsonpath={.spec.ingress}",
+    ]);
+    assert!(from.contains("\"eventflow.dev/stream\":\"load\""), "{from}");
+}
