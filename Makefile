@@ -95,6 +95,7 @@ bench: services-up control-plane-up ## benchmarks against the private RabbitMQ/P
 	@eval "$$($(CLUSTER_DIR)/services.sh env)"; eval "$$($(CLUSTER_DIR)/control-plane.sh env)"; \
 	  cargo test --release -p eventflow-warehouse --test lookup_bench -- --ignored --nocapture; \
 	  cargo test --release -p eventflow-operator --all-features --test broker_users -- --ignored --nocapture _versus_; \
+	  cargo test --release -p eventflow-operator --all-features --test network -- --ignored --nocapture _versus_; \
 	  cargo test --release -p eventflow-runtime --all-features --test tls -- --ignored --nocapture _versus_; \
 	  cargo build --release -p eventflow-account --bin account --example spring-side-by-side; \
 	  "$(CARGO_TARGET_DIR)/release/examples/spring-side-by-side" $(SPRING_BENCH_ARGS); \
