@@ -166,8 +166,8 @@ async fn a_streams_policy_follows_its_callers_comes_back_when_deleted_and_goes_w
         },
     )
     .await;
-    operator.stop().await;
     common::teardown(&client, &ns).await;
+    operator.stop().await;
 }
 
 /// Benchmark (`make bench`; `make test` skips `_versus_`): the network step
