@@ -124,26 +124,37 @@ struct Setup {
     names: Names,
 }
 
-async fn set_up(prefix: &str, image: &str, replicas: i32) -> Setup {
-    let client = client().await;
-    operator();
-    let ns = TestNamespace::create(&client, prefix).await.unwrap();
-    // Together, as a user applies them: on three nodes the operator
-    // declares the quorum queues only once every node is ready.
-    apply_json(&broker_manifest(&ns.name, image, replicas)).unwrap();
-    apply_json(&stream_manifest(&ns.name)).unwrap();
-    if let Err(e) = wait_broker_ready(&client, &ns.name, Duration::from_secs(300)).await {
-        let pods = kubectl(&["-n", &ns.name, "get", "pods,eventbrokers", "-o", "wide"]);
+/// Applies `broker` and `stream` together, as a user does (on three nodes
+/// the operator declares the quorum queues only once every node is ready),
+/// and waits until both are Ready.
+async fn deploy(client: &Client, namespace: &str, broker: &Value, stream: &Value) {
+    apply_json(broker).unwrap();
+    apply_json(stream).unwrap();
+    if let Err(e) = wait_broker_ready(client, namespace, Duration::from_secs(300)).await {
+        let pods = kubectl(&["-n", namespace, "get", "pods,eventbrokers", "-o", "wide"]);
         panic!("{e:#}\n{pods}");
     }
     kubectl(&[
         "-n",
-        &ns.name,
+        namespace,
         "wait",
         "--for=condition=Ready",
         &format!("stream/{STREAM}"),
         "--timeout=300s",
     ]);
+}
+
+async fn set_up(prefix: &str, image: &str, replicas: i32) -> Setup {
+    let client = client().await;
+    operator();
+    let ns = TestNamespace::create(&client, prefix).await.unwrap();
+    deploy(
+        &client,
+        &ns.name,
+        &broker_manifest(&ns.name, image, replicas),
+        &stream_manifest(&ns.name),
+    )
+    .await;
     let broker = ManagedBroker::open(&client, &ns.name).await.unwrap();
     let names = Names::of(&ns.name);
     Setup {
@@ -485,25 +496,12 @@ async fn a_tls_broker_runs_the_stream_over_amqps_only() {
     let ns = TestNamespace::create(&client, "tls").await.unwrap();
     let mut broker = broker_manifest(&ns.name, RABBITMQ_IMAGE, 1);
     broker["spec"]["managed"]["tls"] = json!({});
-    apply_json(&broker).unwrap();
     let mut stream = stream_manifest(&ns.name);
     stream["spec"]["apps"]
         .as_array_mut()
         .unwrap()
         .push(spring_consumer());
-    apply_json(&stream).unwrap();
-    if let Err(e) = wait_broker_ready(&client, &ns.name, Duration::from_secs(300)).await {
-        let pods = kubectl(&["-n", &ns.name, "get", "pods,eventbrokers", "-o", "wide"]);
-        panic!("{e:#}\n{pods}");
-    }
-    kubectl(&[
-        "-n",
-        &ns.name,
-        "wait",
-        "--for=condition=Ready",
-        &format!("stream/{STREAM}"),
-        "--timeout=300s",
-    ]);
+    deploy(&client, &ns.name, &broker, &stream).await;
 
     // The certificates and what the apps are given.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
