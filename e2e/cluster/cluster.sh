@@ -338,8 +338,8 @@ cleanup_iptables() {
       # Rules in any chain that jump to one of ours, then our chains.
       { "$cmd" -t "$table" -S 2>/dev/null || true; } | { grep -E -- '^-A .*-j (KUBE-|CNI-)' || true; } |
         while read -r rule; do
-          # shellcheck disable=SC2086
-          "$cmd" -t "$table" ${rule/-A /-D } 2>/dev/null || true
+          # eval: a rule may carry a quoted comment with spaces (kube-router's do).
+          eval "\"\$cmd\" -t \"\$table\" ${rule/-A /-D }" 2>/dev/null || true
         done
       for chain in $("$cmd" -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-)/ {print $2}'); do
         "$cmd" -t "$table" -F "$chain" 2>/dev/null || true
@@ -383,7 +383,6 @@ down() {
   ip route del blackhole "$WHOLE_RANGE" 2>/dev/null || true
   if ip link show "$NODE_IF" >/dev/null 2>&1; then ip link delete "$NODE_IF" 2>/dev/null || true; fi
   "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
-  if [ -x "$TOOLS/kube-router" ]; then "$TOOLS/kube-router" --cleanup-config >/dev/null 2>&1 || true; fi
   cleanup_iptables
   for m in $(our_ipsets); do ipset destroy "$m" 2>/dev/null || true; done
   for c in $(our_cgroups); do
