@@ -3,8 +3,7 @@
 //! operator's default image is from, built from Debian trixie's package)
 //! with one node and classic queues, and a three-node 4.0 cluster with
 //! quorum queues that loses a node — deleted, then killed — in the middle
-//! of a run; and a 3.10 broker serving AMQPS only, with a Spring Cloud
-//! Stream consumer beside our app.
+//! of a run; and a 3.10 broker serving AMQPS only.
 //!
 //! Each deploys the Stream `bank`: the account app (web and worker in one
 //! pod on SQLite; its worker drives every new account to ACTIVE through
@@ -455,39 +454,11 @@ async fn rabbitmq_4_0_runs_a_stream_declares_its_topology_and_dead_letters_poiso
 }
 
 /// The management API of a Ready node other than `avoid`.
-/// The Spring Cloud Stream consumer of the examples, reading the `account`
-/// destination with a group of its own; `/actuator/events` counts what it got.
-fn spring_consumer() -> Value {
-    json!({
-        "name": "account-events",
-        "image": "docker.io/eventflow/spring-event-consumer:dev",
-        "worker": {},
-        "spring": {},
-        "subscribes": [{"destination": "account", "group": "spring-audit"}],
-        "resources": {"requests": {"cpu": "50m", "memory": "192Mi"}, "limits": {"memory": "384Mi"}},
-    })
-}
-
-/// `/actuator/events` of the Spring consumer's pod in `namespace`.
-async fn spring_events(client: &Client, namespace: &str) -> Result<Value> {
-    let selector = format!("eventflow.dev/stream={STREAM},eventflow.dev/app=account-events");
-    let pods = ready_pods(client, namespace, &selector).await?;
-    let pod = pods
-        .first()
-        .ok_or_else(|| anyhow!("no Ready pod of account-events"))?;
-    let addr = port_forward(Api::namespaced(client.clone(), namespace), pod, 9090).await?;
-    get_json(
-        &reqwest::Client::new(),
-        &format!("http://{addr}/actuator/events"),
-    )
-    .await
-}
-
 /// A broker serving AMQPS only (`managed.tls`, with the CA and server
 /// certificate the operator generates): the Stream runs on it. The account
-/// app and a Spring Cloud Stream consumer connect with `amqps` as their own
-/// users and verify the certificate; the operator declares the topology and
-/// checks the broker over TLS too; and no plain AMQP listener is left.
+/// app connects with `amqps` as its own user and verifies the certificate;
+/// the operator declares the topology and checks the broker over TLS too;
+/// and no plain AMQP listener is left.
 #[tokio::test]
 #[ignore = "needs a cluster"]
 async fn a_tls_broker_runs_the_stream_over_amqps_only() {
@@ -496,12 +467,7 @@ async fn a_tls_broker_runs_the_stream_over_amqps_only() {
     let ns = TestNamespace::create(&client, "tls").await.unwrap();
     let mut broker = broker_manifest(&ns.name, RABBITMQ_IMAGE, 1);
     broker["spec"]["managed"]["tls"] = json!({});
-    let mut stream = stream_manifest(&ns.name);
-    stream["spec"]["apps"]
-        .as_array_mut()
-        .unwrap()
-        .push(spring_consumer());
-    deploy(&client, &ns.name, &broker, &stream).await;
+    deploy(&client, &ns.name, &broker, &stream_manifest(&ns.name)).await;
 
     // The certificates and what the apps are given.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns.name);
@@ -517,7 +483,7 @@ async fn a_tls_broker_runs_the_stream_over_amqps_only() {
         "the operator's URI: amqps on 5671 ({})",
         uri.split('@').next_back().unwrap_or_default()
     );
-    for app in ["account", "account-events"] {
+    for app in ["account", "audit"] {
         let own = secrets
             .get(&format!("{STREAM}-{app}-broker"))
             .await
@@ -540,21 +506,7 @@ async fn a_tls_broker_runs_the_stream_over_amqps_only() {
     for n in 0..3 {
         ids.push(create_account(&http, &base, &tag, n).await.unwrap());
     }
-    let events = assert_every_account_active(&http, &base, &ids, Duration::from_secs(90)).await;
-    // The Spring consumer got every one of them, over its own TLS connection.
-    let last = Mutex::new(Value::Null);
-    wait_for(
-        Duration::from_secs(120),
-        "the Spring consumer to receive every account event",
-        || async {
-            let got = spring_events(&client, &ns.name).await?;
-            let distinct = got["distinct"].as_u64().unwrap_or(0);
-            *last.lock().unwrap() = got;
-            Ok(distinct == events.len() as u64)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}: {}", last.lock().unwrap()));
+    assert_every_account_active(&http, &base, &ids, Duration::from_secs(90)).await;
 
     // What the broker says: AMQPS its only AMQP listener, and every
     // connection TLS — the apps' as their own users.
@@ -573,10 +525,7 @@ async fn a_tls_broker_runs_the_stream_over_amqps_only() {
         BTreeSet::from(["amqp/ssl:5671".to_owned()]),
         "no plain AMQP listener"
     );
-    let app_users = [
-        format!("eventflow.{}.{STREAM}.account", ns.name),
-        format!("eventflow.{}.{STREAM}.account-events", ns.name),
-    ];
+    let app_users = [format!("eventflow.{}.{STREAM}.account", ns.name)];
     let seen = Mutex::new(Value::Null);
     wait_for(
         Duration::from_secs(60),
