@@ -71,12 +71,12 @@ write_configs() {
   gen_cert "$PKI" controller-manager "/CN=system:kube-controller-manager"
   gen_cert "$PKI" scheduler "/CN=system:kube-scheduler"
   gen_cert "$PKI" proxy "/CN=system:kube-proxy"
-  gen_cert "$PKI" kube-router "/CN=eventflow:kube-router"
+  gen_cert "$PKI" network-policy "/CN=local-node:network-policy"
   gen_cert "$PKI" kubelet "/CN=system:node:$NODE_NAME/O=system:nodes" "DNS:$NODE_NAME,IP:$NODE_IP"
   gen_cert "$PKI" apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client/O=system:masters"
   local server="https://$NODE_IP:$API_PORT" id
   write_kubeconfig "$KUBECONFIG_FILE" "$server" "$PKI/ca.crt" "$PKI/admin.crt" "$PKI/admin.key" eventflow-local
-  for id in controller-manager scheduler proxy kubelet kube-router; do
+  for id in controller-manager scheduler proxy kubelet network-policy; do
     write_kubeconfig "$ST/$id.kubeconfig" "$server" "$PKI/ca.crt" "$PKI/$id.crt" "$PKI/$id.key" eventflow-local
   done
 
@@ -239,7 +239,7 @@ addons_up() {
 # the pod range from the node IP rather than from the bridge's gateway.
 network_policy_up() {
   ip route replace "$POD_CIDR" dev "$BRIDGE_IF" proto kernel scope link src "$NODE_IP"
-  start kube-router "$TOOLS/kube-router" --kubeconfig "$ST/kube-router.kubeconfig" \
+  start kube-router "$TOOLS/kube-router" --kubeconfig "$ST/network-policy.kubeconfig" \
     --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
     --hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
     --health-port 20244 --metrics-port 0
