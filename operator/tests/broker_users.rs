@@ -382,8 +382,7 @@ async fn without_a_management_api_the_apps_share_the_connection_user_and_the_str
 #[ignore = "benchmark: needs the control plane and rabbitmq with its management api"]
 async fn users_step_versus_topology_declaration() {
     use eventflow_operator::{
-        api::EventBroker, build::build_stream, connection::broker_wiring, context::Context,
-        metrics::Metrics, users, validate::validate,
+        build::build_stream, context::Context, metrics::Metrics, users, validate::validate,
     };
     use std::time::Instant;
     const APPS: usize = 10;
@@ -393,28 +392,7 @@ async fn users_step_versus_topology_declaration() {
     let ns = common::namespace(&client, "users-bench").await;
     common::external_broker(&client, &ns, &common::amqp_uri()).await;
     common::with_management_api(&client, &ns).await;
-    let apps: Vec<_> = (0..APPS)
-        .map(|i| {
-            json!({"name": format!("app{i}"), "image": "eventflow/x:0.1.0", "worker": {},
-                   "publishes": [format!("d{i}")],
-                   "subscribes": [{"destination": format!("d{}", (i + 1) % APPS)}]})
-        })
-        .collect();
-    let stream: Stream = serde_json::from_value(json!({
-        "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
-        "metadata": {"name": "bench"},
-        "spec": {"broker": "rabbit", "apps": apps}
-    }))
-    .unwrap();
-    let stream = Api::<Stream>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &stream)
-        .await
-        .unwrap();
-    let broker = Api::<EventBroker>::namespaced(client.clone(), &ns)
-        .get("rabbit")
-        .await
-        .unwrap();
-    let wiring = broker_wiring(&broker);
+    let (stream, wiring) = common::bench_stream(&client, &ns, APPS, false).await;
     let valid = validate(&stream).unwrap();
     let ctx = Context::new(
         client.clone(),

@@ -179,8 +179,8 @@ async fn a_streams_policy_follows_its_callers_comes_back_when_deleted_and_goes_w
 #[ignore = "benchmark: needs the control plane"]
 async fn network_step_versus_workload_apply() {
     use eventflow_operator::{
-        api::EventBroker, apply, build::build_stream, connection::broker_wiring, context::Context,
-        metrics::Metrics, users::Users, validate::validate,
+        apply, build::build_stream, context::Context, metrics::Metrics, users::Users,
+        validate::validate,
     };
     use std::time::Instant;
     const APPS: usize = 10;
@@ -198,28 +198,7 @@ async fn network_step_versus_workload_apply() {
         )
         .await;
     }
-    let apps: Vec<_> = (0..APPS)
-        .map(|i| {
-            json!({"name": format!("app{i}"), "image": "eventflow/x:0.1.0", "web": {}, "worker": {},
-                        "publishes": [format!("d{i}")],
-                        "subscribes": [{"destination": format!("d{}", (i + 1) % APPS)}]})
-        })
-        .collect();
-    let stream: Stream = serde_json::from_value(json!({
-        "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
-        "metadata": {"name": "bench"},
-        "spec": {"broker": "rabbit", "apps": apps}
-    }))
-    .unwrap();
-    let stream = Api::<Stream>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &stream)
-        .await
-        .unwrap();
-    let broker = Api::<EventBroker>::namespaced(client.clone(), &ns)
-        .get("rabbit")
-        .await
-        .unwrap();
-    let wiring = broker_wiring(&broker);
+    let (stream, wiring) = common::bench_stream(&client, &ns, APPS, true).await;
     let valid = validate(&stream).unwrap();
     let mut settings = common::test_settings();
     settings.operator_namespace = Some("eventflow-system".into());

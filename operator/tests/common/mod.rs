@@ -220,6 +220,46 @@ pub async fn operator_on_external_broker(prefix: &str) -> (Client, String, Opera
     (client, ns, operator)
 }
 
+/// The benchmarks' Stream `bench` in `ns` (on its EventBroker `rabbit`):
+/// `apps` worker apps (with a web role too when `web`) in a ring, each
+/// publishing `d<i>` and consuming `d<i+1>`; with the broker's wiring.
+pub async fn bench_stream(
+    client: &Client,
+    ns: &str,
+    apps: usize,
+    web: bool,
+) -> (Stream, eventflow_operator::connection::BrokerWiring) {
+    let apps: Vec<_> = (0..apps)
+        .map(|i| {
+            let mut app = json!({"name": format!("app{i}"), "image": "eventflow/x:0.1.0", "worker": {},
+                                 "publishes": [format!("d{i}")],
+                                 "subscribes": [{"destination": format!("d{}", (i + 1) % apps)}]});
+            if web {
+                app["web"] = json!({});
+            }
+            app
+        })
+        .collect();
+    let stream: Stream = serde_json::from_value(json!({
+        "apiVersion": "eventflow.dev/v1alpha1", "kind": "Stream",
+        "metadata": {"name": "bench"},
+        "spec": {"broker": "rabbit", "apps": apps}
+    }))
+    .unwrap();
+    let stream = Api::<Stream>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &stream)
+        .await
+        .unwrap();
+    let broker = Api::<EventBroker>::namespaced(client.clone(), ns)
+        .get("rabbit")
+        .await
+        .unwrap();
+    (
+        stream,
+        eventflow_operator::connection::broker_wiring(&broker),
+    )
+}
+
 /// Settings that keep tests short where waiting proves nothing.
 pub fn test_settings() -> Settings {
     Settings {
